@@ -40,6 +40,12 @@ enum Cmd {
     },
     #[command(flatten)]
     Ctl(ctl::Verb),
+    /// The fence guardian the agent starts for itself (not for people to run).
+    #[command(hide = true)]
+    FenceGuard {
+        /// The data directory whose postmaster to stop at the fence deadline.
+        data_dir: PathBuf,
+    },
     /// Start a live local cluster (etcd + N nodes on free loopback ports) until Ctrl-C.
     Demo {
         /// Number of nodes.
@@ -53,6 +59,14 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::FenceGuard { data_dir } = &cli.command {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+        pgkeel_agent::guard::run_guard(data_dir);
+        return ExitCode::SUCCESS;
+    }
     let is_ctl = matches!(cli.command, Cmd::Ctl(_));
     // The CLI, like patronictl, logs warnings only unless asked.
     let default_level = if is_ctl { "warn" } else { "info" };
@@ -81,6 +95,7 @@ fn main() -> ExitCode {
             } => cmd_agent::run(&config, validate_config).await,
             Cmd::Ctl(verb) => ctl::run(cli.config.as_deref(), verb).await,
             Cmd::Demo { nodes, dir } => cmd_demo::run(usize::from(nodes), dir).await,
+            Cmd::FenceGuard { .. } => Ok(()), // handled before the runtime starts
         }
     });
     match result {

@@ -5,8 +5,10 @@ use pgkeel_core::action::{Action, StopMode};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::dcs_values::{HistoryEntry, StatusValue};
 use pgkeel_core::Config;
-use pgkeel_dcs::Etcd;
-use pgkeel_pg::Pg;
+use pgkeel_dcs::Dcs;
+use pgkeel_pg::Postgres;
+
+use crate::env::Env;
 
 use crate::shared::Shared;
 
@@ -49,10 +51,11 @@ pub(crate) struct Memory {
     pub ssn_seen: Option<(String, pgkeel_core::Lsn)>,
 }
 
-pub(crate) struct Actor<'a> {
+pub(crate) struct Actor<'a, E: Env> {
+    pub env: &'a std::sync::Arc<E>,
     pub cfg: &'a Config,
-    pub dcs: &'a Etcd,
-    pub pg: &'a Pg,
+    pub dcs: &'a E::Dcs,
+    pub pg: &'a E::Pg,
     pub shared: &'a Shared,
 }
 
@@ -63,7 +66,7 @@ pub(crate) enum Halt {
     Failed(anyhow::Error),
 }
 
-impl Actor<'_> {
+impl<E: Env> Actor<'_, E> {
     /// Runs `actions` in order; `publish` is called before each long step so the API shows
     /// what the node is doing.
     pub async fn run(
@@ -169,14 +172,16 @@ impl Actor<'_> {
             }
             Action::Clone { source } => self.pg.clone_from(source).await.map_err(Halt::Failed)?,
             Action::StartPrimary => {
+                let lease = self.lease_still_alive()?;
                 self.shared.set_may_be_primary(true);
                 if let Err(e) = self.pg.start_primary().await {
                     memory
                         .primary_start_failing_since
-                        .get_or_insert_with(std::time::Instant::now);
+                        .get_or_insert_with(crate::clock::now);
                     return Err(Halt::Failed(e));
                 }
                 memory.primary_start_failing_since = None;
+                self.same_lease_after(lease)?;
             }
             Action::StartReplica { upstream } => self
                 .pg
@@ -185,10 +190,17 @@ impl Actor<'_> {
                 .map_err(Halt::Failed)?,
             Action::Follow { upstream } => self.pg.follow(upstream).await.map_err(Halt::Failed)?,
             Action::Promote => {
+                let lease = self.lease_still_alive()?;
                 self.shared.set_may_be_primary(true);
                 // Returns after the post-promotion CHECKPOINT: only then is this node
                 // published as a primary, which is what rewinding peers wait for.
-                self.pg.promote().await.map_err(Halt::Failed)?
+                let history = cluster.and_then(|c| c.history.clone()).unwrap_or_default();
+                let newest = cluster.map_or(0, Cluster::newest_known_timeline);
+                self.pg
+                    .promote(newest, &history)
+                    .await
+                    .map_err(Halt::Failed)?;
+                self.same_lease_after(lease)?;
             }
             Action::Stop { mode } => {
                 self.pg.stop(*mode).await.map_err(Halt::Failed)?;
@@ -215,6 +227,32 @@ impl Actor<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl<E: Env> Actor<'_, E> {
+    /// Becoming writable needs a lease that is alive now, not only when the loop decided.
+    fn lease_still_alive(&self) -> Result<i64, Halt> {
+        let lease = self.shared.lease();
+        if !pgkeel_core::decide::lease_alive(&lease, crate::clock::now()) {
+            return Err(Halt::Lost(
+                "my lease may have lapsed since the decision; not becoming writable",
+            ));
+        }
+        Ok(lease.id)
+    }
+
+    /// The lease keeper replaced the lease while the server was becoming a primary (etcd
+    /// said the old one expired, and the leader key with it): the new lease must not keep
+    /// it writable, so it is stopped at once (found by the simulation, seed 172).
+    fn same_lease_after(&self, id: i64) -> Result<(), Halt> {
+        if self.shared.lease().id == id {
+            return Ok(());
+        }
+        self.env.fence_now();
+        Err(Halt::Lost(
+            "my lease was replaced while becoming a primary; stopped PostgreSQL",
+        ))
     }
 }
 
@@ -257,11 +295,23 @@ fn merge_history(local: Vec<HistoryEntry>, known: &[HistoryEntry], me: &str) -> 
         .into_iter()
         .enumerate()
         .map(|(i, mut e)| {
-            if let Some(k) = known.iter().find(|k| k.timeline == e.timeline) {
+            if i == last {
+                // The switch into my current timeline, the one I lead on, was my own
+                // promotion. A switch recorded for the same timeline and position may be
+                // another member's, into another timeline (the history format does not
+                // say which), made while the cluster was split: found by the simulation
+                // (seed 2487), where it hid that a member was on a dead branch.
+                e.new_leader = Some(me.to_string());
+                return e;
+            }
+            // An older switch: keep what the DCS already recorded of it, if it is the same
+            // one (same timeline ended at the same position).
+            if let Some(k) = known
+                .iter()
+                .find(|k| k.timeline == e.timeline && k.lsn == e.lsn)
+            {
                 e.timestamp = k.timestamp.clone().or(e.timestamp);
                 e.new_leader = k.new_leader.clone();
-            } else if i == last {
-                e.new_leader = Some(me.to_string());
             }
             e
         })
@@ -280,6 +330,14 @@ mod tests {
             timestamp: Some(format!("t{tl}")),
             new_leader: leader.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn the_newest_switch_is_always_mine() {
+        // Another member recorded a switch off timeline 1 at the same position (into its
+        // own timeline 2); mine went to 3.
+        let merged = merge_history(vec![entry(1, None)], &[entry(1, Some("n2"))], "n1");
+        assert_eq!(merged[0].new_leader.as_deref(), Some("n1"));
     }
 
     #[test]

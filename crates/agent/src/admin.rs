@@ -4,14 +4,17 @@
 //! requests that act on the local PostgreSQL (restart, reinit, reload) run inside the
 //! loop, between two decisions, so they never race an action of the loop.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgkeel_api::{AdminReply, AdminRequest};
 use pgkeel_core::admin::{merge_patch, switchover_outcome};
 use pgkeel_core::config::check_dynamic;
 use pgkeel_core::dcs_values::FailoverValue;
 use pgkeel_core::decide::takeover_problem;
-use pgkeel_dcs::Etcd;
+use pgkeel_dcs::Dcs;
+use pgkeel_pg::Postgres;
+
+use crate::env::Env;
 
 /// Whether the request acts on the local server (and so must run inside the loop).
 pub(crate) fn is_local(req: &AdminRequest) -> bool {
@@ -26,7 +29,7 @@ pub(crate) fn is_local(req: &AdminRequest) -> bool {
 
 /// DCS-only requests: switchover, failover, cancelling one, and config changes.
 pub(crate) async fn handle_dcs(
-    dcs: &Etcd,
+    dcs: &impl Dcs,
     req: AdminRequest,
     loop_wait: Duration,
     max_lag: u64,
@@ -57,7 +60,7 @@ pub(crate) async fn handle_dcs(
 }
 
 async fn switchover(
-    dcs: &Etcd,
+    dcs: &impl Dcs,
     leader: Option<String>,
     candidate: Option<String>,
     scheduled_at: Option<String>,
@@ -105,8 +108,8 @@ async fn switchover(
         return AdminReply::text(202, format!("{} scheduled", capitalized(action)));
     }
     // Patroni polls for 2 × max(10 s, loop_wait).
-    let deadline = Instant::now() + loop_wait.max(Duration::from_secs(10)) * 2;
-    while Instant::now() < deadline {
+    let deadline = crate::clock::now() + loop_wait.max(Duration::from_secs(10)) * 2;
+    while crate::clock::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Ok(c) = dcs.load().await {
             if let Some((code, text)) =
@@ -126,7 +129,7 @@ async fn switchover(
     )
 }
 
-async fn cancel_switchover(dcs: &Etcd) -> AdminReply {
+async fn cancel_switchover(dcs: &impl Dcs) -> AdminReply {
     let cluster = match dcs.load().await {
         Ok(c) => c,
         Err(e) => return AdminReply::text(503, format!("DCS is not accessible: {e}")),
@@ -145,7 +148,7 @@ async fn cancel_switchover(dcs: &Etcd) -> AdminReply {
     }
 }
 
-async fn patch_config(dcs: &Etcd, patch: serde_json::Value) -> AdminReply {
+async fn patch_config(dcs: &impl Dcs, patch: serde_json::Value) -> AdminReply {
     let cluster = match dcs.load().await {
         Ok(c) => c,
         Err(e) => return AdminReply::text(503, format!("DCS is not accessible: {e}")),
@@ -164,7 +167,7 @@ async fn patch_config(dcs: &Etcd, patch: serde_json::Value) -> AdminReply {
     }
 }
 
-async fn put_config(dcs: &Etcd, config: serde_json::Value) -> AdminReply {
+async fn put_config(dcs: &impl Dcs, config: serde_json::Value) -> AdminReply {
     if let Err(why) = check_dynamic(&config) {
         return AdminReply::text(400, format!("invalid configuration: {why}"));
     }
@@ -182,10 +185,10 @@ fn capitalized(s: &str) -> String {
 }
 
 /// What a local request needs from the loop.
-pub(crate) struct Local<'a> {
-    pub actor: &'a crate::act::Actor<'a>,
-    pub observer: &'a crate::observe::Observer<'a>,
-    pub pg: &'a pgkeel_pg::Pg,
+pub(crate) struct Local<'a, E: Env> {
+    pub actor: &'a crate::act::Actor<'a, E>,
+    pub observer: &'a crate::observe::Observer<'a, E>,
+    pub pg: &'a E::Pg,
     pub use_slots: bool,
     /// Publishes the node's state to the API while a long request runs ("creating replica").
     pub publish: &'a dyn Fn(&crate::act::Memory),
@@ -194,8 +197,8 @@ pub(crate) struct Local<'a> {
 /// Restart, reload, reinit: planned by core from a fresh observation, carried out by the
 /// actor. `reply` is sent as soon as the answer is known (a reinit answers before it
 /// copies the data, as Patroni's does).
-pub(crate) async fn handle_local(
-    l: &Local<'_>,
+pub(crate) async fn handle_local<E: Env>(
+    l: &Local<'_, E>,
     req: AdminRequest,
     reply: tokio::sync::oneshot::Sender<AdminReply>,
     memory: &mut crate::act::Memory,
@@ -275,8 +278,8 @@ pub(crate) async fn handle_local(
 
 /// Restarts PostgreSQL now in its current role, if the filters allow (core's
 /// `restart_plan`), and says how it went in Patroni's words.
-async fn restart_now(
-    l: &Local<'_>,
+async fn restart_now<E: Env>(
+    l: &Local<'_, E>,
     obs: &pgkeel_core::Observation,
     holds: bool,
     role: Option<&str>,
@@ -318,11 +321,14 @@ async fn restart_now(
 }
 
 /// Runs a scheduled restart whose time has come (and forgets it, whatever the outcome).
-pub(crate) async fn scheduled_restart_if_due(l: &Local<'_>, memory: &mut crate::act::Memory) {
+pub(crate) async fn scheduled_restart_if_due<E: Env>(
+    l: &Local<'_, E>,
+    memory: &mut crate::act::Memory,
+) {
     let Some(s) = memory.scheduled_restart.as_ref() else {
         return;
     };
-    if pgkeel_core::admin::due(&s.at, std::time::SystemTime::now()) == Some(false) {
+    if pgkeel_core::admin::due(&s.at, l.observer.env.wall_clock()) == Some(false) {
         return;
     }
     let Some(s) = memory.scheduled_restart.take() else {

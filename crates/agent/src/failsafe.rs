@@ -17,6 +17,8 @@ use pgkeel_core::observation::{FailsafeRound, Observation};
 use pgkeel_core::Config;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock;
+use crate::env::Env;
 use crate::shared::Shared;
 
 /// Whom a leader asks, from its last read of the DCS.
@@ -35,7 +37,7 @@ pub(crate) fn note(obs: &mut Observation, shared: &Shared, cfg: &Config, failsaf
         Err(_) => {
             let (last, _) = shared.failsafe_rounds();
             // Only a round of this outage counts (younger than a ttl).
-            obs.failsafe_round = last.filter(|r| r.started.elapsed() < obs.lease.ttl);
+            obs.failsafe_round = last.filter(|r| clock::since(r.started) < obs.lease.ttl);
         }
     }
     obs.failsafe_confirmed = shared.failsafe_rounds().1;
@@ -54,15 +56,16 @@ fn targets(c: &Cluster, cfg: &Config, failsafe_mode: bool, lease: i64) -> Option
 
 /// Runs a round whenever this leader's lease has not been renewed for longer than one
 /// keepalive interval (and a little), once per keepalive interval.
-pub(crate) async fn keep(
+pub(crate) async fn keep<E: Env>(
     shared: Arc<Shared>,
-    http: reqwest::Client,
+    env: Arc<E>,
     cfg: Arc<Config>,
     stop: CancellationToken,
 ) {
     let mut last_round: Option<Instant> = None;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
@@ -70,19 +73,19 @@ pub(crate) async fn keep(
         let every = keepalive_interval(lease.ttl);
         let stale = lease
             .renewed_at
-            .is_none_or(|t| t.elapsed() > every + Duration::from_millis(250));
+            .is_none_or(|t| clock::since(t) > every + Duration::from_millis(250));
         let Some(targets) = shared.failsafe_targets() else {
             continue;
         };
         if !stale || !shared.may_be_primary() || shared.paused() {
             continue;
         }
-        if last_round.is_some_and(|t| t.elapsed() < every) {
+        if last_round.is_some_and(|t| clock::since(t) < every) {
             continue;
         }
-        last_round = Some(Instant::now());
+        last_round = Some(clock::now());
         let timeout = every.clamp(Duration::from_millis(300), Duration::from_secs(2));
-        let r = round(&http, &cfg, &targets, lease.ttl, timeout).await;
+        let r = round(&env, &cfg, &targets, lease.ttl, timeout).await;
         if !r.missing.is_empty() {
             // One member did not confirm: it may race once its last confirmation is a ttl
             // old, so this round (recorded below) ends the reliance on confirmations.
@@ -96,14 +99,14 @@ pub(crate) async fn keep(
 }
 
 /// One round: every listed member but me, in parallel, each bounded by `timeout`.
-async fn round(
-    http: &reqwest::Client,
+async fn round<E: Env>(
+    env: &Arc<E>,
     cfg: &Config,
     targets: &Targets,
     ttl: Duration,
     timeout: Duration,
 ) -> FailsafeRound {
-    let started = Instant::now();
+    let started = clock::now();
     let body = serde_json::json!({
         "name": cfg.name,
         "conn_url": targets.conn_url,
@@ -113,24 +116,12 @@ async fn round(
         // send it; pgkeel's replicas then use their own ttl).
         "ttl": ttl.as_secs_f64(),
     });
-    let auth = cfg
-        .restapi
-        .authentication
-        .as_ref()
-        .map(|a| (a.username.clone(), a.password.clone()));
     let mut asks = tokio::task::JoinSet::new();
     for (name, api_url) in targets.members.iter().filter(|(n, _)| **n != cfg.name) {
         let url = failsafe_url(api_url);
-        let (http, name, body, auth) = (http.clone(), name.clone(), body.clone(), auth.clone());
+        let (env, name, body) = (env.clone(), name.clone(), body.clone());
         asks.spawn(async move {
-            let mut req = http.post(&url).json(&body).timeout(timeout);
-            if let Some((user, pass)) = auth {
-                req = req.basic_auth(user, pass);
-            }
-            let confirmed = req
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            let confirmed = env.post_failsafe(&url, &body, timeout).await;
             (name, confirmed)
         });
     }

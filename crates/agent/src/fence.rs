@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pgkeel_core::decide::lease_alive;
 
+use crate::guard::GuardLink;
 use crate::shared::Shared;
 
 /// How often the thread looks. Small against any fence margin (at least 500 ms).
@@ -21,18 +21,27 @@ const TICK: Duration = Duration::from_millis(50);
 /// After this long without the postmaster exiting, SIGKILL it.
 const ESCALATE_AFTER: Duration = Duration::from_secs(3);
 
-pub(crate) struct Fence {
+pub struct Fence {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Fence {
+    /// Starts the fence thread and, beside it, the guardian process that outlives the agent
+    /// (see `guard`); without a guardian (it could not be started) the thread works alone.
     pub fn spawn(shared: Arc<Shared>, data_dir: PathBuf) -> std::io::Result<Fence> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let guard = match GuardLink::spawn(&data_dir) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::error!("cannot start the fence guardian ({e}); a kill -9 of this agent would leave its primary unfenced");
+                None
+            }
+        };
         let thread = std::thread::Builder::new()
             .name("pgkeel-fence".into())
-            .spawn(move || watch(&shared, &data_dir, &flag))?;
+            .spawn(move || watch(&shared, &data_dir, &flag, guard))?;
         Ok(Fence {
             stop,
             thread: Some(thread),
@@ -49,7 +58,7 @@ impl Drop for Fence {
     }
 }
 
-fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool) {
+fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool, mut guard: Option<GuardLink>) {
     let mut signalled: Option<(i32, Instant)> = None;
     let mut suspend = SuspendDetector::new();
     // Time the machine spent suspended, in total and as of the last renewal we saw.
@@ -64,11 +73,14 @@ fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool) {
         // Suspended time since the renewal counts against the lease as etcd sees it.
         let missed = suspended_total.saturating_sub(at_renewal.1);
         let at = Instant::now() + missed;
-        if shared.may_be_primary()
-            && !shared.paused()
-            && !lease_alive(&lease, at)
-            && !shared.failsafe_alive(at)
-        {
+        if let Some(g) = guard.as_mut() {
+            g.tell(
+                shared
+                    .writable_until(at)
+                    .map(|u| u.saturating_duration_since(at)),
+            );
+        }
+        if shared.fence_due(at) {
             signalled = stop_postmaster(data_dir, signalled);
         } else {
             signalled = None;
@@ -111,9 +123,12 @@ impl SuspendDetector {
     }
 }
 
-/// Immediate shutdown of the postmaster now; SIGKILL if it is still there after
-/// [`ESCALATE_AFTER`]. Returns what was signalled, so repeated calls escalate instead of
-/// repeating themselves.
+/// Immediate shutdown of the postmaster now; SIGKILL of it and of its children if it is
+/// still there after [`ESCALATE_AFTER`], or at once if it is stopped (SIGSTOP, a frozen
+/// host coming back piecemeal): a stopped postmaster cannot act on SIGQUIT, while its
+/// backends, which a signal to it alone did not stop, may still be committing. Killing
+/// the children too frees the shared memory a new postmaster needs. Returns what was
+/// signalled, so repeated calls escalate instead of repeating themselves.
 pub(crate) fn stop_postmaster(
     data_dir: &Path,
     signalled: Option<(i32, Instant)>,
@@ -121,9 +136,9 @@ pub(crate) fn stop_postmaster(
     let pid = pgkeel_pg::live_postmaster(data_dir)?;
     match signalled {
         Some((p, at)) if p == pid => {
-            if at.elapsed() >= ESCALATE_AFTER {
-                tracing::error!("fencing: postmaster {pid} ignored SIGQUIT; sending SIGKILL");
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            if at.elapsed() >= ESCALATE_AFTER || is_stopped(pid) {
+                tracing::error!("fencing: postmaster {pid} did not exit on SIGQUIT; sending SIGKILL to it and its children");
+                kill_tree(pid);
             }
             signalled
         }
@@ -131,8 +146,54 @@ pub(crate) fn stop_postmaster(
             tracing::error!(
                 "fencing: my etcd lease may expire before it can be renewed; immediate shutdown of PostgreSQL (postmaster {pid})"
             );
-            let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+            if is_stopped(pid) {
+                kill_tree(pid);
+            } else {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+            }
             Some((pid, Instant::now()))
         }
+    }
+}
+
+/// `/proc/PID/stat`: the state letter and the parent, after the parenthesised name.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+fn is_stopped(pid: i32) -> bool {
+    matches!(stat(pid), Some(('T' | 't', _)))
+}
+
+/// SIGKILL to the postmaster and every process it started (all of PostgreSQL's processes
+/// are its direct children); the children are listed first, before they are orphaned.
+fn kill_tree(pid: i32) {
+    let children: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| stat(*p).is_some_and(|(_, ppid)| ppid == pid))
+        .collect();
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    for c in children {
+        let _ = kill(Pid::from_raw(c), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_and_parent_of_this_process() {
+        let (state, ppid) = stat(std::process::id() as i32).expect("own stat");
+        assert!(matches!(state, 'R' | 'S'), "{state}");
+        assert_eq!(ppid, nix::unistd::getppid().as_raw());
     }
 }

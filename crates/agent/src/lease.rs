@@ -1,23 +1,23 @@
 //! The lease keeper: one etcd lease per agent, renewed on a fixed cadence by its own task so
 //! that a slow loop (a clone, a busy server) never lets the leader key lapse.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pgkeel_core::decide::keepalive_interval;
 use pgkeel_core::observation::LeaseView;
-use pgkeel_dcs::Etcd;
+use pgkeel_dcs::Dcs;
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::fence;
+use crate::clock;
+use crate::env::Env;
 use crate::shared::Shared;
 
 /// Grants a lease; `renewed_at` is when the request was sent, so etcd's expiry is later.
-pub(crate) async fn grant(dcs: &Etcd, shared: &Shared, ttl: Duration) {
-    let sent = Instant::now();
+pub(crate) async fn grant(dcs: &impl Dcs, shared: &Shared, ttl: Duration) {
+    let sent = clock::now();
     match dcs.grant_lease(ttl).await {
         Ok(id) => shared.set_lease(LeaseView {
             id,
@@ -33,10 +33,10 @@ pub(crate) async fn grant(dcs: &Etcd, shared: &Shared, ttl: Duration) {
 /// When etcd says the lease is gone, a primary is fenced *before* a new lease is granted
 /// (the leader key went with the old lease; the new one must not make the fence think
 /// leadership is still safe), then the loop is woken.
-pub(crate) async fn keep(
-    dcs: Etcd,
+pub(crate) async fn keep<E: Env>(
+    dcs: E::Dcs,
     shared: Arc<Shared>,
-    data_dir: PathBuf,
+    env: Arc<E>,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
@@ -46,6 +46,7 @@ pub(crate) async fn keep(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
@@ -64,7 +65,7 @@ pub(crate) async fn keep(
             }
             continue;
         }
-        let sent = Instant::now();
+        let sent = clock::now();
         match tokio::time::timeout(every, dcs.keep_alive(lease.id)).await {
             Ok(Ok(Some(_))) => {
                 shared.renewed(lease.id, sent);
@@ -76,8 +77,8 @@ pub(crate) async fn keep(
                 tracing::warn!("etcd lease {:x} expired; granting a new one", lease.id);
                 // Failsafe mode: every member confirmed this primary, none will race until
                 // that runs out; the loop takes the free leader key back with the new lease.
-                if shared.may_be_primary() && !shared.failsafe_alive(Instant::now()) {
-                    fence::stop_postmaster(&data_dir, None);
+                if shared.may_be_primary() && !shared.failsafe_alive(clock::now()) {
+                    env.fence_now();
                 }
                 grant(&dcs, &shared, ttl).await;
                 wake.notify_one();
@@ -94,14 +95,14 @@ pub(crate) async fn keep(
 /// only then revoke the old one. If the key cannot be moved, the new lease is dropped and
 /// the old one stays in force (the next loop tries again).
 pub(crate) async fn change_ttl(
-    dcs: &Etcd,
+    dcs: &impl Dcs,
     shared: &Shared,
     me: &str,
     ttl: Duration,
     holds_key: bool,
 ) {
     let old = shared.lease();
-    let sent = Instant::now();
+    let sent = clock::now();
     let new_id = match dcs.grant_lease(ttl).await {
         Ok(id) => id,
         Err(e) => {

@@ -8,8 +8,11 @@
 
 mod act;
 mod admin;
+pub mod clock;
+mod env;
 mod failsafe;
 mod fence;
+pub mod guard;
 mod lease;
 mod member;
 mod observe;
@@ -18,5 +21,9 @@ mod run;
 mod settings;
 mod shared;
 
-pub use run::run;
+pub use env::{Env, RealEnv};
+pub use fence::Fence;
+pub use peers::parse_status;
+pub use run::{run, run_with, Io};
 pub use settings::pg_settings;
+pub use shared::Shared;

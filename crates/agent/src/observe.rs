@@ -5,22 +5,24 @@ use std::time::Duration;
 
 use pgkeel_core::observation::{Observation, PgView, ReplicationView};
 use pgkeel_core::sync::Ssn;
-use pgkeel_dcs::Etcd;
-use pgkeel_pg::Pg;
+use pgkeel_dcs::Dcs;
+use pgkeel_pg::Postgres;
+
+use crate::env::Env;
 
 use crate::peers;
 use crate::shared::Shared;
 
-pub(crate) struct Observer<'a> {
-    pub dcs: &'a Etcd,
-    pub pg: &'a Pg,
-    pub http: &'a reqwest::Client,
+pub(crate) struct Observer<'a, E: Env> {
+    pub env: &'a std::sync::Arc<E>,
+    pub dcs: &'a E::Dcs,
+    pub pg: &'a E::Pg,
     pub shared: &'a Shared,
     pub me: &'a str,
     pub peer_timeout: Duration,
 }
 
-impl Observer<'_> {
+impl<E: Env> Observer<'_, E> {
     pub async fn observe(
         &self,
         memory: &mut crate::act::Memory,
@@ -40,7 +42,7 @@ impl Observer<'_> {
         // Peers matter only for the leader race, which happens only without a leader key.
         let peers = match &dcs {
             Ok(c) if c.leader.is_none() && !shutting_down && matches!(pg, PgView::Running(_)) => {
-                peers::poll(self.http, c, self.me, self.peer_timeout).await
+                peers::poll(self.env, c, self.me, self.peer_timeout).await
             }
             _ => BTreeMap::new(),
         };
@@ -55,7 +57,7 @@ impl Observer<'_> {
             rewind_failed: memory.rewind_failed,
             primary_start_failing_since: memory.primary_start_failing_since,
             shutting_down,
-            wall_clock: std::time::SystemTime::now(),
+            wall_clock: self.env.wall_clock(),
             replication,
             failsafe_round: None,
             failsafe_confirmed: None,

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 /// Polls every member but `me` that published an API URL. A peer that does not answer in
 /// `timeout`, or answers something unreadable, is `Unreachable` (unknown, not dead).
-pub(crate) async fn poll(
-    http: &reqwest::Client,
+pub(crate) async fn poll<E: crate::env::Env>(
+    env: &std::sync::Arc<E>,
     cluster: &Cluster,
     me: &str,
     timeout: Duration,
@@ -21,10 +21,10 @@ pub(crate) async fn poll(
         let Some(url) = entry.value().map(|m| m.api_url.clone()) else {
             continue;
         };
-        let (http, name) = (http.clone(), name.clone());
+        let (env, name) = (env.clone(), name.clone());
         polls.spawn(async move {
-            let view = match fetch(&http, &url, timeout).await {
-                Some(status) => PeerView::Answered(status),
+            let view = match env.peer_status(&url, timeout).await {
+                Some(body) => PeerView::Answered(parse_status(&body)),
                 None => PeerView::Unreachable,
             };
             (name, view)
@@ -39,14 +39,8 @@ pub(crate) async fn poll(
     views
 }
 
-async fn fetch(http: &reqwest::Client, url: &str, timeout: Duration) -> Option<PeerStatus> {
-    let resp = http.get(url).timeout(timeout).send().await.ok()?;
-    let body: Value = resp.json().await.ok()?;
-    Some(parse_status(&body))
-}
-
 /// Reads Patroni's status JSON the way Patroni's `_MemberStatus.from_api_response` does.
-pub(crate) fn parse_status(body: &Value) -> PeerStatus {
+pub fn parse_status(body: &Value) -> PeerStatus {
     let xlog = &body["xlog"];
     let role = body["role"].as_str().unwrap_or("");
     let is_primary = xlog.get("location").is_some() || matches!(role, "primary" | "master");

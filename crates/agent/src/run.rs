@@ -2,23 +2,25 @@
 //! or shutdown.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use pgkeel_api::SharedSnapshot;
+use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::effective_dynamic;
 use pgkeel_core::decide::{lease_alive, may_be_writable};
 use pgkeel_core::observation::{Observation, PgView};
 use pgkeel_core::{decide, Config};
-use pgkeel_dcs::Etcd;
-use pgkeel_pg::Pg;
+use pgkeel_dcs::Dcs;
+use pgkeel_pg::Postgres;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::act::{Actor, Halt, Memory};
 use crate::admin;
-use crate::fence::Fence;
+use crate::clock;
+use crate::env::{Env, RealEnv};
 use crate::lease;
 use crate::member::{self, SnapshotInput};
 use crate::observe::Observer;
@@ -32,10 +34,77 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(cfg.restapi.listen)
         .await
         .with_context(|| format!("restapi.listen: cannot listen on {}", cfg.restapi.listen))?;
+    let env = Arc::new(RealEnv {
+        data_dir: cfg.postgresql.data_dir.clone(),
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .context("building the HTTP client")?,
+        auth: cfg
+            .restapi
+            .authentication
+            .as_ref()
+            .map(|a| (a.username.clone(), a.password.clone())),
+    });
+    let snap: SharedSnapshot =
+        pgkeel_api::shared(pgkeel_api::NodeSnapshot::new(&cfg.name, &cfg.scope));
+    let (admin_tx, admin_rx) = pgkeel_api::admin_channel();
+    let auth = cfg
+        .restapi
+        .authentication
+        .as_ref()
+        .map(|c| (c.username.clone(), c.password.clone().unwrap_or_default()));
+    // Leaders' POST /failsafe calls, for the observation while the DCS is unreachable.
+    let failsafe_inbox = Arc::new(FailsafeInbox::new());
+    let api_stop = CancellationToken::new();
+    let stop = api_stop.clone();
+    let api = tokio::spawn(pgkeel_api::serve(
+        listener,
+        snap.clone(),
+        Some(admin_tx),
+        auth,
+        failsafe_inbox.clone(),
+        async move { stop.cancelled().await },
+    ));
+    let io = Io {
+        snap,
+        admin: admin_rx,
+        failsafe_inbox,
+    };
+    let result = run_with(env, cfg, io, shutdown).await;
+    api_stop.cancel();
+    let _ = api.await;
+    result
+}
 
+/// What the loop shares with the REST API (or with the simulator standing in for it).
+pub struct Io {
+    /// The node state the API serves.
+    pub snap: SharedSnapshot,
+    /// Operator requests (switchover, restart, ...).
+    pub admin: AdminReceiver,
+    /// Leaders' accepted `POST /failsafe` calls.
+    pub failsafe_inbox: Arc<FailsafeInbox>,
+}
+
+/// The agent over any [`Env`]: production passes [`RealEnv`], the simulator its in-memory
+/// world. Helper tasks live in a `JoinSet` owned by this future, so dropping it (an agent
+/// crash, in the simulator) ends them all, as a killed process would.
+pub async fn run_with<E: Env>(
+    env: Arc<E>,
+    cfg: Config,
+    io: Io,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Io {
+        snap,
+        admin: mut admin_rx,
+        failsafe_inbox,
+    } = io;
+    let mut tasks_set = JoinSet::new();
     let local = effective_dynamic(&cfg, None);
     let shared = Arc::new(Shared::new(local.ttl));
-    let pg_local = Pg::new(pg_settings(&cfg, &local));
+    let pg_local = env.postgres(pg_settings(&cfg, &local));
     shared.set_may_be_primary(may_be_writable(&pg_local.observe().await));
 
     // The fence must watch a running primary from the moment the agent starts, unless a
@@ -43,17 +112,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     // it): the first connection attempt decides which comes first.
     let mut fence = None;
     let dcs = loop {
-        match connect(&cfg, local.retry_timeout).await {
+        match env.connect_dcs(&cfg, local.retry_timeout).await {
             Ok(dcs) => break dcs,
             Err(e) => tracing::warn!("cannot reach etcd yet: {e}"),
         }
         if fence.is_none() {
-            fence = Some(Fence::spawn(
-                shared.clone(),
-                cfg.postgresql.data_dir.clone(),
-            )?);
+            fence = Some(env.start_fence(shared.clone())?);
         }
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
@@ -70,61 +137,38 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     lease::grant(&dcs, &shared, ttl).await;
     let _fence = match fence {
         Some(f) => f,
-        None => Fence::spawn(shared.clone(), cfg.postgresql.data_dir.clone())?,
+        None => env.start_fence(shared.clone())?,
     };
-    let pg = Pg::new(pg_settings(&cfg, &dynamic));
+    let pg = env.postgres(pg_settings(&cfg, &dynamic));
 
     let wake = Arc::new(Notify::new());
     let tasks = CancellationToken::new();
-    let snap: SharedSnapshot =
-        pgkeel_api::shared(pgkeel_api::NodeSnapshot::new(&cfg.name, &cfg.scope));
-    let api_stop = tasks.clone();
-    let (admin_tx, mut admin_rx) = pgkeel_api::admin_channel();
-    let auth = cfg
-        .restapi
-        .authentication
-        .as_ref()
-        .map(|c| (c.username.clone(), c.password.clone().unwrap_or_default()));
-    // Leaders' POST /failsafe calls, for the observation while the DCS is unreachable.
-    let failsafe_inbox = Arc::new(pgkeel_api::FailsafeInbox::new());
-    let api = tokio::spawn(pgkeel_api::serve(
-        listener,
-        snap.clone(),
-        Some(admin_tx),
-        auth,
-        failsafe_inbox.clone(),
-        async move { api_stop.cancelled().await },
-    ));
-    let watcher = dcs.spawn_watcher(wake.clone());
-    tokio::spawn(lease::keep(
+    let _watcher = AbortOnDrop(dcs.spawn_watcher(wake.clone()));
+    tasks_set.spawn(lease::keep(
         dcs.clone(),
         shared.clone(),
-        cfg.postgresql.data_dir.clone(),
+        env.clone(),
         wake.clone(),
         tasks.clone(),
     ));
-
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .build()
-        .context("building the HTTP client")?;
-    tokio::spawn(crate::failsafe::keep(
+    tasks_set.spawn(crate::failsafe::keep(
         shared.clone(),
-        http.clone(),
+        env.clone(),
         Arc::new(cfg.clone()),
         tasks.clone(),
     ));
     // Peers answer /patroni from memory; a peer slower than this is treated as unknown.
     let peer_timeout = (ttl / 4).clamp(Duration::from_millis(300), Duration::from_secs(2));
     let observer = Observer {
+        env: &env,
         dcs: &dcs,
         pg: &pg,
-        http: &http,
         shared: &shared,
         me: &cfg.name,
         peer_timeout,
     };
-    let actor = Actor {
+    let actor: Actor<'_, E> = Actor {
+        env: &env,
         cfg: &cfg,
         dcs: &dcs,
         pg: &pg,
@@ -138,7 +182,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 
     loop {
         let shutting_down = shutdown.is_cancelled();
-        let started = Instant::now();
+        let started = clock::now();
         let mut obs = observer
             .observe(&mut memory, shutting_down, shared.paused())
             .await;
@@ -152,7 +196,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         shared.set_paused(obs.paused);
         if let Ok(c) = &obs.dcs {
             last_cluster = Some(c.clone());
-            dcs_last_seen = Some(SystemTime::now());
+            dcs_last_seen = Some(env.wall_clock());
             for w in &c.warnings {
                 tracing::warn!("DCS: {w}");
             }
@@ -199,14 +243,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             // In maintenance mode PostgreSQL is left running, as Patroni does.
             break;
         }
-        let decision = decide(&obs, &cfg, Instant::now());
+        let decision = decide(&obs, &cfg, clock::now());
         if decision.reason != last_reason || decision.actions.iter().any(|a| !a.is_routine()) {
             tracing::info!("{}", decision.reason);
             last_reason = decision.reason.clone();
         }
 
         let details = pg.details().await;
-        let holds = holds_key(&cfg.name, &obs) && lease_alive(&obs.lease, Instant::now());
+        let holds = holds_key(&cfg.name, &obs) && lease_alive(&obs.lease, clock::now());
         let publish_now = |memory: &Memory| {
             pgkeel_api::publish(
                 &snap,
@@ -270,10 +314,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         let mut request = None;
         if !changed_something {
             tokio::select! {
-                _ = tokio::time::sleep(dynamic.loop_wait) => {}
-                _ = wake.notified() => {}
+                biased;
                 _ = shutdown.cancelled() => {}
                 r = admin_rx.recv() => request = r,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(dynamic.loop_wait) => {}
             }
         }
         let local = admin::Local {
@@ -295,7 +340,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
                     dynamic.loop_wait,
                     dynamic.maximum_lag_on_failover,
                 );
-                tokio::spawn(async move {
+                tasks_set.spawn(async move {
                     let _ = reply.send(admin::handle_dcs(&dcs, req, loop_wait, max_lag).await);
                 });
             }
@@ -304,7 +349,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 
     let lease_id = shared.lease().id;
     tasks.cancel();
-    watcher.abort();
     // Revoking the lease deletes the leader key: not while paused (the key then simply
     // expires after ttl, as Patroni leaves it).
     if lease_id != 0 && !shared.paused() {
@@ -312,7 +356,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             tracing::warn!("could not revoke my lease: {e}");
         }
     }
-    let _ = api.await;
+    tasks_set.abort_all();
     tracing::info!("agent stopped");
     Ok(())
 }
@@ -327,13 +371,12 @@ pub(crate) fn holds_key(me: &str, obs: &Observation) -> bool {
     obs.dcs.as_ref().is_ok_and(|c| c.held_by(me, obs.lease.id))
 }
 
-async fn connect(cfg: &Config, timeout: Duration) -> Result<Etcd, pgkeel_dcs::DcsError> {
-    Etcd::connect(
-        &cfg.etcd.hosts,
-        cfg.etcd.username.as_deref(),
-        cfg.etcd.password.as_deref(),
-        cfg.dcs_prefix(),
-        timeout,
-    )
-    .await
+/// Ends the DCS watcher with the loop, however the loop ends (a plain `JoinHandle` would
+/// leave it running after a crash of the loop's future in the simulator).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

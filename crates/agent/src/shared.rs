@@ -7,7 +7,7 @@ use std::time::Duration;
 use pgkeel_core::observation::{FailsafeRound, LeaseView};
 
 /// The lease as the lease keeper last saw it, and whether PostgreSQL may be a primary.
-pub(crate) struct Shared {
+pub struct Shared {
     lease: Mutex<LeaseView>,
     may_be_primary: AtomicBool,
     paused: AtomicBool,
@@ -79,14 +79,42 @@ impl Shared {
         pgkeel_core::decide::failsafe_alive(self.failsafe_rounds().1, self.lease().ttl, now)
     }
 
-    pub fn failsafe_targets(&self) -> Option<crate::failsafe::Targets> {
+    /// The fence's rule: at `at`, a server that may be a primary must be stopped because
+    /// neither its lease nor failsafe mode keeps it writable (and the cluster is not paused).
+    pub fn fence_due(&self, at: std::time::Instant) -> bool {
+        self.writable_until(at).is_some_and(|until| at >= until)
+    }
+
+    /// Until when a primary here may stay writable: the later of its lease's fence deadline
+    /// and its failsafe deadline (`at` when it has neither). `None` when there is nothing
+    /// to guard: PostgreSQL is not a primary, or the cluster is paused.
+    pub fn writable_until(&self, at: std::time::Instant) -> Option<std::time::Instant> {
+        use pgkeel_core::decide::{failsafe_deadline, fence_deadline};
+        if !self.may_be_primary() || self.paused() {
+            return None;
+        }
+        let lease = self.lease();
+        let failsafe = self
+            .failsafe_rounds()
+            .1
+            .map(|t| failsafe_deadline(t, lease.ttl));
+        Some(
+            fence_deadline(&lease)
+                .into_iter()
+                .chain(failsafe)
+                .max()
+                .unwrap_or(at),
+        )
+    }
+
+    pub(crate) fn failsafe_targets(&self) -> Option<crate::failsafe::Targets> {
         self.failsafe_targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub fn set_failsafe_targets(&self, t: Option<crate::failsafe::Targets>) {
+    pub(crate) fn set_failsafe_targets(&self, t: Option<crate::failsafe::Targets>) {
         *self
             .failsafe_targets
             .lock()

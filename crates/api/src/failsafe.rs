@@ -38,7 +38,7 @@ pub(crate) fn failsafe_topology(snap: &NodeSnapshot) -> Reply {
 
 /// A `POST /failsafe` this node accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Accepted {
+pub struct Accepted {
     /// The caller's member name, for the [`crate::FailsafeInbox`].
     pub leader: String,
     /// The ttl the caller runs with, when it says.
@@ -46,6 +46,19 @@ pub(crate) struct Accepted {
     /// The `lsn` header: this replica's received or replayed position, whichever is
     /// further; `None` when PostgreSQL is not running and no position is known.
     pub lsn: Option<u64>,
+}
+
+/// `POST /failsafe` after authentication: checks it and, when accepted, records the leader
+/// in `inbox` (what the agent reads while the DCS is unreachable). The HTTP server and the
+/// simulator's network both answer through this.
+pub fn receive_failsafe(
+    body: Option<&[u8]>,
+    snap: &NodeSnapshot,
+    inbox: &crate::FailsafeInbox,
+) -> Result<Accepted, Reply> {
+    let accepted = accept_failsafe(body, snap)?;
+    inbox.record(accepted.leader.clone(), accepted.ttl);
+    Ok(accepted)
 }
 
 /// Checks a `POST /failsafe` (authentication is the caller's, and comes first, as

@@ -41,7 +41,8 @@ impl FailsafeInbox {
         let mut slot = self.last.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(FailsafeContact {
             leader,
-            at: Instant::now(),
+            // tokio's clock: the real one, or the simulator's virtual time.
+            at: tokio::time::Instant::now().into_std(),
             ttl,
         });
     }

@@ -39,6 +39,7 @@ pub use admin::{
     admin_channel, AdminBody, AdminEnvelope, AdminReceiver, AdminReply, AdminRequest, AdminSender,
 };
 pub use cluster_json::cluster_json;
+pub use failsafe::{receive_failsafe, Accepted};
 pub use failsafe_inbox::{FailsafeContact, FailsafeInbox};
 pub use health::{health, liveness, readiness};
 pub use list::{list_table, list_table_extended, ListFormat};

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::admin::{AdminBody, AdminReply, AdminRequest, AdminSender};
 use crate::admin_routes::{endpoint, prepare};
 use crate::auth::BasicAuth;
-use crate::failsafe::accept_failsafe;
+use crate::failsafe::receive_failsafe;
 use crate::failsafe_inbox::FailsafeInbox;
 use crate::metrics::METRICS_CONTENT_TYPE;
 use crate::routes::{route, Body, Reply};
@@ -145,10 +145,9 @@ fn is_failsafe_post(method: &str, path: &str) -> bool {
 /// Records an accepted `POST /failsafe` and answers `200 Accepted` with the `lsn` header,
 /// or Patroni's refusal.
 fn answer_failsafe(api: &Api, body: Option<&[u8]>) -> Response {
-    match with_snapshot(&api.snap, |s| accept_failsafe(body, s)) {
+    match with_snapshot(&api.snap, |s| receive_failsafe(body, s, &api.failsafe)) {
         Err(reply) => respond(reply),
         Ok(accepted) => {
-            api.failsafe.record(accepted.leader, accepted.ttl);
             let mut response = respond(Reply {
                 status: 200,
                 body: Body::Text("Accepted".into()),

@@ -99,4 +99,16 @@ impl Cluster {
             Some(h) => h.last().map_or(1, |e| e.timeline + 1),
         }
     }
+
+    /// The newest timeline anyone is known to have used: `/history`'s and every member's
+    /// published one. A promotion must number its timeline past it (see
+    /// `pgkeel_pg::Pg::promote`), or two branches could share one number.
+    pub fn newest_known_timeline(&self) -> u32 {
+        self.members
+            .values()
+            .filter_map(|m| m.value().and_then(|v| v.timeline))
+            .chain(self.history.iter().flatten().map(|e| e.timeline + 1))
+            .max()
+            .unwrap_or(0)
+    }
 }

@@ -15,15 +15,15 @@ use crate::lease::CachedKeeper;
 use crate::DcsError;
 
 /// Key names relative to the cluster prefix, as Patroni spells them.
-pub(crate) const LEADER: &str = "leader";
-pub(crate) const INITIALIZE: &str = "initialize";
-pub(crate) const CONFIG: &str = "config";
-pub(crate) const STATUS: &str = "status";
-pub(crate) const HISTORY: &str = "history";
-pub(crate) const FAILOVER: &str = "failover";
-pub(crate) const MEMBERS: &str = "members/";
-pub(crate) const SYNC: &str = "sync";
-pub(crate) const FAILSAFE: &str = "failsafe";
+pub const LEADER: &str = "leader";
+pub const INITIALIZE: &str = "initialize";
+pub const CONFIG: &str = "config";
+pub const STATUS: &str = "status";
+pub const HISTORY: &str = "history";
+pub const FAILOVER: &str = "failover";
+pub const MEMBERS: &str = "members/";
+pub const SYNC: &str = "sync";
+pub const FAILSAFE: &str = "failsafe";
 /// Written by Patroni < 2.1 instead of `status`; read only.
 pub(crate) const LEGACY_OPTIME: &str = "optime/leader";
 

@@ -12,10 +12,19 @@
 mod etcd;
 mod lease;
 mod load;
+mod port;
 pub mod testing;
 mod watch;
 
 pub use etcd::Etcd;
+pub use load::{parse_cluster, RawKv};
+pub use port::Dcs;
+/// Key names under the prefix, for other implementations of [`Dcs`].
+pub mod keys {
+    pub use crate::etcd::{
+        CONFIG, FAILOVER, FAILSAFE, HISTORY, INITIALIZE, LEADER, MEMBERS, STATUS, SYNC,
+    };
+}
 
 /// Why a DCS call failed. The message names the operation and the key involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -43,14 +43,14 @@ impl Etcd {
 
 /// One key as etcd returned it; a plain struct so parsing can be tested without etcd.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RawKv<'a> {
+pub struct RawKv<'a> {
     pub key: &'a [u8],
     pub value: &'a [u8],
     pub lease: i64,
     pub mod_revision: i64,
 }
 
-pub(crate) fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>) -> Cluster {
+pub fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>) -> Cluster {
     let mut c = Cluster::default();
     let mut legacy_optime = None;
     for kv in kvs {

@@ -22,6 +22,7 @@ mod hba;
 mod history;
 mod lifecycle;
 mod managed;
+mod port;
 mod rewind;
 mod run_as;
 mod slots;
@@ -31,6 +32,7 @@ pub mod testing;
 
 pub use control::live_postmaster;
 pub use details::{PgDetails, ReplicationInfo};
+pub use port::Postgres;
 pub use sync_rep::SyncRepState;
 
 /// Everything the adapter needs to know about the local PostgreSQL, already validated and

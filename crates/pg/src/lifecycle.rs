@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use pgkeel_core::dcs_values::HistoryEntry;
 use pgkeel_core::{StopMode, Upstream};
 use tokio::io::AsyncReadExt;
 
@@ -277,11 +278,21 @@ impl Pg {
         Ok(())
     }
 
-    pub async fn promote(&self) -> anyhow::Result<()> {
+    /// Promotes a standby. Timelines up to `newest_known` (the newest any member is known to
+    /// have used) get a history file here first (from `cluster_history`, the cluster's
+    /// `/history`), so PostgreSQL, which numbers the new timeline one past the newest
+    /// history file it finds, never reuses a timeline another member already created (see
+    /// `write_known_history`).
+    pub async fn promote(
+        &self,
+        newest_known: u32,
+        cluster_history: &[HistoryEntry],
+    ) -> anyhow::Result<()> {
         let s = self.settings();
         let deadline = tokio::time::Instant::now() + s.op_timeout;
         let client = self.client().await.context("promote")?;
         if in_recovery(&client).await? {
+            self.write_known_history(newest_known, cluster_history)?;
             let secs = i32::try_from(s.op_timeout.as_secs().max(1)).unwrap_or(60);
             let promoted = tokio::time::timeout(
                 s.op_timeout + Duration::from_secs(5),
@@ -314,6 +325,49 @@ impl Pg {
         // Keep the files consistent with what runs now; nothing to reload (the recovery
         // settings are ignored without standby.signal).
         self.write_managed(Role::Primary)?;
+        Ok(())
+    }
+}
+
+impl Pg {
+    /// A standby left behind on an older timeline (it never received the switch) may be
+    /// the best candidate left. Promoted as it is, it would create the timeline the
+    /// cluster already has, under the same number but with other contents, and a member
+    /// still on the first one would follow it without a rewind. PostgreSQL picks one past
+    /// the newest `NNNNNNNN.history` in `pg_wal`, probing upwards from its own timeline;
+    /// writing the missing files of the cluster's timelines makes it pick a new number.
+    fn write_known_history(
+        &self,
+        newest: u32,
+        cluster_history: &[HistoryEntry],
+    ) -> anyhow::Result<()> {
+        if newest < 2 {
+            return Ok(());
+        }
+        let owner = self.owner()?;
+        let wal = self.data_dir().join("pg_wal");
+        for tli in 2..=newest {
+            let path = wal.join(format!("{tli:08X}.history"));
+            if path.exists() {
+                continue;
+            }
+            let text: String = cluster_history
+                .iter()
+                .filter(|e| e.timeline < tli)
+                .map(|e| {
+                    format!(
+                        "{}\t{}\t{}\n",
+                        e.timeline,
+                        pgkeel_core::Lsn(e.lsn),
+                        e.reason
+                    )
+                })
+                .collect();
+            owner
+                .write_file(&path, &text, 0o600)
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!("wrote {} from /history before promoting", path.display());
+        }
         Ok(())
     }
 }

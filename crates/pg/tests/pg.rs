@@ -142,9 +142,20 @@ async fn bootstrap_clone_failover_rewind() {
         .expect("stop when stopped is ok");
 
     // --- promote node2 ---
-    n2.promote().await.expect("promote");
+    // The cluster's /history says another member already went to timelines 2 and 3 (node2
+    // never saw them): the promotion must not reuse their numbers.
+    let switch = |tl: u32| pgkeel_core::dcs_values::HistoryEntry {
+        timeline: tl,
+        lsn: 0x0300_0000,
+        reason: "no recovery target specified".into(),
+        timestamp: None,
+        new_leader: None,
+    };
+    n2.promote(3, &[switch(1), switch(2)])
+        .await
+        .expect("promote");
     let p2 = running(&n2, "node2 primary", |r| !r.in_recovery).await;
-    assert_eq!(p2.timeline, 2);
+    assert_eq!(p2.timeline, 4, "one past the cluster's newest timeline");
     drop(c2);
     let c2 = sql(&n2).await;
     c2.batch_execute("INSERT INTO t VALUES (3)")
@@ -189,8 +200,8 @@ async fn bootstrap_clone_failover_rewind() {
     );
     n2.start_primary().await.expect("restart node2");
     let c2 = sql(&n2).await;
-    let r1 = running(&n1, "node1 streaming on timeline 2", |r| {
-        r.in_recovery && r.streaming && r.timeline == 2
+    let r1 = running(&n1, "node1 streaming on timeline 4", |r| {
+        r.in_recovery && r.streaming && r.timeline == 4
     })
     .await;
     assert_eq!(
@@ -221,11 +232,11 @@ async fn bootstrap_clone_failover_rewind() {
     let s1 = stopped(&n1).await;
     assert_eq!(s1.cluster_state, "shut down in recovery");
     assert!(s1.standby_signal);
-    assert_eq!(s1.timeline, 2);
+    assert_eq!(s1.timeline, 4);
     let s2 = stopped(&n2).await;
     assert_eq!(s2.cluster_state, "shut down");
     assert!(!s2.standby_signal);
-    assert_eq!(s2.timeline, 2);
+    assert_eq!(s2.timeline, 4);
 }
 
 /// A replica whose upstream is unreachable still starts (it cannot become consistent

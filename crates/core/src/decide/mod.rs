@@ -97,6 +97,33 @@ impl<'a> Ctx<'a> {
         cluster.held_by(&self.cfg.name, self.obs.lease.id)
     }
 
+    /// My lease is provably alive in etcd now: only then may this node become (or start
+    /// as) a writable primary. A key observed under a lease whose renewals went stale may
+    /// be gone already, and the fence would stop the server again at once.
+    pub fn lease_alive(&self) -> bool {
+        fencing::lease_alive(&self.obs.lease, self.now)
+    }
+
+    /// Why this node may not become writable yet although the key names it.
+    pub fn stale_lease_wait(&self) -> Decision {
+        let ago = self
+            .obs
+            .lease
+            .renewed_at
+            .map(|t| {
+                format!(
+                    "renewed {:.1}s ago",
+                    self.now.saturating_duration_since(t).as_secs_f64()
+                )
+            })
+            .unwrap_or_else(|| "never renewed".into());
+        Decision::nothing(format!(
+            "waiting: I am {}, the leader key names me but my lease ({ago}, ttl {}s) may have lapsed; not becoming writable until it is renewed",
+            self.me(),
+            self.obs.lease.ttl.as_secs()
+        ))
+    }
+
     /// The leader key names me but is bound to another lease (this agent restarted).
     pub fn names_me_with_old_lease(&self, cluster: &Cluster) -> bool {
         cluster.leader.as_ref().is_some_and(|l| {

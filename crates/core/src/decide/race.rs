@@ -43,7 +43,7 @@ pub(super) fn may_lead(ctx: &Ctx, cluster: &Cluster, me: &Running) -> Result<(),
         if !peer.in_recovery {
             return Err(format!("primary {name} is still running"));
         }
-        if !peer.tags.may_promote() {
+        if !peer.tags.may_promote() || failsafe_excludes(ctx, cluster, name) {
             continue;
         }
         // In synchronous mode only the members the key names are compared: an
@@ -165,6 +165,18 @@ fn failsafe_allows(ctx: &Ctx, cluster: &Cluster) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Failsafe mode: `/failsafe` does not list `name`, so it may not race (`failsafe_allows`)
+/// and must not stop those who may. Otherwise a member that was away when the last leader
+/// wrote the key, and is ahead in WAL, blocks every election for good (found by the
+/// simulation, seed 520: the leader froze while that member's agent was down).
+fn failsafe_excludes(ctx: &Ctx, cluster: &Cluster, name: &str) -> bool {
+    ctx.dynamic.failsafe_mode
+        && cluster
+            .failsafe
+            .as_ref()
+            .is_some_and(|listed| !listed.contains_key(name))
 }
 
 /// Synchronous mode: who may be elected from the `sync` key. In `on` mode only its leader

@@ -9,7 +9,11 @@ use crate::observation::Running;
 
 pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Decision {
     let me = ctx.me();
-    if ctx.holds_leader_key(cluster) {
+    let holds = ctx.holds_leader_key(cluster);
+    if (holds || ctx.names_me_with_old_lease(cluster)) && !ctx.lease_alive() {
+        return ctx.stale_lease_wait();
+    }
+    if holds {
         return Decision::act(
             sync_duties::prepromote(ctx)
                 .into_iter()
@@ -76,7 +80,7 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
             "no action: I am {me}, the leader {leader} has not published where to reach it"
         ));
     };
-    if let Some(fork) = diverged(cluster, leader, r) {
+    if let Some(why) = diverged(cluster, leader, r) {
         // I received WAL of the old timeline past the point where the new leader forked
         // off it (the old primary kept streaming to me after the promotion): I can never
         // follow the new timeline as I am.
@@ -99,11 +103,7 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
                     upstream: Some(upstream),
                 },
             ],
-            format!(
-                "rejoining: I am {me}, my WAL ({}) went past where {leader}'s timeline forked off mine ({})",
-                r.wal_position,
-                Lsn(fork)
-            ),
+            format!("rejoining: I am {me}, {why}"),
         );
     }
     let leader_ready = cluster
@@ -131,18 +131,38 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
     )
 }
 
-/// The fork point of the leader's timeline off mine, when my WAL went past it. The fork
-/// points come from `/history`, which the leader writes after each promotion.
-fn diverged(cluster: &Cluster, leader: &str, r: &Running) -> Option<u64> {
+/// Where my WAL left the leader's history, when it did: my timeline is older than the
+/// leader's and either my WAL went past the point where the leader's timeline forked off
+/// mine, or my timeline is not among the leader's ancestors at all (a branch created while
+/// the cluster was split, which the leader's history never had: found by the simulation,
+/// seed 2487). The fork points come from `/history`, which the leader writes after each
+/// promotion; until its newest switch names this leader it may be stale (the promotion
+/// just happened), and nothing is concluded from a missing entry.
+fn diverged(cluster: &Cluster, leader: &str, r: &Running) -> Option<String> {
     let leader_tl = cluster.member(leader)?.timeline?;
     if leader_tl <= r.timeline {
         return None;
     }
-    let fork = cluster
-        .history
-        .as_ref()?
-        .iter()
-        .find(|e| e.timeline == r.timeline)?
-        .lsn;
-    (r.wal_position.0 > fork).then_some(fork)
+    let history = cluster.history.as_ref()?;
+    match history.iter().find(|e| e.timeline == r.timeline) {
+        Some(e) => (r.wal_position.0 > e.lsn).then(|| {
+            format!(
+                "my WAL ({}) went past where {leader}'s timeline forked off mine ({})",
+                r.wal_position,
+                Lsn(e.lsn)
+            )
+        }),
+        None if written_by(history, leader) => Some(format!(
+            "my timeline {} is not in {leader}'s history (timeline {leader_tl})",
+            r.timeline
+        )),
+        None => None,
+    }
+}
+
+/// `/history`'s newest switch was made by `leader`: the key reflects its promotion.
+fn written_by(history: &[crate::dcs_values::HistoryEntry], leader: &str) -> bool {
+    history
+        .last()
+        .is_some_and(|e| e.new_leader.as_deref() == Some(leader))
 }

@@ -50,12 +50,18 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
                 );
             }
         }
+        if s.was_primary() && !ctx.lease_alive() {
+            return ctx.stale_lease_wait();
+        }
         return Decision::act(
             start_own,
             format!("starting: I am {me}, I hold the leader key"),
         );
     }
     if ctx.names_me_with_old_lease(cluster) {
+        if s.was_primary() && !ctx.lease_alive() {
+            return ctx.stale_lease_wait();
+        }
         return Decision::act(
             [Action::ReclaimLeader]
                 .into_iter()

@@ -658,6 +658,54 @@ fn a_replica_switches_to_the_new_leader() {
     );
 }
 
+/// Found by the simulation (seed 2487): a member promoted to timeline 2 while the cluster
+/// was split; later another member, still on timeline 1, was promoted (to 3, past the
+/// cluster's 2). The leader's /history lists only timeline 1; the member on the dead
+/// timeline 2 can never stream from it and must rewind. While /history does not yet name
+/// the leader's timeline it is stale, and nothing is concluded.
+#[test]
+fn a_replica_on_a_timeline_the_leader_never_had_rewinds() {
+    // /history as the leader wrote it after going from timeline 1 to 3 (its own history
+    // file knows nothing of 2); `newest_by`: who made the newest switch it records.
+    let on_dead_branch = |newest_by: &str| {
+        let newest_by = newest_by.to_string();
+        on_timeline(Obs::new("n3").replica(500), 2)
+            .leader(Some("n1"), 5)
+            .with(move |o, _| {
+                let c = o.dcs.as_mut().unwrap();
+                let mut m = member("n1", "primary");
+                m.timeline = Some(3);
+                c.members.insert("n1".into(), MemberEntry::Ok(m));
+                let mut h = history_to(2);
+                h[0].new_leader = Some(newest_by);
+                c.history = Some(h);
+            })
+    };
+    let up = upstream("n1", "n3");
+    let d = on_dead_branch("n1").decide_at(Duration::ZERO);
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::Stop {
+                mode: StopMode::Fast
+            },
+            Action::Rewind { source: up.clone() },
+            Action::StartReplica {
+                upstream: Some(up.clone())
+            }
+        ],
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("not in n1's history"), "{}", d.reason);
+    // /history from before the leader's promotion (its newest switch was n2's): stale,
+    // nothing is concluded from what it lacks.
+    assert_eq!(
+        on_dead_branch("n2").actions(),
+        vec![Action::Follow { upstream: up }]
+    );
+}
+
 #[test]
 fn a_replica_past_the_new_timelines_fork_point_rewinds() {
     let diverged = |my_lsn: u64| {
@@ -1271,8 +1319,16 @@ fn a_leader_whose_primary_will_not_start_gives_the_key_up_after_primary_start_ti
         "a crash is first recovered in place"
     );
     let failing = o.with(|obs, _| obs.primary_start_failing_since = Some(Instant::now()));
+    // The lease keeps being renewed meanwhile (a stale one is another test's subject).
+    let renewed = |o: &Obs, at: u64| {
+        let t0 = o.t0;
+        o.clone()
+            .with(move |obs, _| obs.lease.renewed_at = Some(t0 + Duration::from_secs(at)))
+    };
     assert_eq!(
-        failing.decide_at(Duration::from_secs(299)).actions,
+        renewed(&failing, 298)
+            .decide_at(Duration::from_secs(299))
+            .actions,
         vec![Action::StartPrimary]
     );
     let d = failing.decide_at(Duration::from_secs(301));
@@ -1286,6 +1342,26 @@ fn a_leader_whose_primary_will_not_start_gives_the_key_up_after_primary_start_ti
         short.decide_at(Duration::from_secs(6)).actions,
         vec![Action::ReleaseLeader]
     );
+}
+
+/// Found by the simulation (seed 172): a leader cut off long enough to be fenced came back,
+/// still read its key (under a lease whose renewals had gone stale) and started its
+/// primary; etcd then expired the lease, the keeper took a new one (which satisfied the
+/// fence), and a replica was promoted beside it. A key under a stale lease is not enough
+/// to become writable.
+#[test]
+fn a_key_under_a_stale_lease_does_not_make_a_primary() {
+    let stopped_leader = Obs::new("n1")
+        .pg(PgView::Stopped(stopped("in production", false)))
+        .i_lead();
+    assert_eq!(stopped_leader.actions(), vec![Action::StartPrimary]);
+    let d = stopped_leader.decide_at(Duration::from_secs(9));
+    assert!(d.actions.is_empty(), "{:?}: {}", d.actions, d.reason);
+    assert!(d.reason.contains("may have lapsed"), "{}", d.reason);
+    let replica = Obs::new("n1").replica(100).i_lead();
+    assert!(replica.actions().contains(&Action::Promote));
+    let d = replica.decide_at(Duration::from_secs(9));
+    assert!(d.actions.is_empty(), "{:?}: {}", d.actions, d.reason);
 }
 
 #[test]

@@ -372,6 +372,40 @@ fn failsafe_holds_replicas_back_while_the_leader_confirms_itself() {
     assert!(o.actions().is_empty());
 }
 
+/// Found by the simulation (seed 520): a member whose agent was down when the last leader
+/// wrote /failsafe is not listed, may not race, and is ahead in WAL; it must not stop the
+/// listed members, or nobody is ever elected.
+#[test]
+fn a_member_failsafe_does_not_list_does_not_block_the_race() {
+    let listed = |o: Obs| {
+        failsafe(o).with(|o, _| {
+            o.dcs.as_mut().unwrap().failsafe = Some(
+                [("n1", "x"), ("n3", "y")]
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .into(),
+            );
+        })
+    };
+    let o = listed(
+        Obs::new("n3")
+            .replica(100)
+            .member("n2", "replica")
+            .peer("n2", peer(true, 200)),
+    );
+    assert_eq!(
+        o.actions()[0],
+        Action::AcquireLeader,
+        "{}",
+        o.decide_at(Duration::ZERO).reason
+    );
+    // Without failsafe mode the peer ahead in WAL still wins.
+    let plain = Obs::new("n3")
+        .replica(100)
+        .member("n2", "replica")
+        .peer("n2", peer(true, 200));
+    assert!(plain.actions().is_empty());
+}
+
 #[test]
 fn the_leader_keeps_failsafe_listing_every_member() {
     let o = failsafe(

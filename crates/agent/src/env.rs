@@ -1,0 +1,104 @@
+//! What the runtime needs from the world beyond the DCS and PostgreSQL: peers' REST APIs,
+//! the fence's way of stopping a primary, and the wall clock. Production uses
+//! [`RealEnv`] (HTTP, signals to the postmaster, the system clock); the simulator supplies
+//! its own, so the same loop runs under virtual time and a simulated network.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pgkeel_core::Config;
+use pgkeel_dcs::{Dcs, DcsError, Etcd};
+use pgkeel_pg::{Pg, PgSettings, Postgres};
+use serde_json::Value;
+
+use crate::shared::Shared;
+
+pub trait Env: Send + Sync + 'static {
+    type Dcs: Dcs;
+    type Pg: Postgres;
+
+    fn connect_dcs(
+        &self,
+        cfg: &Config,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Dcs, DcsError>> + Send;
+    fn postgres(&self, settings: PgSettings) -> Self::Pg;
+    /// Starts the fence watching `shared`; it stops when the returned guard is dropped.
+    fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>>;
+    /// Stops a primary at once (etcd said the lease is gone).
+    fn fence_now(&self);
+    /// A peer's `GET /patroni` body; `None` when it does not answer within `timeout`.
+    fn peer_status(
+        &self,
+        api_url: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Option<Value>> + Send;
+    /// `POST /failsafe` to a member; `true` when it answered 200.
+    fn post_failsafe(
+        &self,
+        url: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send;
+    fn wall_clock(&self) -> SystemTime;
+}
+
+/// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
+pub struct RealEnv {
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    /// `restapi.authentication`, sent with `POST /failsafe`.
+    pub auth: Option<(String, Option<String>)>,
+}
+
+impl Env for RealEnv {
+    type Dcs = Etcd;
+    type Pg = Pg;
+
+    async fn connect_dcs(&self, cfg: &Config, timeout: Duration) -> Result<Etcd, DcsError> {
+        Etcd::connect(
+            &cfg.etcd.hosts,
+            cfg.etcd.username.as_deref(),
+            cfg.etcd.password.as_deref(),
+            cfg.dcs_prefix(),
+            timeout,
+        )
+        .await
+    }
+
+    fn postgres(&self, settings: PgSettings) -> Pg {
+        Pg::new(settings)
+    }
+
+    fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>> {
+        Ok(Box::new(crate::fence::Fence::spawn(
+            shared,
+            self.data_dir.clone(),
+        )?))
+    }
+
+    fn fence_now(&self) {
+        crate::fence::stop_postmaster(&self.data_dir, None);
+    }
+
+    async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {
+        let resp = self.http.get(api_url).timeout(timeout).send().await.ok()?;
+        resp.json().await.ok()
+    }
+
+    async fn post_failsafe(&self, url: &str, body: &Value, timeout: Duration) -> bool {
+        let mut req = self.http.post(url).json(body).timeout(timeout);
+        if let Some((user, pass)) = &self.auth {
+            req = req.basic_auth(user, pass.as_ref());
+        }
+        req.send()
+            .await
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

@@ -1,0 +1,178 @@
+//! The fence guardian: a small process of its own that stops the primary at its fence
+//! deadline even when the agent is gone.
+//!
+//! The fence thread lives inside the agent: a `kill -9` of the agent alone (OOM killer,
+//! a crash, an operator) takes it away while PostgreSQL keeps running as a primary. The
+//! lease then runs out, a replica is promoted, and the old primary, with nobody to stop
+//! it, still takes writes: two writable primaries. (The simulation found this on its
+//! first runs; Patroni leaves it to the watchdog.) So the agent starts a guardian,
+//! `pgkeel fence-guard DATA_DIR`, in a session of its own, and tells it through a pipe,
+//! on every fence tick, until when the primary may stay writable. When the pipe closes
+//! the guardian keeps the last word: at that deadline it stops the postmaster, then
+//! exits; if the last word was "nothing to guard" it exits at once.
+//!
+//! The guardian measures time on CLOCK_BOOTTIME, which keeps counting while the machine
+//! is suspended (etcd's clock does too).
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How often the guardian looks, when nothing arrives.
+const TICK: Duration = Duration::from_millis(50);
+
+/// One line of the pipe: `until <ms>` (writable for that many more milliseconds; 0: stop
+/// now) or `off` (not a primary, or paused: nothing to guard).
+pub fn encode(until: Option<Duration>) -> String {
+    match until {
+        Some(d) => format!("until {}\n", d.as_millis()),
+        None => "off\n".into(),
+    }
+}
+
+/// `None` for a line that is not one of ours.
+pub fn decode(line: &str) -> Option<Option<Duration>> {
+    let line = line.trim();
+    if line == "off" {
+        return Some(None);
+    }
+    let ms: u64 = line.strip_prefix("until ")?.trim().parse().ok()?;
+    Some(Some(Duration::from_millis(ms)))
+}
+
+fn boottime() -> Duration {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+enum Msg {
+    Line(Option<Duration>),
+    Closed,
+}
+
+/// The guardian process's main loop: reads the pipe on stdin until it closes, and stops the
+/// postmaster of `data_dir` whenever the last deadline it heard of has passed.
+pub fn run_guard(data_dir: &Path) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if let Some(m) = decode(&line) {
+                if tx.send(Msg::Line(m)).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Msg::Closed);
+    });
+    let mut deadline: Option<Duration> = None; // on CLOCK_BOOTTIME
+    let mut closed = false;
+    let mut signalled = None;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(Msg::Line(until)) => deadline = until.map(|d| boottime() + d),
+            Ok(Msg::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => closed = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if closed && deadline.is_none() {
+            return; // the agent left nothing to guard
+        }
+        if deadline.is_some_and(|d| boottime() >= d) {
+            if pgkeel_pg::live_postmaster(data_dir).is_none() {
+                if closed {
+                    return;
+                }
+                signalled = None;
+                continue;
+            }
+            if closed && signalled.is_none() {
+                tracing::error!("fence guardian: the agent is gone and the lease of this primary may have expired; stopping PostgreSQL");
+            }
+            signalled = crate::fence::stop_postmaster(data_dir, signalled);
+        } else {
+            signalled = None;
+        }
+    }
+}
+
+/// The agent's end of the pipe.
+pub(crate) struct GuardLink {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl GuardLink {
+    /// Starts `pgkeel fence-guard DATA_DIR` from this very executable, in its own session
+    /// (a signal to the agent's process group must not take it along).
+    pub fn spawn(data_dir: &Path) -> std::io::Result<GuardLink> {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("fence-guard")
+            .arg(data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
+        // SAFETY: setsid is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let stdin = child.stdin.take();
+        Ok(GuardLink { child, stdin })
+    }
+
+    /// Tells the guardian for how much longer the primary may stay writable (`None`:
+    /// nothing to guard). Sent on every fence tick: a few bytes twenty times a second.
+    pub fn tell(&mut self, remaining: Option<Duration>) {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return;
+        };
+        let line = encode(remaining);
+        if stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .is_err()
+        {
+            self.stdin = None;
+            tracing::error!(
+                "the fence guardian is gone; the fence thread alone guards this primary"
+            );
+        }
+    }
+}
+
+impl Drop for GuardLink {
+    /// Closing the pipe leaves the guardian with the last deadline it heard; it exits on
+    /// its own (at once if there is nothing to guard). Reap it if it already did.
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.try_wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_junk_is_ignored() {
+        for v in [
+            None,
+            Some(Duration::from_millis(0)),
+            Some(Duration::from_millis(7250)),
+        ] {
+            assert_eq!(decode(&encode(v)), Some(v));
+        }
+        assert_eq!(decode("until x"), None);
+        assert_eq!(decode("hello"), None);
+    }
+}

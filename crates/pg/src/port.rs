@@ -1,0 +1,101 @@
+//! The local PostgreSQL as the agent sees it: every call the runtime makes, as a trait, so
+//! the same runtime drives a real server ([`Pg`]) and the simulator's model of one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use pgkeel_core::action::{StopMode, Upstream};
+use pgkeel_core::dcs_values::HistoryEntry;
+use pgkeel_core::observation::PgView;
+
+use crate::{Pg, PgDetails, SyncRepState};
+
+type R<T> = anyhow::Result<T>;
+
+pub trait Postgres: Send + Sync + 'static {
+    /// What the server is doing now; never fails (an unreadable state is `Unknown`).
+    fn observe(&self) -> impl Future<Output = PgView> + Send;
+    fn details(&self) -> impl Future<Output = PgDetails> + Send;
+    fn sync_rep_state(&self) -> impl Future<Output = R<SyncRepState>> + Send;
+    fn set_sync_standbys(&self, value: Option<&str>) -> impl Future<Output = R<()>> + Send;
+    /// Remembers the configuration to write; `true` when it differs from the last one.
+    fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: Vec<String>) -> bool;
+    /// Writes the remembered configuration and reloads a running server.
+    fn apply(&self) -> impl Future<Output = R<()>> + Send;
+    fn timeline_history(&self) -> impl Future<Output = R<Vec<HistoryEntry>>> + Send;
+    fn bootstrap(&self) -> impl Future<Output = R<()>> + Send;
+    fn clone_from(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
+    fn reinit(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
+    fn start_primary(&self) -> impl Future<Output = R<()>> + Send;
+    fn start_replica(&self, upstream: Option<&Upstream>) -> impl Future<Output = R<()>> + Send;
+    fn stop(&self, mode: StopMode) -> impl Future<Output = R<()>> + Send;
+    fn reload(&self) -> impl Future<Output = R<()>> + Send;
+    fn follow(&self, upstream: &Upstream) -> impl Future<Output = R<()>> + Send;
+    /// The new timeline is numbered past `newest_known` (the newest timeline any member is
+    /// known to have used); `cluster_history` is `/history`, for the history files.
+    fn promote(
+        &self,
+        newest_known: u32,
+        cluster_history: &[HistoryEntry],
+    ) -> impl Future<Output = R<()>> + Send;
+    fn rewind(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
+    fn ensure_slots(&self, names: &[String]) -> impl Future<Output = R<()>> + Send;
+}
+
+/// Delegation to the inherent methods (which take precedence in these bodies).
+impl Postgres for Pg {
+    async fn observe(&self) -> PgView {
+        Pg::observe(self).await
+    }
+    async fn details(&self) -> PgDetails {
+        Pg::details(self).await
+    }
+    async fn sync_rep_state(&self) -> R<SyncRepState> {
+        Pg::sync_rep_state(self).await
+    }
+    async fn set_sync_standbys(&self, value: Option<&str>) -> R<()> {
+        Pg::set_sync_standbys(self, value).await
+    }
+    fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: Vec<String>) -> bool {
+        Pg::set_config(self, parameters, pg_hba)
+    }
+    async fn apply(&self) -> R<()> {
+        Pg::apply(self).await
+    }
+    async fn timeline_history(&self) -> R<Vec<HistoryEntry>> {
+        Pg::timeline_history(self).await
+    }
+    async fn bootstrap(&self) -> R<()> {
+        Pg::bootstrap(self).await
+    }
+    async fn clone_from(&self, source: &Upstream) -> R<()> {
+        Pg::clone_from(self, source).await
+    }
+    async fn reinit(&self, source: &Upstream) -> R<()> {
+        Pg::reinit(self, source).await
+    }
+    async fn start_primary(&self) -> R<()> {
+        Pg::start_primary(self).await
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> R<()> {
+        Pg::start_replica(self, upstream).await
+    }
+    async fn stop(&self, mode: StopMode) -> R<()> {
+        Pg::stop(self, mode).await
+    }
+    async fn reload(&self) -> R<()> {
+        Pg::reload(self).await
+    }
+    async fn follow(&self, upstream: &Upstream) -> R<()> {
+        Pg::follow(self, upstream).await
+    }
+    async fn promote(&self, newest_known: u32, cluster_history: &[HistoryEntry]) -> R<()> {
+        Pg::promote(self, newest_known, cluster_history).await
+    }
+    async fn rewind(&self, source: &Upstream) -> R<()> {
+        Pg::rewind(self, source).await
+    }
+    async fn ensure_slots(&self, names: &[String]) -> R<()> {
+        Pg::ensure_slots(self, names).await
+    }
+}

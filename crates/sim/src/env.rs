@@ -1,0 +1,634 @@
+//! The agent's ports over the simulated world: [`SimDcs`] (etcd through the network),
+//! [`SimPg`] (the node's PostgreSQL model) and [`SimEnv`] (peers' APIs, the fence, clocks).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pgkeel_agent::{Env, Shared};
+use pgkeel_core::action::{StopMode, Upstream};
+use pgkeel_core::cluster::Cluster;
+use pgkeel_core::dcs_values::{FailoverValue, HistoryEntry, MemberValue, StatusValue, SyncValue};
+use pgkeel_core::observation::PgView;
+use pgkeel_core::Config;
+use pgkeel_dcs::{keys, Dcs, DcsError};
+use pgkeel_pg::{PgDetails, PgSettings, Postgres, SyncRepState};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::etcd::Refused;
+use crate::postgres::{replication_rows, Data, Proc};
+use crate::scenario::Ep;
+use crate::world::{State, World};
+
+pub struct SimEnv {
+    pub world: Arc<World>,
+    pub node: usize,
+}
+
+/// The fence of one agent process: dropping it (the agent ends or is killed) ends the fence
+/// task, and tells the guardian, which then keeps the last deadline it heard (see
+/// `pgkeel_agent::guard`).
+struct FenceGuard {
+    task: JoinHandle<()>,
+    agent_gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for FenceGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.agent_gone
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Env for SimEnv {
+    type Dcs = SimDcs;
+    type Pg = SimPg;
+
+    async fn connect_dcs(&self, _cfg: &Config, timeout: Duration) -> Result<SimDcs, DcsError> {
+        let dcs = SimDcs {
+            world: self.world.clone(),
+            node: self.node,
+            timeout,
+        };
+        dcs.call("connect", |_| Ok(())).await?;
+        Ok(dcs)
+    }
+
+    fn postgres(&self, _settings: PgSettings) -> SimPg {
+        SimPg {
+            world: self.world.clone(),
+            node: self.node,
+        }
+    }
+
+    /// The fence thread and the guardian process, as production has them: every 50 ms
+    /// the fence applies `Shared::fence_due` and tells the guardian `writable_until`; the
+    /// guardian stops the primary at the last deadline it heard, and outlives the agent.
+    /// Stopping is immediate (SIGQUIT), but nothing runs while the host is frozen.
+    fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const TICK: Duration = Duration::from_millis(50);
+        let until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+        let agent_gone = Arc::new(AtomicBool::new(false));
+        let (world, i, told) = (self.world.clone(), self.node, until.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TICK).await;
+                world.gate(i).await;
+                let now = pgkeel_agent::clock::now();
+                *told.lock().unwrap_or_else(|e| e.into_inner()) = shared.writable_until(now);
+                if shared.fence_due(now) {
+                    world.lock().kill_pg(i, "fenced: lease may have expired");
+                }
+            }
+        });
+        let (world, gone) = (self.world.clone(), agent_gone.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TICK).await;
+                world.gate(i).await;
+                let last = *until.lock().unwrap_or_else(|e| e.into_inner());
+                let closed = gone.load(Ordering::SeqCst);
+                match last {
+                    None if closed => return,
+                    Some(u) if crate::world::now() >= u => {
+                        let mut s = world.lock();
+                        if s.nodes[i].pg.running() {
+                            s.kill_pg(i, "fence guardian: deadline passed");
+                        }
+                        if closed {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(Box::new(FenceGuard { task, agent_gone }))
+    }
+
+    fn fence_now(&self) {
+        self.world
+            .lock()
+            .kill_pg(self.node, "fenced: etcd says the lease is gone");
+    }
+
+    async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {
+        let peer = self.world.node_of(host_of(api_url)?)?;
+        self.world
+            .rpc(Ep::Node(self.node), Ep::Node(peer), timeout, |s| {
+                let api = s.nodes[peer].api.as_ref()?;
+                Some(pgkeel_api::with_snapshot(
+                    &api.snap,
+                    pgkeel_api::status_json,
+                ))
+            })
+            .await
+    }
+
+    async fn post_failsafe(&self, url: &str, body: &Value, timeout: Duration) -> bool {
+        let Some(peer) = host_of(url).and_then(|h| self.world.node_of(h)) else {
+            return false;
+        };
+        let bytes = body.to_string().into_bytes();
+        self.world
+            .rpc(Ep::Node(self.node), Ep::Node(peer), timeout, |s| {
+                let api = s.nodes[peer].api.as_ref()?;
+                Some(
+                    pgkeel_api::with_snapshot(&api.snap, |snap| {
+                        pgkeel_api::receive_failsafe(Some(&bytes), snap, &api.inbox)
+                    })
+                    .is_ok(),
+                )
+            })
+            .await
+            .unwrap_or(false)
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_800_000_000)
+            + crate::world::now().duration_since(self.world.t0)
+    }
+}
+
+/// `http://node2:8008/patroni` → `node2`.
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split("://").nth(1)?;
+    rest.split([':', '/']).next()
+}
+
+#[derive(Clone)]
+pub struct SimDcs {
+    world: Arc<World>,
+    node: usize,
+    timeout: Duration,
+}
+
+type R<T> = Result<T, DcsError>;
+
+impl SimDcs {
+    /// One request to etcd; `op` runs there. A change bumps the watchers' revision.
+    async fn call<T>(&self, what: &str, op: impl FnOnce(&mut State) -> Result<T, Refused>) -> R<T> {
+        let world = self.world.clone();
+        let answer = self
+            .world
+            .rpc(Ep::Node(self.node), Ep::Etcd, self.timeout, |s| {
+                let now = s.now();
+                s.store.expire(now);
+                let before = s.store.revision();
+                let leader = s.store.leader();
+                let r = op(s);
+                if s.store.leader() != leader {
+                    let l = s.store.leader();
+                    s.note(format!("etcd: leader key {leader:?} -> {l:?} ({what})"));
+                }
+                let after = s.store.revision();
+                if after != before {
+                    world.etcd_changed();
+                }
+                Some(r)
+            })
+            .await;
+        match answer {
+            None => Err(DcsError::Unavailable(format!("{what}: no answer"))),
+            Some(Err(refused)) => Err(DcsError::Unavailable(refused)),
+            Some(Ok(v)) => Ok(v),
+        }
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Dcs for SimDcs {
+    async fn load(&self) -> R<Cluster> {
+        self.call("load", |s| Ok(s.store.load())).await
+    }
+    async fn touch_member(&self, name: &str, value: &MemberValue, lease: i64) -> R<()> {
+        let (key, v) = (format!("{}{name}", keys::MEMBERS), json(value));
+        self.call("touch_member", move |s| s.store.put(&key, v, lease))
+            .await
+    }
+    async fn claim_initialize(&self) -> R<bool> {
+        self.call("claim_initialize", |s| {
+            s.store.create_if_absent(keys::INITIALIZE, Vec::new(), 0)
+        })
+        .await
+    }
+    async fn write_initialize(&self, sysid: &str) -> R<()> {
+        let v = sysid.as_bytes().to_vec();
+        self.call("write_initialize", move |s| {
+            s.store.put(keys::INITIALIZE, v, 0)
+        })
+        .await
+    }
+    async fn cancel_initialize(&self) -> R<()> {
+        self.call("cancel_initialize", |s| {
+            s.store.delete(keys::INITIALIZE);
+            Ok(())
+        })
+        .await
+    }
+    async fn write_config_if_absent(&self, config: &Value) -> R<bool> {
+        let v = json(config);
+        self.call("write_config_if_absent", move |s| {
+            s.store.create_if_absent(keys::CONFIG, v, 0)
+        })
+        .await
+    }
+    async fn acquire_leader(&self, name: &str, lease: i64) -> R<bool> {
+        let v = name.as_bytes().to_vec();
+        self.call("acquire_leader", move |s| {
+            s.store.create_if_absent(keys::LEADER, v, lease)
+        })
+        .await
+    }
+    async fn reclaim_leader(&self, name: &str, lease: i64) -> R<bool> {
+        let (me, v) = (name.to_string(), name.as_bytes().to_vec());
+        self.call("reclaim_leader", move |s| {
+            if s.store.leader().as_deref() != Some(me.as_str()) {
+                return Ok(false);
+            }
+            s.store.put(keys::LEADER, v, lease).map(|()| true)
+        })
+        .await
+    }
+    async fn release_leader(&self, name: &str) -> R<bool> {
+        let me = name.to_string();
+        self.call("release_leader", move |s| {
+            Ok(s.store.leader().as_deref() == Some(me.as_str()) && s.store.delete(keys::LEADER))
+        })
+        .await
+    }
+    async fn write_status(&self, leader: &str, status: &StatusValue) -> R<bool> {
+        let (l, v) = (leader.to_string(), json(status));
+        self.call("write_status", move |s| {
+            s.store.put_if_leader(&l, keys::STATUS, v)
+        })
+        .await
+    }
+    async fn write_history(&self, leader: &str, history: &[HistoryEntry]) -> R<bool> {
+        let list = Value::Array(history.iter().map(HistoryEntry::to_json).collect());
+        let (l, v) = (leader.to_string(), json(&list));
+        self.call("write_history", move |s| {
+            s.store.put_if_leader(&l, keys::HISTORY, v)
+        })
+        .await
+    }
+    async fn write_sync(&self, leader: &str, value: &SyncValue) -> R<bool> {
+        let (l, v) = (leader.to_string(), json(&value.to_json()));
+        self.call("write_sync", move |s| {
+            s.store.put_if_leader(&l, keys::SYNC, v)
+        })
+        .await
+    }
+    async fn write_failsafe(&self, leader: &str, members: &BTreeMap<String, String>) -> R<bool> {
+        let (l, v) = (leader.to_string(), json(members));
+        self.call("write_failsafe", move |s| {
+            s.store.put_if_leader(&l, keys::FAILSAFE, v)
+        })
+        .await
+    }
+    async fn write_failover(&self, value: &FailoverValue) -> R<()> {
+        let v = json(value);
+        self.call("write_failover", move |s| s.store.put(keys::FAILOVER, v, 0))
+            .await
+    }
+    async fn delete_failover(&self, revision: i64) -> R<bool> {
+        self.call("delete_failover", move |s| {
+            if revision == 0 || s.store.mod_revision(keys::FAILOVER) == revision {
+                s.store.delete(keys::FAILOVER);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })
+        .await
+    }
+    async fn write_config(&self, config: &Value, revision: i64) -> R<bool> {
+        let v = json(config);
+        self.call("write_config", move |s| {
+            if s.store.mod_revision(keys::CONFIG) != revision {
+                return Ok(false);
+            }
+            s.store.put(keys::CONFIG, v, 0).map(|()| true)
+        })
+        .await
+    }
+    async fn put_config(&self, config: &Value) -> R<()> {
+        let v = json(config);
+        self.call("put_config", move |s| s.store.put(keys::CONFIG, v, 0))
+            .await
+    }
+    async fn grant_lease(&self, ttl: Duration) -> R<i64> {
+        self.call("grant_lease", move |s| {
+            let now = s.now();
+            Ok(s.store.grant(ttl, now))
+        })
+        .await
+    }
+    async fn keep_alive(&self, lease: i64) -> R<Option<Duration>> {
+        self.call("keep_alive", move |s| {
+            let now = s.now();
+            Ok(s.store.keep_alive(lease, now))
+        })
+        .await
+    }
+    async fn revoke_lease(&self, lease: i64) -> R<()> {
+        self.call("revoke_lease", move |s| {
+            s.store.revoke(lease);
+            Ok(())
+        })
+        .await
+    }
+    /// Wakes the loop on every change, when etcd can reach this node.
+    fn spawn_watcher(&self, wake: Arc<Notify>) -> JoinHandle<()> {
+        let (world, i) = (self.world.clone(), self.node);
+        tokio::spawn(async move {
+            loop {
+                world.changes[i].notified().await;
+                let reachable = {
+                    let s = world.lock();
+                    s.net.up(Ep::Etcd, Ep::Node(i)) && s.net.etcd_down == 0
+                };
+                if reachable {
+                    world.gate(i).await;
+                    wake.notify_one();
+                }
+            }
+        })
+    }
+}
+
+pub struct SimPg {
+    world: Arc<World>,
+    node: usize,
+}
+
+type A<T> = anyhow::Result<T>;
+
+impl SimPg {
+    fn ms(&self, lo: u64, hi: u64) -> Duration {
+        self.world.lock().rng.millis(lo, hi)
+    }
+
+    /// The node `upstream` names, reachable from here (both ways) and running.
+    fn source(&self, s: &State, upstream: &Upstream) -> A<usize> {
+        let u = self
+            .world
+            .node_of(&upstream.host)
+            .ok_or_else(|| anyhow::anyhow!("unknown host {}", upstream.host))?;
+        let (me, them) = (Ep::Node(self.node), Ep::Node(u));
+        if !(s.net.up(me, them) && s.net.up(them, me)) || s.frozen(u) {
+            anyhow::bail!("cannot connect to {}", upstream.host);
+        }
+        if !s.nodes[u].pg.running() {
+            anyhow::bail!("{} is not running", upstream.host);
+        }
+        Ok(u)
+    }
+}
+
+impl Postgres for SimPg {
+    async fn observe(&self) -> PgView {
+        let i = self.node;
+        let d = self.ms(1, 5);
+        let names = self.world.names.clone();
+        self.world.local(i, d, |s| s.nodes[i].pg.view(&names)).await
+    }
+    async fn details(&self) -> PgDetails {
+        PgDetails {
+            server_version: Some(150_010),
+            ..PgDetails::default()
+        }
+    }
+    async fn sync_rep_state(&self) -> A<SyncRepState> {
+        let i = self.node;
+        let d = self.ms(1, 3);
+        self.world
+            .local(i, d, |s| {
+                let pg = &s.nodes[i].pg;
+                let data = pg.data.as_ref().filter(|_| pg.is_primary());
+                let data = data.ok_or_else(|| anyhow::anyhow!("not a running primary"))?;
+                Ok(SyncRepState {
+                    ssn: pg.ssn.clone(),
+                    current: data.lsn(),
+                    rows: replication_rows(&pg.ssn, &s.standbys_of(i)),
+                    managed: !pg.ssn.is_empty(),
+                })
+            })
+            .await
+    }
+    async fn set_sync_standbys(&self, value: Option<&str>) -> A<()> {
+        let (i, v) = (self.node, value.unwrap_or("").to_string());
+        let d = self.ms(2, 10);
+        self.world
+            .local(i, d, |s| {
+                if s.nodes[i].pg.ssn != v {
+                    s.note(format!("node{} synchronous_standby_names = '{v}'", i + 1));
+                }
+                s.nodes[i].pg.ssn = v;
+            })
+            .await;
+        Ok(())
+    }
+    fn set_config(&self, _parameters: BTreeMap<String, String>, _pg_hba: Vec<String>) -> bool {
+        false
+    }
+    async fn apply(&self) -> A<()> {
+        Ok(())
+    }
+    async fn timeline_history(&self) -> A<Vec<HistoryEntry>> {
+        let i = self.node;
+        Ok(self
+            .world
+            .local(i, Duration::from_millis(1), |s| s.nodes[i].pg.history())
+            .await)
+    }
+    async fn bootstrap(&self) -> A<()> {
+        let i = self.node;
+        let d = self.ms(300, 1500);
+        self.world
+            .local(i, d, |s| {
+                if s.nodes[i].pg.data.is_some() {
+                    anyhow::bail!("cannot bootstrap: data directory is not empty");
+                }
+                let sysid = 7_000_000_000_000_000_000 + s.rng.below(1 << 40);
+                let uid = s.uid();
+                s.nodes[i].pg.data = Some(Data {
+                    sysid,
+                    timeline: 1,
+                    history: Vec::new(),
+                    wal: vec![crate::postgres::Rec {
+                        uid,
+                        timeline: 1,
+                        write: None,
+                    }],
+                    standby_signal: false,
+                    clean: false,
+                });
+                s.set_proc(i, Proc::Primary, "bootstrapped");
+                Ok(())
+            })
+            .await
+    }
+    async fn clone_from(&self, source: &Upstream) -> A<()> {
+        let i = self.node;
+        {
+            let s = self.world.lock();
+            if s.nodes[i].pg.data.is_some() {
+                anyhow::bail!("cannot clone: data directory is not empty");
+            }
+            self.source(&s, source)?;
+        }
+        let d = self.ms(500, 3000);
+        self.world
+            .local(i, d, |s| {
+                // pg_basebackup ends with the source's state at the end of the copy.
+                let u2 = self.source(s, source)?;
+                let data = s
+                    .clone_data(u2)
+                    .ok_or_else(|| anyhow::anyhow!("source has no data"))?;
+                s.note(format!("node{} cloned from node{}", i + 1, u2 + 1));
+                s.nodes[i].pg.data = Some(data);
+                Ok(())
+            })
+            .await
+    }
+    async fn reinit(&self, source: &Upstream) -> A<()> {
+        let i = self.node;
+        self.world
+            .local(i, Duration::from_millis(5), |s| {
+                s.kill_pg(i, "reinit");
+                s.nodes[i].pg.data = None;
+            })
+            .await;
+        self.clone_from(source).await
+    }
+    async fn start_primary(&self) -> A<()> {
+        let i = self.node;
+        let d = self.ms(200, 1000);
+        self.world
+            .local(i, d, |s| {
+                if s.nodes[i].pg.running() {
+                    return Ok(());
+                }
+                let data = s.nodes[i]
+                    .pg
+                    .data
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("no data"))?;
+                data.standby_signal = false;
+                s.set_proc(i, Proc::Primary, "started as primary");
+                Ok(())
+            })
+            .await
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> A<()> {
+        let i = self.node;
+        let up = upstream.and_then(|u| self.world.node_of(&u.host));
+        let d = self.ms(200, 1000);
+        self.world
+            .local(i, d, |s| {
+                if s.nodes[i].pg.running() {
+                    anyhow::bail!("already running");
+                }
+                let data = s.nodes[i]
+                    .pg
+                    .data
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("no data"))?;
+                data.standby_signal = true;
+                s.set_proc(i, Proc::Standby { upstream: up }, "started as replica");
+                Ok(())
+            })
+            .await
+    }
+    async fn stop(&self, mode: StopMode) -> A<()> {
+        let i = self.node;
+        let d = self.ms(50, 500);
+        self.world
+            .local(i, d, |s| match mode {
+                StopMode::Fast => s.stop_pg(i, "stopped (fast)"),
+                StopMode::Immediate => s.kill_pg(i, "stopped (immediate)"),
+            })
+            .await;
+        Ok(())
+    }
+    async fn reload(&self) -> A<()> {
+        Ok(())
+    }
+    async fn follow(&self, upstream: &Upstream) -> A<()> {
+        let i = self.node;
+        let up = self.world.node_of(&upstream.host);
+        let d = self.ms(5, 50);
+        self.world
+            .local(i, d, |s| match s.nodes[i].pg.proc {
+                Proc::Standby { .. } => {
+                    s.nodes[i].pg.proc = Proc::Standby { upstream: up };
+                    s.nodes[i].pg.streaming = false;
+                    s.note(format!("node{} follows {}", i + 1, upstream.host));
+                    Ok(())
+                }
+                p => anyhow::bail!("follow: server is {p:?}"),
+            })
+            .await
+    }
+    async fn promote(&self, newest_known: u32, _cluster_history: &[HistoryEntry]) -> A<()> {
+        let i = self.node;
+        let d = self.ms(50, 400);
+        // pgkeel_pg writes history files up to the newest known timeline first, so the new
+        // timeline is one past both its own and that one.
+        let floor = newest_known;
+        self.world
+            .local(i, d, |s| s.promote(i, floor).map_err(anyhow::Error::msg))
+            .await
+    }
+    async fn rewind(&self, source: &Upstream) -> A<()> {
+        let i = self.node;
+        let d = self.ms(300, 2000);
+        self.world
+            .local(i, d, |s| {
+                if s.nodes[i].pg.running() {
+                    anyhow::bail!("pg_rewind: target server must be shut down");
+                }
+                let u = self.source(s, source)?;
+                let src = s.nodes[u]
+                    .pg
+                    .data
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("source has no data"))?;
+                let data = s.nodes[i]
+                    .pg
+                    .data
+                    .as_mut()
+                    .ok_or_else(|| anyhow::anyhow!("no data"))?;
+                if data.sysid != src.sysid {
+                    anyhow::bail!(
+                        "pg_rewind: source and target clusters are from different systems"
+                    );
+                }
+                let keep = data.common_prefix(&src);
+                data.wal.truncate(keep);
+                data.timeline = src.timeline;
+                data.history = src.history.clone();
+                data.standby_signal = true;
+                data.clean = true;
+                s.note(format!(
+                    "node{} rewound from node{} (kept {keep} records)",
+                    i + 1,
+                    u + 1
+                ));
+                Ok(())
+            })
+            .await
+    }
+    async fn ensure_slots(&self, _names: &[String]) -> A<()> {
+        Ok(())
+    }
+}
