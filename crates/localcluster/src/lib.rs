@@ -46,8 +46,8 @@ pub struct Options {
     /// PostgreSQL parameters for `bootstrap.dcs.postgresql.parameters`, added to (or
     /// replacing) the local cluster's own.
     pub pg_parameters: Vec<(String, String)>,
-    /// Put each node's WAL in `<node dir>/wal` (`waldir` for initdb and pg_basebackup), so
-    /// that the caller can mount a small file system there.
+    /// Put each node's WAL in `<node dir>/walfs/pg_wal` (`waldir` for initdb and
+    /// pg_basebackup), so that the caller can mount a small file system at `walfs`.
     pub separate_waldir: bool,
     /// Where the processes run; `None`: all on loopback in this namespace, one etcd.
     pub network: Option<Network>,
@@ -163,7 +163,9 @@ impl LocalCluster {
                 config: dir.join("pgkeel.yml"),
                 data_dir: dir.join("data"),
                 log: dir.join("agent.log"),
-                wal_dir: opts.separate_waldir.then(|| dir.join("wal")),
+                wal_dir: opts
+                    .separate_waldir
+                    .then(|| dir.join("walfs").join("pg_wal")),
                 exec_prefix: host.exec_prefix,
                 dir,
                 agent: None,
