@@ -116,7 +116,7 @@ impl Fault {
                 Outage::SyncStandbyLost
             }
             (Fault::ReplicaIsolated | Fault::LeaderFromReplicas, Mode::Async) => Outage::None,
-            (Fault::EtcdMemberKilled, _) => Outage::None,
+            (Fault::EtcdMemberKilled, _) => Outage::EtcdReelection,
             (Fault::EtcdMajorityLost { failsafe: true }, _) => Outage::None,
             (Fault::EtcdMajorityLost { failsafe: false }, _) => Outage::UntilHeal,
             (Fault::LeaderWalFull | Fault::LeaderLinkFlapping, _) => Outage::UntilHeal,
@@ -131,6 +131,11 @@ pub enum Outage {
     None,
     /// A replica must take over: lease expiry, race, promotion.
     Failover,
+    /// etcd elects a new raft leader and the agents' clients leave the dead member. With a
+    /// short ttl this can outlast the leader's fence margin (ttl − max(ttl/5, 0.5 s) = 2.4 s
+    /// in the fast profile against etcd's 1 s election timeout plus reconnects): the leader
+    /// may stop PostgreSQL and start it again, still holding the key.
+    EtcdReelection,
     /// Commits wait for a synchronous standby that went silent until the walsender times out.
     SyncStandbyLost,
     /// Writes may stop for as long as the fault is held.
@@ -167,6 +172,7 @@ impl Budget {
             // The lease runs out (ttl), a replica notices on its next loop and promotes; the
             // client then finds the new primary.
             Outage::Failover => self.ttl * 3 + self.loop_wait * 2 + SLACK,
+            Outage::EtcdReelection => self.ttl + self.loop_wait * 2 + SLACK,
             Outage::SyncStandbyLost => self.wal_timeout + self.loop_wait * 3 + SLACK,
             Outage::UntilHeal => self.hold + self.ttl * 3 + self.loop_wait * 2 + SLACK,
         };
