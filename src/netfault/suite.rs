@@ -153,21 +153,24 @@ impl Suite {
         Ok(())
     }
 
+    /// `PATCH /config` on the leader, retried for a while: right after a fault the leader's
+    /// etcd client may still be reconnecting, and it answers 503 until its write goes through.
     async fn patch_config(&self, body: serde_json::Value) -> anyhow::Result<()> {
-        let ready = self.wait_ready(Duration::from_secs(120)).await?;
-        let li = self.index(&ready.leader)?;
-        let url = format!("{}/config", self.c.nodes[li].api_url());
-        let r = self
-            .http
-            .patch(&url)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("PATCH {url}"))?;
-        if !r.status().is_success() {
-            bail!("PATCH {url} {body}: {}", r.status());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self.wait_ready(Duration::from_secs(120)).await?;
+            let li = self.index(&ready.leader)?;
+            let url = format!("{}/config", self.c.nodes[li].api_url());
+            let outcome = match self.http.patch(&url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("{}", r.status()),
+                Err(e) => format!("{e}"),
+            };
+            if Instant::now() > deadline {
+                bail!("PATCH {url} {body}: {outcome}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Ok(())
     }
 
     /// Sets `failsafe_mode`; when on, waits until the `/failsafe` key lists every member
