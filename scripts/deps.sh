@@ -8,6 +8,8 @@ missing=""
 [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing="$missing postgresql-15"
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing="$missing etcd-server"
 command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler"
+# The network-fault suite (scripts/netfault.sh, tests/e2e_netfault.rs): ip and tc.
+command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -22,6 +22,9 @@ pub struct Ack {
     /// timeline for as long as it stays primary, and leaving that role (a demotion) restarts
     /// the server and so closes the connection: every write on a connection shares it.
     pub timeline: u32,
+    /// When the statement was sent: the commit happened between `sent` and `at`.
+    pub sent: Instant,
+    /// When the acknowledgement arrived.
     pub at: Instant,
 }
 
@@ -42,12 +45,28 @@ pub struct Journal {
     pub failed_statements: AtomicU64,
     /// Connection attempts that found no writable server.
     pub failed_connects: AtomicU64,
+    /// When each failed statement or connection attempt ended, in order.
+    failures: Mutex<Vec<Instant>>,
 }
 
 impl Journal {
     /// Runs `f` on the acks so far (under the lock: keep `f` short).
     pub fn with_acks<R>(&self, f: impl FnOnce(&[Ack]) -> R) -> R {
         f(&self.acks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// When the first failure at or after `t` ended.
+    #[allow(dead_code)] // Used by the fault suite, not by every benchmark that includes this file.
+    pub fn first_failure_after(&self, t: Instant) -> Option<Instant> {
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.iter().find(|&&at| at >= t).copied()
+    }
+
+    fn failed(&self) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Instant::now());
     }
 
     pub fn sessions(&self) -> Vec<Session> {
@@ -91,6 +110,7 @@ impl Writer {
         while !stop.load(Ordering::Relaxed) {
             let Some((client, session)) = self.session().await else {
                 journal.failed_connects.fetch_add(1, Ordering::Relaxed);
+                journal.failed();
                 tokio::time::sleep(self.retry).await;
                 continue;
             };
@@ -102,6 +122,7 @@ impl Writer {
             while !stop.load(Ordering::Relaxed) {
                 let id = ids.fetch_add(1, Ordering::Relaxed);
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+                let sent = Instant::now();
                 let q = client.execute(
                     "INSERT INTO bench (id, port) VALUES ($1, inet_server_port())",
                     &params,
@@ -115,10 +136,12 @@ impl Writer {
                             id,
                             port: session.port,
                             timeline: session.timeline,
+                            sent,
                             at: Instant::now(),
                         }),
                     _ => {
                         journal.failed_statements.fetch_add(1, Ordering::Relaxed);
+                        journal.failed();
                         break;
                     }
                 }

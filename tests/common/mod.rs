@@ -56,6 +56,7 @@ pub fn start_with(
         rest_auth: None,
         dcs_extra: dcs_extra.into(),
         node_tags: node_tags.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
     })
     .expect("starting the local cluster");
     TestCluster { cluster, _dir: dir }

@@ -1,7 +1,9 @@
-//! A throwaway single-member etcd on free loopback ports, for tests and the demo.
+//! Throwaway etcd servers for tests and the demo: a single member on free loopback ports, or
+//! a multi-member cluster whose members each listen on their own address (the fault suite puts
+//! each member in its own network namespace).
 //!
-//! Tests run in parallel, so nothing uses fixed ports: each server asks the kernel for two free
-//! ports (client, peer). Another process can grab such a port between our probe and etcd's
+//! Tests run in parallel, so a single member uses no fixed ports: it asks the kernel for two
+//! free ports (client, peer). Another process can grab such a port between our probe and etcd's
 //! bind, so a server that dies during start-up is retried on new ports.
 
 use std::io::{Read, Write};
@@ -18,12 +20,27 @@ const START_ATTEMPTS: usize = 3;
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// One member of a multi-member cluster: where it listens and how it is started.
+#[derive(Debug, Clone)]
+pub struct MemberSpec {
+    pub name: String,
+    /// The address it listens on for clients and peers (its namespace's address).
+    pub host: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// Words put before the etcd command (`ip netns exec NS`); empty: run it directly.
+    pub exec_prefix: Vec<String>,
+}
+
 /// A running etcd, killed when dropped.
 pub struct EtcdServer {
     /// Where clients connect: `127.0.0.1:<port>`.
     pub endpoint: HostPort,
+    /// The member's name in its cluster.
+    pub name: String,
     binary: PathBuf,
     args: Vec<String>,
+    exec_prefix: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -57,8 +74,10 @@ impl EtcdServer {
                     host: "127.0.0.1".into(),
                     port: client_port,
                 },
+                name,
                 binary: binary.clone(),
                 args,
+                exec_prefix: Vec::new(),
                 log: dir.join("etcd.log"),
                 child: None,
             };
@@ -68,6 +87,58 @@ impl EtcdServer {
             }
         }
         Err(last_err)
+    }
+
+    /// Starts a cluster of `members` (data under `data_dir/<name>`) and waits until every
+    /// member is healthy. Addresses are the caller's: no retry on other ports.
+    pub fn start_cluster(
+        data_dir: &Path,
+        members: &[MemberSpec],
+        token: &str,
+    ) -> anyhow::Result<Vec<EtcdServer>> {
+        let binary = find_etcd()?;
+        let peer_url = |m: &MemberSpec| format!("http://{}:{}", m.host, m.peer_port);
+        let initial: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.name, peer_url(m)))
+            .collect();
+        let mut servers = Vec::with_capacity(members.len());
+        for m in members {
+            let dir = data_dir.join(&m.name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let client_url = format!("http://{}:{}", m.host, m.client_port);
+            let args = vec![
+                format!("--name={}", m.name),
+                format!("--data-dir={}", dir.join("data").display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={}", peer_url(m)),
+                format!("--initial-advertise-peer-urls={}", peer_url(m)),
+                format!("--initial-cluster={}", initial.join(",")),
+                format!("--initial-cluster-token={token}"),
+                "--initial-cluster-state=new".to_string(),
+            ];
+            let mut server = EtcdServer {
+                endpoint: HostPort {
+                    host: m.host.clone(),
+                    port: m.client_port,
+                },
+                name: m.name.clone(),
+                binary: binary.clone(),
+                args,
+                log: dir.join("etcd.log"),
+                exec_prefix: m.exec_prefix.clone(),
+                child: None,
+            };
+            // No member is healthy before a quorum runs: start them all, then wait.
+            server.spawn()?;
+            servers.push(server);
+        }
+        for s in &mut servers {
+            s.wait_healthy()
+                .map_err(|e| e.context(format!("etcd log:\n{}", s.log_tail())))?;
+        }
+        Ok(servers)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -95,13 +166,44 @@ impl EtcdServer {
         self.launch()
     }
 
+    /// Starts the process again after [`EtcdServer::stop`] without waiting for it to be
+    /// healthy: a member of a cluster that lost its quorum is not healthy until enough other
+    /// members run too.
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// Waits until `GET /health` says healthy (the member sees a leader).
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        self.wait_healthy()
+    }
+
     fn launch(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        match self.wait_healthy() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.stop();
+                Err(e.context(format!("etcd log:\n{}", self.log_tail())))
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match self.exec_prefix.split_first() {
+            Some((program, words)) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         cmd.args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -114,19 +216,14 @@ impl EtcdServer {
             .spawn()
             .with_context(|| format!("running {}", self.binary.display()))?;
         self.child = Some(child);
-        match self.wait_healthy() {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.stop();
-                Err(e.context(format!("etcd log:\n{}", self.log_tail())))
-            }
-        }
+        Ok(())
     }
 
     /// Polls `GET /health` until etcd reports itself healthy (it has a leader), or fails.
     fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_DEADLINE;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.endpoint.port));
+        let ip: Ipv4Addr = self.endpoint.host.parse().unwrap_or(Ipv4Addr::LOCALHOST);
+        let addr = SocketAddr::from((ip, self.endpoint.port));
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -160,7 +257,7 @@ fn health_ok(addr: SocketAddr) -> bool {
     let attempt = || -> std::io::Result<String> {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        s.write_all(format!("GET /health HTTP/1.0\r\nHost: {}\r\n\r\n", addr.ip()).as_bytes())?;
         let mut body = String::new();
         s.read_to_string(&mut body)?;
         Ok(body)

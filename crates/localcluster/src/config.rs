@@ -31,8 +31,39 @@ impl Timing {
     }
 }
 
-pub(crate) fn render(opts: &Options, node: &Node, etcd: &str) -> String {
+/// The cluster's own PostgreSQL parameters; [`Options::pg_parameters`] adds to and overrides
+/// them.
+const PARAMETERS: [(&str, &str); 3] = [
+    ("max_connections", "100"),
+    ("shared_buffers", "32MB"),
+    ("wal_keep_size", "256MB"),
+];
+
+pub(crate) fn render(opts: &Options, node: &Node, etcd: &[String]) -> String {
     let t = opts.timing;
+    let mut parameters: Vec<(String, String)> = PARAMETERS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in &opts.pg_parameters {
+        match parameters.iter_mut().find(|(name, _)| name == k) {
+            Some(p) => p.1.clone_from(v),
+            None => parameters.push((k.clone(), v.clone())),
+        }
+    }
+    let parameters: String = parameters
+        .iter()
+        .map(|(k, v)| format!("        {k}: {v}\n"))
+        .collect();
+    // initdb and pg_basebackup both take --waldir: a node's WAL stays there whether it was
+    // bootstrapped or cloned.
+    let waldir = node
+        .wal_dir
+        .as_ref()
+        .map(|w| format!("    - waldir: {}\n", w.display()));
+    let basebackup = waldir
+        .as_ref()
+        .map_or(String::new(), |w| format!("  basebackup:\n  {w}"));
     format!(
         r#"# Written by pgkeel's local cluster ({scope}). Patroni's format: this file would also run Patroni.
 scope: {scope}
@@ -40,12 +71,12 @@ namespace: /service
 name: {name}
 
 restapi:
-  listen: 127.0.0.1:{api}
-  connect_address: 127.0.0.1:{api}
+  listen: {host}:{api}
+  connect_address: {host}:{api}
 {auth}
 etcd3:
   hosts:
-    - {etcd}
+{etcd}
 
 bootstrap:
   dcs:
@@ -57,16 +88,13 @@ bootstrap:
       use_pg_rewind: true
       use_slots: true
       parameters:
-        max_connections: 100
-        shared_buffers: 32MB
-        wal_keep_size: 256MB
-  initdb:
+{parameters}  initdb:
     - encoding: UTF8
     - data-checksums
-
+{waldir}
 postgresql:
-  listen: 127.0.0.1:{pg}
-  connect_address: 127.0.0.1:{pg}
+  listen: {host}:{pg}
+  connect_address: {host}:{pg}
   data_dir: {data}
   pgpass: {dir}/pgpass
   authentication:
@@ -76,8 +104,14 @@ postgresql:
     replication:
       username: replicator
       password: {SUPERUSER_PASSWORD}-replication
-{tags}"#,
+{basebackup}{tags}"#,
         scope = opts.scope,
+        host = node.host,
+        etcd = etcd
+            .iter()
+            .map(|e| format!("    - {e}\n"))
+            .collect::<String>(),
+        waldir = waldir.unwrap_or_default(),
         dcs_extra = indent(&opts.dcs_extra, "    "),
         tags = node_index(node)
             .and_then(|i| opts.node_tags.get(i))

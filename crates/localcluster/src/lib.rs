@@ -1,6 +1,10 @@
 //! A pgkeel cluster on this machine: one etcd and N agents, each with its own PostgreSQL,
 //! on free loopback ports. The demo, the end-to-end tests and the benchmark all use it, so
 //! what a new user sees is what the tests check.
+//!
+//! With a [`Network`] layout (the network-fault suite) every node and every member of a
+//! multi-member etcd runs in its own network namespace instead, on its own address: the
+//! caller makes the namespaces, this crate only starts processes inside them.
 
 pub mod client;
 mod config;
@@ -17,6 +21,7 @@ use pgkeel_dcs::testing::EtcdServer;
 use pgkeel_dcs::Etcd;
 
 pub use config::Timing;
+pub use pgkeel_dcs::testing::MemberSpec;
 pub use procs::Signal;
 pub use wait::healthy;
 
@@ -38,28 +43,68 @@ pub struct Options {
     pub dcs_extra: String,
     /// Tags per node (index 0 is node1), as unindented YAML lines (`nosync: true`).
     pub node_tags: Vec<String>,
+    /// PostgreSQL parameters for `bootstrap.dcs.postgresql.parameters`, added to (or
+    /// replacing) the local cluster's own.
+    pub pg_parameters: Vec<(String, String)>,
+    /// Put each node's WAL in `<node dir>/walfs/pg_wal` (`waldir` for initdb and
+    /// pg_basebackup), so that the caller can mount a small file system at `walfs`.
+    pub separate_waldir: bool,
+    /// Where the processes run; `None`: all on loopback in this namespace, one etcd.
+    pub network: Option<Network>,
 }
 
-/// One node: its ports, files and agent process.
+/// Per-process network placement: one [`Host`] per node (node1 first) and one etcd member per
+/// entry of `etcd`.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    pub nodes: Vec<Host>,
+    pub etcd: Vec<MemberSpec>,
+}
+
+/// Where one node runs.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The address PostgreSQL and the REST API listen on, and that peers and clients use.
+    pub ip: String,
+    pub pg_port: u16,
+    pub api_port: u16,
+    /// Words put before the agent's command (`ip netns exec NS`); PostgreSQL, started by the
+    /// agent, inherits the namespace.
+    pub exec_prefix: Vec<String>,
+}
+
+impl Options {
+    /// Node `i`'s directory (0 is node1), where its config, data and log live.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("node{}", i + 1))
+    }
+}
+
+/// One node: its address, ports, files and agent process.
 pub struct Node {
     pub name: String,
+    /// The address it listens on (`127.0.0.1` on loopback).
+    pub host: String,
     pub pg_port: u16,
     pub api_port: u16,
     pub dir: PathBuf,
     pub config: PathBuf,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Where its WAL lives when [`Options::separate_waldir`] is set.
+    pub wal_dir: Option<PathBuf>,
+    exec_prefix: Vec<String>,
     agent: Option<Child>,
 }
 
 impl Node {
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.host, self.api_port)
     }
     pub fn dsn(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres",
-            self.pg_port
+            "host={} port={} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres",
+            self.host, self.pg_port
         )
     }
     pub fn agent_pid(&self) -> Option<i32> {
@@ -68,7 +113,8 @@ impl Node {
 }
 
 pub struct LocalCluster {
-    pub etcd: EtcdServer,
+    /// One member on loopback, or the members of [`Network::etcd`].
+    pub etcd: Vec<EtcdServer>,
     pub nodes: Vec<Node>,
     pub opts: Options,
 }
@@ -80,24 +126,51 @@ impl LocalCluster {
         if opts.nodes == 0 {
             bail!("a cluster needs at least one node");
         }
+        if let Some(net) = &opts.network {
+            if net.nodes.len() != opts.nodes || net.etcd.is_empty() {
+                bail!(
+                    "the network layout places {} nodes and {} etcd members, the cluster has {} nodes",
+                    net.nodes.len(),
+                    net.etcd.len(),
+                    opts.nodes
+                );
+            }
+        }
         prepare_dir(&opts.dir)?;
-        let etcd = EtcdServer::start(&opts.dir.join("etcd"))?;
+        let etcd = match &opts.network {
+            None => vec![EtcdServer::start(&opts.dir.join("etcd"))?],
+            Some(net) => EtcdServer::start_cluster(&opts.dir.join("etcd"), &net.etcd, &opts.scope)?,
+        };
+        let endpoints: Vec<String> = etcd.iter().map(|e| e.endpoint.to_string()).collect();
         let mut nodes = Vec::with_capacity(opts.nodes);
-        for i in 1..=opts.nodes {
-            let name = format!("node{i}");
-            let dir = opts.dir.join(&name);
+        for i in 0..opts.nodes {
+            let dir = opts.node_dir(i);
             prepare_dir(&dir)?;
+            let host = match &opts.network {
+                Some(net) => net.nodes[i].clone(),
+                None => Host {
+                    ip: "127.0.0.1".into(),
+                    pg_port: procs::free_port()?,
+                    api_port: procs::free_port()?,
+                    exec_prefix: Vec::new(),
+                },
+            };
             let node = Node {
-                pg_port: procs::free_port()?,
-                api_port: procs::free_port()?,
+                name: format!("node{}", i + 1),
+                host: host.ip,
+                pg_port: host.pg_port,
+                api_port: host.api_port,
                 config: dir.join("pgkeel.yml"),
                 data_dir: dir.join("data"),
                 log: dir.join("agent.log"),
+                wal_dir: opts
+                    .separate_waldir
+                    .then(|| dir.join("walfs").join("pg_wal")),
+                exec_prefix: host.exec_prefix,
                 dir,
-                name,
                 agent: None,
             };
-            let yaml = config::render(&opts, &node, &etcd.endpoint.to_string());
+            let yaml = config::render(&opts, &node, &endpoints);
             std::fs::write(&node.config, yaml)
                 .with_context(|| format!("writing {}", node.config.display()))?;
             nodes.push(node);
@@ -117,7 +190,15 @@ impl LocalCluster {
             .append(true)
             .open(&node.log)
             .with_context(|| format!("opening {}", node.log.display()))?;
-        let child = Command::new(&self.opts.pgkeel)
+        let mut cmd = match node.exec_prefix.split_first() {
+            Some((program, words)) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(&self.opts.pgkeel);
+                c
+            }
+            None => Command::new(&self.opts.pgkeel),
+        };
+        let child = cmd
             .arg("agent")
             .arg(&node.config)
             .env(
@@ -135,8 +216,9 @@ impl LocalCluster {
 
     /// A DCS client for this cluster.
     pub async fn dcs(&self) -> anyhow::Result<Etcd> {
+        let endpoints: Vec<_> = self.etcd.iter().map(|e| e.endpoint.clone()).collect();
         Ok(Etcd::connect(
-            std::slice::from_ref(&self.etcd.endpoint),
+            &endpoints,
             None,
             None,
             format!("/service/{}/", self.opts.scope),
@@ -151,10 +233,11 @@ impl LocalCluster {
 
     /// The multi-host DSN that always reaches the writable node.
     pub fn rw_dsn(&self) -> String {
-        let hosts = vec!["127.0.0.1"; self.nodes.len()].join(",");
+        let hosts: Vec<&str> = self.nodes.iter().map(|n| n.host.as_str()).collect();
         let ports: Vec<String> = self.nodes.iter().map(|n| n.pg_port.to_string()).collect();
         format!(
-            "host={hosts} port={} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres target_session_attrs=read-write",
+            "host={} port={} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres target_session_attrs=read-write",
+            hosts.join(","),
             ports.join(",")
         )
     }
@@ -194,11 +277,20 @@ impl LocalCluster {
         !pids.is_empty()
     }
 
-    /// Sends `sig` to etcd (SIGSTOP: an outage every node sees at once).
+    /// Sends `sig` to every etcd member (SIGSTOP: an outage every node sees at once).
     pub fn signal_etcd(&self, sig: Signal) {
-        if let Some(pid) = self.etcd.pid() {
-            procs::signal_all(&[pid as i32], sig);
-        }
+        let pids: Vec<i32> = self
+            .etcd
+            .iter()
+            .filter_map(|e| e.pid())
+            .map(|p| p as i32)
+            .collect();
+        procs::signal_all(&pids, sig);
+    }
+
+    /// The pids of node `i`'s PostgreSQL processes (postmaster first), if it runs.
+    pub fn postgres_pids(&self, i: usize) -> Vec<i32> {
+        procs::postgres_pids(&self.nodes[i].data_dir)
     }
 
     /// Waits for a killed agent's process to be reaped (so it can be started again).
@@ -247,7 +339,9 @@ impl LocalCluster {
             procs::signal_all(&pids, Signal::Cont);
             procs::signal_all(&pids, Signal::Kill);
         }
-        self.etcd.stop();
+        for e in &mut self.etcd {
+            e.stop();
+        }
     }
 }
 

@@ -1,0 +1,184 @@
+//! The faults the suite injects, what each is expected to do to writes, and the bounds a run
+//! must meet. Pure data: injecting and healing live in the binary.
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+/// Replication mode a scenario runs in (`synchronous_mode` in `/config`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Async,
+    Sync,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Async => "async",
+            Mode::Sync => "sync",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 1: the leader cannot reach any etcd member (it still reaches replicas and clients).
+    LeaderFromEtcd,
+    /// 2: the leader reaches nobody and nobody reaches it.
+    LeaderIsolated,
+    /// 3: one replica (in sync mode the synchronous standby) reaches nobody.
+    ReplicaIsolated,
+    /// 4: the leader and the replicas cannot reach each other; both reach etcd.
+    LeaderFromReplicas,
+    /// 5: SIGKILL of etcd's raft leader; restarted at heal.
+    EtcdMemberKilled,
+    /// 6: two of three etcd members cut from everything, `failsafe_mode` off / on.
+    EtcdMajorityLost { failsafe: bool },
+    /// 7: SIGSTOP of the leader's agent and postmaster (its backends keep running); SIGCONT
+    /// at heal.
+    LeaderFrozen,
+    /// 8: SIGKILL of the leader's agent only (PostgreSQL keeps running); restarted at heal.
+    LeaderAgentKilled,
+    /// 9: the leader's WAL file system (a tmpfs) filled up; the filler removed at heal.
+    LeaderWalFull,
+    /// 10: the leader's veth down and up every second.
+    LeaderLinkFlapping,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 11] = [
+        Fault::LeaderFromEtcd,
+        Fault::LeaderIsolated,
+        Fault::ReplicaIsolated,
+        Fault::LeaderFromReplicas,
+        Fault::EtcdMemberKilled,
+        Fault::EtcdMajorityLost { failsafe: false },
+        Fault::EtcdMajorityLost { failsafe: true },
+        Fault::LeaderFrozen,
+        Fault::LeaderAgentKilled,
+        Fault::LeaderWalFull,
+        Fault::LeaderLinkFlapping,
+    ];
+
+    /// The fault's number in issue 5's list.
+    pub fn number(self) -> u8 {
+        match self {
+            Fault::LeaderFromEtcd => 1,
+            Fault::LeaderIsolated => 2,
+            Fault::ReplicaIsolated => 3,
+            Fault::LeaderFromReplicas => 4,
+            Fault::EtcdMemberKilled => 5,
+            Fault::EtcdMajorityLost { .. } => 6,
+            Fault::LeaderFrozen => 7,
+            Fault::LeaderAgentKilled => 8,
+            Fault::LeaderWalFull => 9,
+            Fault::LeaderLinkFlapping => 10,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::LeaderFromEtcd => "leader-cut-from-etcd",
+            Fault::LeaderIsolated => "leader-isolated",
+            Fault::ReplicaIsolated => "replica-isolated",
+            Fault::LeaderFromReplicas => "leader-cut-from-replicas",
+            Fault::EtcdMemberKilled => "etcd-member-killed",
+            Fault::EtcdMajorityLost { failsafe: false } => "etcd-majority-lost",
+            Fault::EtcdMajorityLost { failsafe: true } => "etcd-majority-lost-failsafe",
+            Fault::LeaderFrozen => "leader-frozen",
+            Fault::LeaderAgentKilled => "leader-agent-killed",
+            Fault::LeaderWalFull => "leader-wal-full",
+            Fault::LeaderLinkFlapping => "leader-link-flapping",
+        }
+    }
+
+    /// `6` or `6f` (failsafe), as `--fault` takes them.
+    pub fn key(self) -> String {
+        match self {
+            Fault::EtcdMajorityLost { failsafe: true } => "6f".into(),
+            f => f.number().to_string(),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.key() == key.trim())
+    }
+
+    /// The writes the fault is expected to interrupt.
+    pub fn expect(self, mode: Mode) -> Outage {
+        match (self, mode) {
+            (Fault::LeaderFromEtcd | Fault::LeaderIsolated, _) => Outage::Failover,
+            (Fault::LeaderFrozen | Fault::LeaderAgentKilled, _) => Outage::Failover,
+            // The synchronous standby (or every replica) goes silent: commits wait until the
+            // leader's walsender times out and the leader picks another standby or none.
+            (Fault::ReplicaIsolated | Fault::LeaderFromReplicas, Mode::Sync) => {
+                Outage::SyncStandbyLost
+            }
+            (Fault::ReplicaIsolated | Fault::LeaderFromReplicas, Mode::Async) => Outage::None,
+            (Fault::EtcdMemberKilled, _) => Outage::EtcdReelection,
+            (Fault::EtcdMajorityLost { failsafe: true }, _) => Outage::None,
+            (Fault::EtcdMajorityLost { failsafe: false }, _) => Outage::UntilHeal,
+            (Fault::LeaderWalFull | Fault::LeaderLinkFlapping, _) => Outage::UntilHeal,
+        }
+    }
+}
+
+/// What a fault does to writes, which sets its write-recovery bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Writes should not stop (a retried statement at most).
+    None,
+    /// A replica must take over: lease expiry, race, promotion.
+    Failover,
+    /// etcd elects a new raft leader and the agents' clients leave the dead member. With a
+    /// short ttl this can outlast the leader's fence margin (ttl − max(ttl/5, 0.5 s) = 2.4 s
+    /// in the fast profile against etcd's 1 s election timeout plus reconnects): the leader
+    /// may stop PostgreSQL and start it again, still holding the key.
+    EtcdReelection,
+    /// Commits wait for a synchronous standby that went silent until the walsender times out.
+    SyncStandbyLost,
+    /// Writes may stop for as long as the fault is held.
+    UntilHeal,
+}
+
+/// The settings bounds are computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub ttl: Duration,
+    pub loop_wait: Duration,
+    /// How long a fault is held before it is healed.
+    pub hold: Duration,
+    /// `wal_sender_timeout` (also `wal_receiver_timeout`) the suite runs PostgreSQL with.
+    pub wal_timeout: Duration,
+}
+
+/// The most a scenario may take: from the first failed write to the next acknowledged one,
+/// and from the heal to a healthy cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub write: Duration,
+    pub converge: Duration,
+}
+
+/// Margin for scheduling on a loaded 2-core machine: three agents, three PostgreSQL servers,
+/// three etcd members and the suite share it.
+const SLACK: Duration = Duration::from_secs(5);
+
+impl Budget {
+    pub fn bounds(&self, outage: Outage) -> Bounds {
+        let write = match outage {
+            Outage::None => SLACK,
+            // The lease runs out (ttl), a replica notices on its next loop and promotes; the
+            // client then finds the new primary.
+            Outage::Failover => self.ttl * 3 + self.loop_wait * 2 + SLACK,
+            Outage::EtcdReelection => self.ttl + self.loop_wait * 2 + SLACK,
+            Outage::SyncStandbyLost => self.wal_timeout + self.loop_wait * 3 + SLACK,
+            Outage::UntilHeal => self.hold + self.ttl * 3 + self.loop_wait * 2 + SLACK,
+        };
+        // After the heal: a deposed leader notices, is rewound and restarted as a replica,
+        // and streams; a lost etcd quorum is re-formed first.
+        let converge = Duration::from_secs(60);
+        Bounds { write, converge }
+    }
+}
