@@ -255,6 +255,14 @@ impl LocalCluster {
         procs::signal_all(&pids, sig);
     }
 
+    /// Sends `sig` to node `i`'s agent alone (PostgreSQL and the fence guardian stay).
+    pub fn signal_agent(&self, i: usize, sig: Signal) {
+        procs::signal_all(
+            &self.nodes[i].agent_pid().into_iter().collect::<Vec<_>>(),
+            sig,
+        );
+    }
+
     /// Sends `sig` to the agent and the postmaster only (backends keep running).
     pub fn signal_agent_and_postmaster(&self, i: usize, sig: Signal) {
         let node = &self.nodes[i];
