@@ -100,6 +100,15 @@ impl Cluster {
         }
     }
 
+    /// `/history`'s newest switch was made by `leader`: the key reflects its latest
+    /// promotion, so a timeline it does not list is not among the leader's ancestors.
+    pub fn history_written_by(&self, leader: &str) -> bool {
+        self.history
+            .as_ref()
+            .and_then(|h| h.last())
+            .is_some_and(|e| e.new_leader.as_deref() == Some(leader))
+    }
+
     /// The newest timeline anyone is known to have used: `/history`'s and every member's
     /// published one. A promotion must number its timeline past it (see
     /// `pgkeel_pg::Pg::promote`), or two branches could share one number.

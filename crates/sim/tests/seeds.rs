@@ -27,6 +27,7 @@ fn seeds_that_found_bugs_pass() {
         521,  // same as 172, losing synchronous commits
         2487, // a promotion reused a timeline number; a member on a dead branch never rewound
         5593, // same as 2487, two nodes
+        3709, // a stopped former primary on such a dead branch waited forever for a fork point
     ] {
         assert_ok(seed);
     }

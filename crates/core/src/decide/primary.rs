@@ -74,11 +74,7 @@ fn leader_duties(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Decision {
     }
     // /history is behind my timeline, unless its newest switch is already mine (timelines
     // need not be consecutive: a promotion may skip numbers other members used).
-    let newest_is_mine = cluster
-        .history
-        .as_ref()
-        .and_then(|h| h.last())
-        .is_some_and(|e| e.new_leader.as_deref() == Some(ctx.me()));
+    let newest_is_mine = cluster.history_written_by(ctx.me());
     if cluster.history.is_none() || (cluster.timeline() < r.timeline && !newest_is_mine) {
         actions.push(Action::WriteHistory);
     }

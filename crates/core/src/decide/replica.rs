@@ -152,17 +152,10 @@ fn diverged(cluster: &Cluster, leader: &str, r: &Running) -> Option<String> {
                 Lsn(e.lsn)
             )
         }),
-        None if written_by(history, leader) => Some(format!(
+        None if cluster.history_written_by(leader) => Some(format!(
             "my timeline {} is not in {leader}'s history (timeline {leader_tl})",
             r.timeline
         )),
         None => None,
     }
-}
-
-/// `/history`'s newest switch was made by `leader`: the key reflects its promotion.
-fn written_by(history: &[crate::dcs_values::HistoryEntry], leader: &str) -> bool {
-    history
-        .last()
-        .is_some_and(|e| e.new_leader.as_deref() == Some(leader))
 }

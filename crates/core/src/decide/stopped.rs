@@ -106,7 +106,13 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
         .history
         .as_ref()
         .is_some_and(|h| h.iter().any(|e| e.timeline == s.timeline));
-    if leader_tl.is_some_and(|tl| tl > s.timeline) && !fork_known {
+    // A /history the leader wrote after its promotion that does not list my timeline: my
+    // timeline is a branch the leader never had (simulation, seed 3709); pg_rewind finds the
+    // divergence itself. Otherwise the key may just be stale.
+    if leader_tl.is_some_and(|tl| tl > s.timeline)
+        && !fork_known
+        && !cluster.history_written_by(leader)
+    {
         return Decision::nothing(format!(
             "waiting: I am {me}, a former primary; {leader} has not published where its timeline forked off mine"
         ));

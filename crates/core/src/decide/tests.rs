@@ -1381,6 +1381,37 @@ fn a_former_primary_waits_for_the_fork_point_before_choosing_rewind() {
     assert!(d.reason.contains("forked"), "{}", d.reason);
 }
 
+/// Found by the simulation (seed 3709): the former primary's timeline 2 is a branch the
+/// leader (timeline 3, promoted from 1) never had; its /history, written after its own
+/// promotion, will never list timeline 2. Waiting for that fork point would wait forever:
+/// it rewinds (pg_rewind finds the divergence itself).
+#[test]
+fn a_former_primary_on_a_branch_the_leader_never_had_rewinds() {
+    let on_branch = Stopped {
+        timeline: 2,
+        ..stopped("in production", false)
+    };
+    let o = Obs::new("n1")
+        .pg(PgView::Stopped(on_branch))
+        .leader(Some("n2"), 5)
+        .with(|obs, _| {
+            let c = obs.dcs.as_mut().unwrap();
+            let mut m = member("n2", "primary");
+            m.timeline = Some(3);
+            c.members.insert("n2".into(), MemberEntry::Ok(m));
+            let mut h = history_to(2);
+            h[0].new_leader = Some("n2".into());
+            c.history = Some(h);
+        });
+    let d = o.decide_at(Duration::ZERO);
+    assert!(
+        matches!(d.actions.first(), Some(Action::Rewind { .. })),
+        "{:?}: {}",
+        d.actions,
+        d.reason
+    );
+}
+
 #[test]
 fn a_takeover_without_a_leader_needs_only_a_running_promotable_member() {
     let o = Obs::new("n1").member("n2", "replica");
