@@ -127,6 +127,14 @@ impl GuardLink {
         }
         let mut child = cmd.spawn()?;
         let stdin = child.stdin.take();
+        if let Some(pipe) = &stdin {
+            // The fence thread must never block on a guardian that stopped reading (a full
+            // pipe): a write that would block is skipped, the next tick sends a fresh one.
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            let flags = fcntl(pipe, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+            let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+            fcntl(pipe, FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+        }
         Ok(GuardLink { child, stdin })
     }
 
@@ -137,15 +145,15 @@ impl GuardLink {
             return;
         };
         let line = encode(remaining);
-        if stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .is_err()
-        {
-            self.stdin = None;
-            tracing::error!(
-                "the fence guardian is gone; the fence thread alone guards this primary"
-            );
+        match stdin.write_all(line.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                self.stdin = None;
+                tracing::error!(
+                    "the fence guardian is gone; the fence thread alone guards this primary"
+                );
+            }
         }
     }
 }
