@@ -87,6 +87,16 @@ fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool, mut guard: Option<
         }
         std::thread::sleep(TICK);
     }
+    // The agent is stopping: the guardian keeps this last word (usually "nothing to guard",
+    // PostgreSQL having been stopped first).
+    if let Some(g) = guard.as_mut() {
+        let at = Instant::now();
+        g.tell(
+            shared
+                .writable_until(at)
+                .map(|u| u.saturating_duration_since(at)),
+        );
+    }
 }
 
 /// `Instant` (CLOCK_MONOTONIC) stops while the machine is suspended, but etcd's clock does

@@ -74,13 +74,18 @@ pub fn run_guard(data_dir: &Path) {
     let mut closed = false;
     let mut signalled = None;
     loop {
-        match rx.recv_timeout(TICK) {
-            Ok(Msg::Line(until)) => deadline = until.map(|d| boottime() + d),
-            Ok(Msg::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => closed = true,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        if closed {
+            std::thread::sleep(TICK);
+        } else {
+            match rx.recv_timeout(TICK) {
+                Ok(Msg::Line(until)) => deadline = until.map(|d| boottime() + d),
+                Ok(Msg::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => closed = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
-        if closed && deadline.is_none() {
-            return; // the agent left nothing to guard
+        // The agent is gone and left nothing to guard, or no server runs any more.
+        if closed && (deadline.is_none() || pgkeel_pg::live_postmaster(data_dir).is_none()) {
+            return;
         }
         if deadline.is_some_and(|d| boottime() >= d) {
             if pgkeel_pg::live_postmaster(data_dir).is_none() {
