@@ -173,8 +173,11 @@ impl Suite {
         }
     }
 
-    /// Sets `failsafe_mode`; when on, waits until the `/failsafe` key lists every member
-    /// (before that, an etcd outage demotes the leader as if failsafe were off).
+    /// Sets `failsafe_mode`; when on, waits until every node answers `GET /failsafe` with
+    /// every member. The key in etcd is not enough: the leader asks the members its own
+    /// last DCS read listed, and a replica refuses `POST /failsafe` until its last read had
+    /// failsafe mode on; an etcd outage before both demotes the leader as if failsafe were
+    /// off (the first run's 6f: the fault came within a loop of the key being written).
     async fn set_failsafe(&self, on: bool) -> anyhow::Result<()> {
         self.patch_config(serde_json::json!({ "failsafe_mode": on }))
             .await?;
@@ -183,20 +186,41 @@ impl Suite {
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(view) = self.dcs.load().await {
-                if view
-                    .failsafe
-                    .as_ref()
-                    .is_some_and(|f| f.len() == self.c.nodes.len())
-                {
-                    return Ok(());
+            let mut unarmed = Vec::new();
+            for node in &self.c.nodes {
+                if self.failsafe_members(&node.api_url()).await != Some(self.c.nodes.len()) {
+                    unarmed.push(node.name.clone());
                 }
             }
+            if unarmed.is_empty() {
+                return Ok(());
+            }
             if Instant::now() > deadline {
-                bail!("the /failsafe key did not list every member within 60s");
+                bail!(
+                    "GET /failsafe did not list every member within 60s on {}",
+                    unarmed.join(", ")
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// How many members `GET /failsafe` on a node lists (`None`: failsafe mode is off there,
+    /// it has not read the key yet, or it did not answer).
+    async fn failsafe_members(&self, api_url: &str) -> Option<usize> {
+        let url = format!("{api_url}/failsafe");
+        let r = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        let body: serde_json::Value = r.json().await.ok()?;
+        body.as_object().map(serde_json::Map::len)
     }
 
     /// Waits until [`healthy`] holds for every node and, in sync mode, the `/sync` key is the

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgkeel_core::cluster::Cluster;
+use pgkeel_core::config::effective_dynamic;
 use pgkeel_core::decide::keepalive_interval;
 use pgkeel_core::observation::{FailsafeRound, Observation};
 use pgkeel_core::Config;
@@ -31,9 +32,17 @@ pub(crate) struct Targets {
 
 /// After each DCS read: remember whom to ask if this node leads with failsafe mode on; on a
 /// failed read, hand the latest round to `decide`.
-pub(crate) fn note(obs: &mut Observation, shared: &Shared, cfg: &Config, failsafe_mode: bool) {
+///
+/// Failsafe mode is taken from this very read, as `decide` and `GET /failsafe` see it, not
+/// from the configuration the loop applied one read earlier: otherwise a leader whose
+/// `/failsafe` key was already written (it survives failsafe mode being turned off and on)
+/// would report failsafe mode on yet have nobody to ask for one more loop.
+pub(crate) fn note(obs: &mut Observation, shared: &Shared, cfg: &Config) {
     match &obs.dcs {
-        Ok(c) => shared.set_failsafe_targets(targets(c, cfg, failsafe_mode, obs.lease.id)),
+        Ok(c) => {
+            let on = effective_dynamic(cfg, c.config.as_ref()).failsafe_mode;
+            shared.set_failsafe_targets(targets(c, cfg, on, obs.lease.id));
+        }
         Err(_) => {
             let (last, _) = shared.failsafe_rounds();
             // Only a round of this outage counts (younger than a ttl).
@@ -147,6 +156,87 @@ fn failsafe_url(api_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgkeel_core::cluster::LeaderKey;
+    use pgkeel_core::observation::{LeaseView, PgView};
+
+    const LEASE: i64 = 7;
+
+    fn cfg() -> Config {
+        let text = "\
+scope: demo
+name: node1
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+etcd3: {hosts: 127.0.0.1:2379}
+postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /pg}
+";
+        match pgkeel_core::config::load_str(text, "test.yml") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// node1 holds the leader key under its lease; `/failsafe` lists node1 and node2.
+    fn cluster(config: serde_json::Value) -> Cluster {
+        Cluster {
+            config: Some(config),
+            leader: Some(LeaderKey {
+                name: "node1".into(),
+                lease: LEASE,
+                revision: 1,
+            }),
+            failsafe: Some(BTreeMap::from([
+                ("node1".into(), "http://10.0.0.1:8008/patroni".into()),
+                ("node2".into(), "http://10.0.0.2:8008/patroni".into()),
+            ])),
+            ..Cluster::default()
+        }
+    }
+
+    fn read(cluster: Cluster) -> Observation {
+        Observation {
+            dcs: Ok(cluster),
+            pg: PgView::NoData,
+            peers: BTreeMap::new(),
+            lease: LeaseView {
+                id: LEASE,
+                ttl: Duration::from_secs(3),
+                renewed_at: Some(Instant::now()),
+            },
+            rewind_failed: false,
+            primary_start_failing_since: None,
+            shutting_down: false,
+            paused: false,
+            wall_clock: std::time::SystemTime::now(),
+            replication: None,
+            failsafe_round: None,
+            failsafe_confirmed: None,
+            failsafe_contact: None,
+            last_config: None,
+        }
+    }
+
+    #[test]
+    fn the_read_that_turns_failsafe_mode_on_gives_the_leader_whom_to_ask() {
+        // `/failsafe` was written while failsafe mode was on before: the first read that
+        // has the mode on again must arm the leader, as it already shows in GET /failsafe.
+        let (cfg, shared) = (cfg(), Shared::new(Duration::from_secs(3)));
+        note(
+            &mut read(cluster(serde_json::json!({"failsafe_mode": true}))),
+            &shared,
+            &cfg,
+        );
+        let asked = shared
+            .failsafe_targets()
+            .map(|t| t.members.into_keys().collect());
+        assert_eq!(asked, Some(vec!["node1".to_string(), "node2".to_string()]));
+
+        note(
+            &mut read(cluster(serde_json::json!({"failsafe_mode": false}))),
+            &shared,
+            &cfg,
+        );
+        assert_eq!(shared.failsafe_targets(), None);
+    }
 
     #[test]
     fn posts_go_next_to_the_status_endpoint() {

@@ -186,7 +186,7 @@ pub async fn run_with<E: Env>(
         let mut obs = observer
             .observe(&mut memory, shutting_down, shared.paused())
             .await;
-        crate::failsafe::note(&mut obs, &shared, &cfg, dynamic.failsafe_mode);
+        crate::failsafe::note(&mut obs, &shared, &cfg);
         obs.failsafe_contact = failsafe_inbox
             .last()
             .map(|c| (c.leader.clone(), c.hold_until(dynamic.ttl)));
