@@ -1,6 +1,7 @@
 //! The network-fault suite's short subset (`pgkeel-netfault --short`): a 3-node cluster and a
 //! 3-member etcd in their own network namespaces, the leader cut from etcd, the leader cut
-//! from everything and an etcd member killed (asynchronous), then the leader cut from etcd
+//! from everything, an etcd member killed, the etcd majority lost with failsafe mode, the
+//! leader frozen and the leader's agent killed (asynchronous), then the leader cut from etcd
 //! in synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
 //! acknowledged by two primaries, and each must recover within its bound.
 //!
