@@ -67,17 +67,7 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
     {
         return None;
     }
-    let age = ctx
-        .obs
-        .lease
-        .renewed_at
-        .map(|t| {
-            format!(
-                "renewed {:.1}s ago",
-                ctx.now.saturating_duration_since(t).as_secs_f64()
-            )
-        })
-        .unwrap_or_else(|| "never renewed".into());
+    let age = ctx.lease_age();
     Some(Decision::act(
         vec![Action::Stop {
             mode: StopMode::Immediate,

@@ -104,10 +104,9 @@ impl<'a> Ctx<'a> {
         fencing::lease_alive(&self.obs.lease, self.now)
     }
 
-    /// Why this node may not become writable yet although the key names it.
-    pub fn stale_lease_wait(&self) -> Decision {
-        let ago = self
-            .obs
+    /// "renewed 2.1s ago" / "never renewed": the lease's age, for reasons people read.
+    pub fn lease_age(&self) -> String {
+        self.obs
             .lease
             .renewed_at
             .map(|t| {
@@ -116,7 +115,12 @@ impl<'a> Ctx<'a> {
                     self.now.saturating_duration_since(t).as_secs_f64()
                 )
             })
-            .unwrap_or_else(|| "never renewed".into());
+            .unwrap_or_else(|| "never renewed".into())
+    }
+
+    /// Why this node may not become writable yet although the key names it.
+    pub fn stale_lease_wait(&self) -> Decision {
+        let ago = self.lease_age();
         Decision::nothing(format!(
             "waiting: I am {}, the leader key names me but my lease ({ago}, ttl {}s) may have lapsed; not becoming writable until it is renewed",
             self.me(),
