@@ -67,7 +67,8 @@ impl Env for SimEnv {
     /// The fence thread and the guardian process, as production has them: every 50 ms
     /// the fence applies `Shared::fence_due` and tells the guardian `writable_until`; the
     /// guardian stops the primary at the last deadline it heard, and outlives the agent.
-    /// Stopping is immediate (SIGQUIT), but nothing runs while the host is frozen.
+    /// Stopping is immediate; the fence thread, inside the agent, does nothing while the
+    /// node is frozen, the guardian does.
     fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>> {
         use std::sync::atomic::{AtomicBool, Ordering};
         const TICK: Duration = Duration::from_millis(50);
@@ -85,11 +86,13 @@ impl Env for SimEnv {
                 }
             }
         });
+        // The guardian is a process of its own, in its own session: a freeze (SIGSTOP of
+        // the agent and PostgreSQL, the fault model's freeze) does not stop it, and the
+        // SIGKILL it sends a stopped postmaster works (`pgkeel_agent::fence`).
         let (world, gone) = (self.world.clone(), agent_gone.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(TICK).await;
-                world.gate(i).await;
                 let last = *until.lock().unwrap_or_else(|e| e.into_inner());
                 let closed = gone.load(Ordering::SeqCst);
                 match last {
@@ -178,7 +181,9 @@ impl SimDcs {
             .world
             .rpc(Ep::Node(self.node), Ep::Etcd, self.timeout, |s| {
                 let now = s.now();
-                s.store.expire(now);
+                if s.net.etcd_down == 0 {
+                    s.store.expire(now);
+                }
                 let before = s.store.revision();
                 let leader = s.store.leader();
                 let r = op(s);

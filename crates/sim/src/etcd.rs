@@ -50,6 +50,14 @@ impl Store {
         gone
     }
 
+    /// etcd back after an outage: its new leader refreshes every lease to a full ttl from now
+    /// (etcd's lessor `Promote`), so a lease never expires because etcd itself was down.
+    pub fn refresh_all(&mut self, now: Instant) {
+        for (until, ttl) in self.leases.values_mut() {
+            *until = now + *ttl;
+        }
+    }
+
     pub fn grant(&mut self, ttl: Duration, now: Instant) -> i64 {
         // etcd counts whole seconds, rounding up, as the adapter asks for.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);

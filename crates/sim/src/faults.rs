@@ -73,7 +73,12 @@ pub async fn physics(world: Arc<World>) {
         tokio::time::sleep(TICK).await;
         let mut s = world.lock();
         let now = s.now();
-        let gone = s.store.expire(now);
+        // A down etcd has no leader, and nobody expires leases.
+        let gone = if s.net.etcd_down > 0 {
+            Vec::new()
+        } else {
+            s.store.expire(now)
+        };
         if !gone.is_empty() {
             s.note(format!("etcd: lease expired, removed {gone:?}"));
             world.etcd_changed();
@@ -291,6 +296,10 @@ fn apply(world: &Arc<World>, agents: &Arc<Agents>, id: usize, f: &Fault, on: boo
                 s.net.etcd_down += 1;
             } else {
                 s.net.etcd_down -= 1;
+                if s.net.etcd_down == 0 {
+                    let now = s.now();
+                    s.store.refresh_all(now);
+                }
             }
         }
         FaultKind::SlowDisk(i) => {

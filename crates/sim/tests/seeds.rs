@@ -28,6 +28,11 @@ fn seeds_that_found_bugs_pass() {
         2487, // a promotion reused a timeline number; a member on a dead branch never rewound
         5593, // same as 2487, two nodes
         3709, // a stopped former primary on such a dead branch waited forever for a fork point
+        // These found flaws in the simulation's model, not in pgkeel: a freeze stopped the
+        // fence guardian too (it is a process of its own: SIGSTOP of the agent and PostgreSQL
+        // does not reach it), and etcd expired leases while down (its new leader refreshes
+        // them instead).
+        24517, 24266, 25599, 26708,
     ] {
         assert_ok(seed);
     }
