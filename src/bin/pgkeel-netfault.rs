@@ -25,6 +25,8 @@ mod check;
 mod deposed;
 #[path = "../netfault/faults.rs"]
 mod faults;
+#[path = "../bench/ready.rs"]
+mod ready;
 #[path = "../bench/setup.rs"]
 mod setup;
 #[path = "../netfault/suite.rs"]

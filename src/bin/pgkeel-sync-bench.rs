@@ -23,7 +23,7 @@
 //!   target/release/pgkeel-sync-bench --mode on --mode quorum --failovers 100
 //!   target/release/pgkeel-sync-bench --pgbench-only --pgbench 60
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -31,16 +31,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use pgkeel_core::cluster::Cluster;
 use pgkeel_dcs::Etcd;
-use pgkeel_localcluster::{healthy, LocalCluster, Options, Signal};
+use pgkeel_localcluster::{LocalCluster, Options, Signal};
 
 #[path = "../bench/deposed.rs"]
 mod deposed;
 #[path = "../bench/pgbench.rs"]
 mod pgbench;
+#[path = "../bench/ready.rs"]
+mod ready;
 #[path = "../bench/setup.rs"]
 mod setup;
+use ready::{ready, Ready};
 #[path = "../bench/writer.rs"]
 mod writer;
 use deposed::Sighting;
@@ -125,14 +127,6 @@ enum Fault {
     Kill,
     /// SIGSTOP of the same processes; SIGCONT once another node leads.
     Freeze,
-}
-
-/// A cluster ready for the next fault: its leader and, in a synchronous mode, the standbys the
-/// `/sync` key names.
-struct Ready {
-    leader: String,
-    timeline: u32,
-    sync: BTreeSet<String>,
 }
 
 /// One failover's figures.
@@ -259,7 +253,7 @@ impl Bench<'_> {
         let mut last = String::from("etcd not read yet");
         while Instant::now() < deadline {
             match self.dcs.load().await {
-                Ok(view) => match ready(&view, self.nodes, self.mode) {
+                Ok(view) => match ready(&view, self.nodes, self.mode.synchronous()) {
                     Ok(r) => return Ok(r),
                     Err(why) => last = why,
                 },
@@ -552,34 +546,4 @@ impl Bench<'_> {
         );
         Ok(())
     }
-}
-
-/// [`healthy`], and in a synchronous mode a `/sync` key written for that leader that names at
-/// least one standby.
-fn ready(view: &Cluster, nodes: usize, mode: Mode) -> Result<Ready, String> {
-    let leader = healthy(view, nodes)?;
-    let timeline = view
-        .member(&leader)
-        .and_then(|m| m.timeline)
-        .ok_or(format!("leader {leader} publishes no timeline"))?;
-    let mut r = Ready {
-        leader,
-        timeline,
-        sync: BTreeSet::new(),
-    };
-    if !mode.synchronous() {
-        return Ok(r);
-    }
-    let sync = view.sync.as_ref().ok_or("no /sync key")?;
-    if sync.leader.as_deref() != Some(r.leader.as_str()) {
-        return Err(format!(
-            "/sync is for {:?}, the leader is {}",
-            sync.leader, r.leader
-        ));
-    }
-    if sync.sync_standby.is_empty() {
-        return Err(format!("/sync names no standby of {}", r.leader));
-    }
-    r.sync = sync.sync_standby.clone();
-    Ok(r)
 }

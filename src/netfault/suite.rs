@@ -2,21 +2,21 @@
 //! writers (the client through the multi-host read-write DSN, one probe per node), an observer
 //! of the DCS, and the scenarios: healthy cluster → fault → hold → heal → convergence → check.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use pgkeel_core::cluster::Cluster;
 use pgkeel_dcs::Etcd;
 use pgkeel_localcluster::client::connect;
-use pgkeel_localcluster::{healthy, LocalCluster, Signal};
+use pgkeel_localcluster::{LocalCluster, Signal};
 
 use crate::check::Row;
 use crate::deposed::{self, Sighting};
 use crate::faults::{Budget, Fault, Mode};
+use crate::ready::{ready, Ready};
 use crate::topology::{Ep, Topology};
 use crate::writer::{self, Ack, Journal, Writer};
 
@@ -27,14 +27,6 @@ const OBSERVE_EVERY: Duration = Duration::from_millis(200);
 const GIVE_UP: Duration = Duration::from_secs(180);
 /// How long a flapping link stays down, then up.
 const FLAP: Duration = Duration::from_secs(1);
-
-/// A cluster ready for a fault.
-#[derive(Debug, Clone)]
-pub struct Ready {
-    pub leader: String,
-    pub timeline: u32,
-    pub sync: BTreeSet<String>,
-}
 
 pub struct Suite {
     pub topo: Topology,
@@ -230,7 +222,7 @@ impl Suite {
         let mut last = String::from("etcd not read yet");
         while Instant::now() < deadline {
             match tokio::time::timeout(Duration::from_secs(3), self.dcs.load()).await {
-                Ok(Ok(view)) => match ready(&view, self.c.nodes.len(), self.mode) {
+                Ok(Ok(view)) => match ready(&view, self.c.nodes.len(), self.mode != Mode::Async) {
                     Ok(r) => return Ok(r),
                     Err(why) => last = why,
                 },
@@ -648,33 +640,4 @@ fn fill(path: &std::path::Path) -> anyhow::Result<()> {
     while f.write_all(&page).is_ok() {}
     let _ = f.sync_all();
     Ok(())
-}
-
-/// [`healthy`], and in sync mode a `/sync` key written for that leader naming a standby.
-fn ready(view: &Cluster, nodes: usize, mode: Mode) -> Result<Ready, String> {
-    let leader = healthy(view, nodes)?;
-    let timeline = view
-        .member(&leader)
-        .and_then(|m| m.timeline)
-        .ok_or(format!("leader {leader} publishes no timeline"))?;
-    let mut r = Ready {
-        leader,
-        timeline,
-        sync: BTreeSet::new(),
-    };
-    if mode == Mode::Async {
-        return Ok(r);
-    }
-    let sync = view.sync.as_ref().ok_or("no /sync key")?;
-    if sync.leader.as_deref() != Some(r.leader.as_str()) {
-        return Err(format!(
-            "/sync is for {:?}, the leader is {}",
-            sync.leader, r.leader
-        ));
-    }
-    if sync.sync_standby.is_empty() {
-        return Err(format!("/sync names no standby of {}", r.leader));
-    }
-    r.sync = sync.sync_standby.clone();
-    Ok(r)
 }
