@@ -42,6 +42,35 @@ pub fn decode(line: &str) -> Option<Option<Duration>> {
     Some(Some(Duration::from_millis(ms)))
 }
 
+/// What the guardian does on a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardStep {
+    /// Nothing to do yet.
+    Wait,
+    /// The deadline passed: stop the postmaster.
+    Stop,
+    /// The agent is gone and nothing is (or remains) to guard.
+    Exit,
+}
+
+/// The guardian's rule, shared by the real guardian and the simulator's: `deadline` is the
+/// last word heard (`None`: nothing to guard), `closed` says the agent is gone, `running`
+/// that a postmaster still runs. Time is any ordered clock.
+pub fn guard_step<T: PartialOrd>(
+    deadline: Option<T>,
+    now: T,
+    closed: bool,
+    running: bool,
+) -> GuardStep {
+    if closed && (deadline.is_none() || !running) {
+        return GuardStep::Exit;
+    }
+    match deadline {
+        Some(d) if now >= d && running => GuardStep::Stop,
+        _ => GuardStep::Wait,
+    }
+}
+
 fn boottime() -> Duration {
     use nix::time::{clock_gettime, ClockId};
     clock_gettime(ClockId::CLOCK_BOOTTIME)
@@ -83,24 +112,16 @@ pub fn run_guard(data_dir: &Path) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
-        // The agent is gone and left nothing to guard, or no server runs any more.
-        if closed && (deadline.is_none() || pgkeel_pg::live_postmaster(data_dir).is_none()) {
-            return;
-        }
-        if deadline.is_some_and(|d| boottime() >= d) {
-            if pgkeel_pg::live_postmaster(data_dir).is_none() {
-                if closed {
-                    return;
+        let running = pgkeel_pg::live_postmaster(data_dir).is_some();
+        match guard_step(deadline, boottime(), closed, running) {
+            GuardStep::Exit => return,
+            GuardStep::Stop => {
+                if closed && signalled.is_none() {
+                    tracing::error!("fence guardian: the agent is gone and the lease of this primary may have expired; stopping PostgreSQL");
                 }
-                signalled = None;
-                continue;
+                signalled = crate::fence::stop_postmaster(data_dir, signalled);
             }
-            if closed && signalled.is_none() {
-                tracing::error!("fence guardian: the agent is gone and the lease of this primary may have expired; stopping PostgreSQL");
-            }
-            signalled = crate::fence::stop_postmaster(data_dir, signalled);
-        } else {
-            signalled = None;
+            GuardStep::Wait => signalled = None,
         }
     }
 }
@@ -175,6 +196,22 @@ impl Drop for GuardLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guardian_stops_at_the_deadline_and_leaves_when_nothing_is_left() {
+        use GuardStep::*;
+        assert_eq!(guard_step(Some(10), 9, false, true), Wait);
+        assert_eq!(guard_step(Some(10), 10, false, true), Stop);
+        assert_eq!(
+            guard_step(Some(10), 9, true, true),
+            Wait,
+            "the agent's last word holds"
+        );
+        assert_eq!(guard_step(Some(10), 11, true, true), Stop);
+        assert_eq!(guard_step(Some(10), 11, true, false), Exit);
+        assert_eq!(guard_step(None::<u32>, 11, true, true), Exit);
+        assert_eq!(guard_step(None::<u32>, 11, false, true), Wait);
+    }
 
     #[test]
     fn lines_round_trip_and_junk_is_ignored() {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pgkeel_agent::guard::{guard_step, GuardStep};
 use pgkeel_agent::{Env, Shared};
 use pgkeel_core::action::{StopMode, Upstream};
 use pgkeel_core::cluster::Cluster;
@@ -95,18 +96,11 @@ impl Env for SimEnv {
                 tokio::time::sleep(TICK).await;
                 let last = *until.lock().unwrap_or_else(|e| e.into_inner());
                 let closed = gone.load(Ordering::SeqCst);
-                match last {
-                    None if closed => return,
-                    Some(u) if crate::world::now() >= u => {
-                        let mut s = world.lock();
-                        if s.nodes[i].pg.running() {
-                            s.kill_pg(i, "fence guardian: deadline passed");
-                        }
-                        if closed {
-                            return;
-                        }
-                    }
-                    _ => {}
+                let running = world.lock().nodes[i].pg.running();
+                match guard_step(last, crate::world::now(), closed, running) {
+                    GuardStep::Exit => return,
+                    GuardStep::Stop => world.lock().kill_pg(i, "fence guardian: deadline passed"),
+                    GuardStep::Wait => {}
                 }
             }
         });
