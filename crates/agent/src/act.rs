@@ -44,6 +44,10 @@ pub(crate) struct Memory {
     pub scheduled_restart: Option<ScheduledRestart>,
     /// Since when starting the primary has kept failing.
     pub primary_start_failing_since: Option<std::time::Instant>,
+    /// Since when PostgreSQL has answered no probe (the start of the first unanswered one).
+    pub pg_silent_since: Option<std::time::Instant>,
+    /// The last kill could not prove PostgreSQL's processes gone.
+    pub kill_failed: bool,
     /// Patroni's state string while a long action runs ("creating replica", ...).
     pub activity: Option<&'static str>,
     /// The `synchronous_standby_names` value last seen on the primary, and the WAL position
@@ -122,6 +126,14 @@ impl<E: Env> Actor<'_, E> {
                 )?
             }
             Action::ReleaseLeader => ok(self.dcs.release_leader(me).await.map(|_| ()))?,
+            Action::AbandonLease => {
+                if self.shared.abandoned() != lease {
+                    tracing::error!(
+                        "no longer renewing my lease {lease:x}: the leader key expires with it"
+                    );
+                }
+                self.shared.abandon(lease);
+            }
             Action::WriteStatus { optime } => {
                 let status = StatusValue {
                     optime: optime.0,
@@ -201,6 +213,14 @@ impl<E: Env> Actor<'_, E> {
                     .await
                     .map_err(Halt::Failed)?;
                 self.same_lease_after(lease)?;
+            }
+            Action::Kill => {
+                if let Err(e) = self.pg.kill().await {
+                    memory.kill_failed = true;
+                    return Err(Halt::Failed(e.context("PostgreSQL could not be killed")));
+                }
+                memory.kill_failed = false;
+                self.shared.set_may_be_primary(false);
             }
             Action::Stop { mode } => {
                 self.pg.stop(*mode).await.map_err(Halt::Failed)?;
@@ -282,7 +302,7 @@ fn activity_of(action: &Action) -> Option<&'static str> {
         Action::Rewind { .. } => Some("rewinding"),
         Action::StartPrimary | Action::StartReplica { .. } => Some("starting"),
         Action::Promote => Some("promoting"),
-        Action::Stop { .. } => Some("stopping"),
+        Action::Stop { .. } | Action::Kill => Some("stopping"),
         _ => None,
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use pgkeel_core::Config;
 use pgkeel_dcs::{Dcs, DcsError, Etcd};
+use pgkeel_pg::signal::PostmasterCache;
 use pgkeel_pg::{Pg, PgSettings, Postgres};
 use serde_json::Value;
 
@@ -27,6 +28,16 @@ pub trait Env: Send + Sync + 'static {
     fn postgres(&self, settings: PgSettings) -> Self::Pg;
     /// Starts the fence watching `shared`; it stops when the returned guard is dropped.
     fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>>;
+    /// Starts the lease keeper where nothing else the agent does can delay a renewal, and
+    /// returns what keeps it running; `None`: run it on the loop's own runtime (the
+    /// simulator, whose virtual time is one runtime's).
+    fn spawn_keeper(
+        self: &Arc<Self>,
+        _cfg: &Config,
+        _keeper: crate::lease::Keeper,
+    ) -> std::io::Result<Option<Box<dyn Send + Sync>>> {
+        Ok(None)
+    }
     /// Stops a primary at once (etcd said the lease is gone).
     fn fence_now(&self);
     /// A peer's `GET /patroni` body; `None` when it does not answer within `timeout`.
@@ -48,6 +59,9 @@ pub trait Env: Send + Sync + 'static {
 /// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
 pub struct RealEnv {
     pub data_dir: PathBuf,
+    /// The postmaster as last seen, shared by the adapter (which looks) and the fence (which
+    /// signals it without reading the data directory).
+    pub postmaster: Arc<PostmasterCache>,
     pub http: reqwest::Client,
     /// `restapi.authentication`, sent with `POST /failsafe`.
     pub auth: Option<(String, Option<String>)>,
@@ -69,18 +83,46 @@ impl Env for RealEnv {
     }
 
     fn postgres(&self, settings: PgSettings) -> Pg {
-        Pg::new(settings)
+        Pg::with_postmaster_cache(settings, self.postmaster.clone())
     }
 
     fn start_fence(&self, shared: Arc<Shared>) -> std::io::Result<Box<dyn Send + Sync>> {
         Ok(Box::new(crate::fence::Fence::spawn(
             shared,
-            self.data_dir.clone(),
+            &self.data_dir,
+            self.postmaster.clone(),
         )?))
     }
 
+    /// An OS thread with a runtime and an etcd connection of its own: file reads, SQL,
+    /// user lookups or process spawns that block the loop's runtime cannot delay it.
+    fn spawn_keeper(
+        self: &Arc<Self>,
+        cfg: &Config,
+        keeper: crate::lease::Keeper,
+    ) -> std::io::Result<Option<Box<dyn Send + Sync>>> {
+        let env = self.clone();
+        let cfg = cfg.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("pgkeel-lease".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Some(dcs) = keeper.connect(&*env, &cfg).await else {
+                        return;
+                    };
+                    crate::lease::keep(dcs, env, keeper).await;
+                })
+            })?;
+        // Dropping the handle does not join: the thread ends on the keeper's cancellation,
+        // within one keepalive.
+        Ok(Some(Box::new(thread)))
+    }
+
     fn fence_now(&self) {
-        crate::fence::stop_postmaster(&self.data_dir, None);
+        crate::fence::stop_postmaster(self.postmaster.alive(), None);
     }
 
     async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {

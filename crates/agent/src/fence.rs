@@ -4,14 +4,13 @@
 //! `pg_ctl`, or a user lookup that hangs cannot delay it. The rule itself is core's
 //! `lease_alive`; this thread only makes sure someone looks at the right moment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use pgkeel_pg::signal::{self, PostmasterCache, Proc};
 
 use crate::guard::GuardLink;
 use crate::shared::Shared;
@@ -29,10 +28,14 @@ pub struct Fence {
 impl Fence {
     /// Starts the fence thread and, beside it, the guardian process that outlives the agent
     /// (see `guard`); without a guardian (it could not be started) the thread works alone.
-    pub fn spawn(shared: Arc<Shared>, data_dir: PathBuf) -> std::io::Result<Fence> {
+    pub fn spawn(
+        shared: Arc<Shared>,
+        data_dir: &Path,
+        postmaster: Arc<PostmasterCache>,
+    ) -> std::io::Result<Fence> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let guard = match GuardLink::spawn(&data_dir) {
+        let guard = match GuardLink::spawn(data_dir) {
             Ok(g) => Some(g),
             Err(e) => {
                 tracing::error!("cannot start the fence guardian ({e}); a kill -9 of this agent would leave its primary unfenced");
@@ -41,7 +44,7 @@ impl Fence {
         };
         let thread = std::thread::Builder::new()
             .name("pgkeel-fence".into())
-            .spawn(move || watch(&shared, &data_dir, &flag, guard))?;
+            .spawn(move || watch(&shared, &postmaster, &flag, guard))?;
         Ok(Fence {
             stop,
             thread: Some(thread),
@@ -58,8 +61,13 @@ impl Drop for Fence {
     }
 }
 
-fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool, mut guard: Option<GuardLink>) {
-    let mut signalled: Option<(i32, Instant)> = None;
+fn watch(
+    shared: &Shared,
+    postmaster: &PostmasterCache,
+    stop: &AtomicBool,
+    mut guard: Option<GuardLink>,
+) {
+    let mut signalled: Option<(Proc, Instant)> = None;
     let mut suspend = SuspendDetector::new();
     // Time the machine spent suspended, in total and as of the last renewal we saw.
     let mut suspended_total = Duration::ZERO;
@@ -73,15 +81,17 @@ fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool, mut guard: Option<
         // Suspended time since the renewal counts against the lease as etcd sees it.
         let missed = suspended_total.saturating_sub(at_renewal.1);
         let at = Instant::now() + missed;
+        let pm = postmaster.alive();
         if let Some(g) = guard.as_mut() {
             g.tell(
                 shared
                     .writable_until(at)
                     .map(|u| u.saturating_duration_since(at)),
+                pm.map(|p| p.pid),
             );
         }
         if shared.fence_due(at) {
-            signalled = stop_postmaster(data_dir, signalled);
+            signalled = stop_postmaster(pm, signalled);
         } else {
             signalled = None;
         }
@@ -95,6 +105,7 @@ fn watch(shared: &Shared, data_dir: &Path, stop: &AtomicBool, mut guard: Option<
             shared
                 .writable_until(at)
                 .map(|u| u.saturating_duration_since(at)),
+            postmaster.alive().map(|p| p.pid),
         );
     }
 }
@@ -138,72 +149,36 @@ impl SuspendDetector {
 /// host coming back piecemeal): a stopped postmaster cannot act on SIGQUIT, while its
 /// backends, which a signal to it alone did not stop, may still be committing. Killing
 /// the children too frees the shared memory a new postmaster needs. Returns what was
-/// signalled, so repeated calls escalate instead of repeating themselves.
+/// signalled, so repeated calls escalate instead of repeating themselves. Reads no file of
+/// the data directory (`postmaster` comes from the cache), so a stalled disk cannot hold
+/// the fence up.
 pub(crate) fn stop_postmaster(
-    data_dir: &Path,
-    signalled: Option<(i32, Instant)>,
-) -> Option<(i32, Instant)> {
-    let pid = pgkeel_pg::live_postmaster(data_dir)?;
+    postmaster: Option<Proc>,
+    signalled: Option<(Proc, Instant)>,
+) -> Option<(Proc, Instant)> {
+    let pm = postmaster?;
     match signalled {
-        Some((p, at)) if p == pid => {
-            if at.elapsed() >= ESCALATE_AFTER || is_stopped(pid) {
-                tracing::error!("fencing: postmaster {pid} did not exit on SIGQUIT; sending SIGKILL to it and its children");
-                kill_tree(pid);
+        Some((p, at)) if p == pm => {
+            if at.elapsed() >= ESCALATE_AFTER || signal::is_stopped(pm.pid) {
+                tracing::error!(
+                    "fencing: postmaster {} did not exit on SIGQUIT; sending SIGKILL to it and its children",
+                    pm.pid
+                );
+                signal::kill_tree(pm);
             }
             signalled
         }
         _ => {
             tracing::error!(
-                "fencing: my etcd lease may expire before it can be renewed; immediate shutdown of PostgreSQL (postmaster {pid})"
+                "fencing: my etcd lease may expire before it can be renewed; immediate shutdown of PostgreSQL (postmaster {})",
+                pm.pid
             );
-            if is_stopped(pid) {
-                kill_tree(pid);
+            if signal::is_stopped(pm.pid) {
+                signal::kill_tree(pm);
             } else {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+                signal::quit(pm);
             }
-            Some((pid, Instant::now()))
+            Some((pm, Instant::now()))
         }
-    }
-}
-
-/// `/proc/PID/stat`: the state letter and the parent, after the parenthesised name.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-fn is_stopped(pid: i32) -> bool {
-    matches!(stat(pid), Some(('T' | 't', _)))
-}
-
-/// SIGKILL to the postmaster and every process it started (all of PostgreSQL's processes
-/// are its direct children); the children are listed first, before they are orphaned.
-fn kill_tree(pid: i32) {
-    let children: Vec<i32> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| stat(*p).is_some_and(|(_, ppid)| ppid == pid))
-        .collect();
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    for c in children {
-        let _ = kill(Pid::from_raw(c), Signal::SIGKILL);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_state_and_parent_of_this_process() {
-        let (state, ppid) = stat(std::process::id() as i32).expect("own stat");
-        assert!(matches!(state, 'R' | 'S'), "{state}");
-        assert_eq!(ppid, nix::unistd::getppid().as_raw());
     }
 }

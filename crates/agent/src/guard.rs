@@ -20,26 +20,49 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use pgkeel_pg::signal::Proc;
+
 /// How often the guardian looks, when nothing arrives.
 const TICK: Duration = Duration::from_millis(50);
 
-/// One line of the pipe: `until <ms>` (writable for that many more milliseconds; 0: stop
-/// now) or `off` (not a primary, or paused: nothing to guard).
-pub fn encode(until: Option<Duration>) -> String {
-    match until {
-        Some(d) => format!("until {}\n", d.as_millis()),
-        None => "off\n".into(),
+/// One line of the pipe: `until <ms> [pid <pid>]` (writable for that many more
+/// milliseconds, 0: stop now; the postmaster as the agent last saw it) or `off` (not a
+/// primary, or paused: nothing to guard). With the pid the guardian never reads
+/// `postmaster.pid`, which a stalled disk could keep it waiting on.
+pub fn encode(until: Option<Duration>, pid: Option<i32>) -> String {
+    match (until, pid) {
+        (Some(d), Some(p)) => format!("until {} pid {p}\n", d.as_millis()),
+        (Some(d), None) => format!("until {}\n", d.as_millis()),
+        (None, _) => "off\n".into(),
     }
 }
 
+/// A line of the pipe: the deadline, and the postmaster's pid when the agent knew it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word {
+    pub until: Option<Duration>,
+    pub pid: Option<i32>,
+}
+
 /// `None` for a line that is not one of ours.
-pub fn decode(line: &str) -> Option<Option<Duration>> {
+pub fn decode(line: &str) -> Option<Word> {
     let line = line.trim();
     if line == "off" {
-        return Some(None);
+        return Some(Word {
+            until: None,
+            pid: None,
+        });
     }
-    let ms: u64 = line.strip_prefix("until ")?.trim().parse().ok()?;
-    Some(Some(Duration::from_millis(ms)))
+    let rest = line.strip_prefix("until ")?.trim();
+    let (ms, pid) = match rest.split_once(" pid ") {
+        Some((ms, pid)) => (ms, Some(pid.trim().parse::<i32>().ok().filter(|p| *p > 0)?)),
+        None => (rest, None),
+    };
+    let ms: u64 = ms.trim().parse().ok()?;
+    Some(Word {
+        until: Some(Duration::from_millis(ms)),
+        pid,
+    })
 }
 
 /// What the guardian does on a tick.
@@ -79,7 +102,7 @@ fn boottime() -> Duration {
 }
 
 enum Msg {
-    Line(Option<Duration>),
+    Line(Word),
     Closed,
 }
 
@@ -102,24 +125,36 @@ pub fn run_guard(data_dir: &Path) {
     let mut deadline: Option<Duration> = None; // on CLOCK_BOOTTIME
     let mut closed = false;
     let mut signalled = None;
+    // The postmaster the agent named (pid and start time, so a reused pid is never taken
+    // for it); without one, postmaster.pid says.
+    let mut told: Option<Proc> = None;
     loop {
         if closed {
             std::thread::sleep(TICK);
         } else {
             match rx.recv_timeout(TICK) {
-                Ok(Msg::Line(until)) => deadline = until.map(|d| boottime() + d),
+                Ok(Msg::Line(word)) => {
+                    deadline = word.until.map(|d| boottime() + d);
+                    if word.pid != told.map(|p| p.pid) {
+                        told = word.pid.and_then(Proc::of);
+                    }
+                }
                 Ok(Msg::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => closed = true,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
-        let running = pgkeel_pg::live_postmaster(data_dir).is_some();
+        let postmaster = match told {
+            Some(p) => p.alive().then_some(p),
+            None => pgkeel_pg::live_postmaster(data_dir).and_then(Proc::of),
+        };
+        let running = postmaster.is_some();
         match guard_step(deadline, boottime(), closed, running) {
             GuardStep::Exit => return,
             GuardStep::Stop => {
                 if closed && signalled.is_none() {
                     tracing::error!("fence guardian: the agent is gone and the lease of this primary may have expired; stopping PostgreSQL");
                 }
-                signalled = crate::fence::stop_postmaster(data_dir, signalled);
+                signalled = crate::fence::stop_postmaster(postmaster, signalled);
             }
             GuardStep::Wait => signalled = None,
         }
@@ -166,11 +201,11 @@ impl GuardLink {
 
     /// Tells the guardian for how much longer the primary may stay writable (`None`:
     /// nothing to guard). Sent on every fence tick: a few bytes twenty times a second.
-    pub fn tell(&mut self, remaining: Option<Duration>) {
+    pub fn tell(&mut self, remaining: Option<Duration>, postmaster: Option<i32>) {
         let Some(stdin) = self.stdin.as_mut() else {
             return;
         };
-        let line = encode(remaining);
+        let line = encode(remaining, postmaster);
         match stdin.write_all(line.as_bytes()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -215,14 +250,20 @@ mod tests {
 
     #[test]
     fn lines_round_trip_and_junk_is_ignored() {
-        for v in [
+        for until in [
             None,
             Some(Duration::from_millis(0)),
             Some(Duration::from_millis(7250)),
         ] {
-            assert_eq!(decode(&encode(v)), Some(v));
+            for pid in [None, Some(4242)] {
+                let word = decode(&encode(until, pid)).unwrap();
+                assert_eq!(word.until, until);
+                assert_eq!(word.pid, pid.filter(|_| until.is_some()));
+            }
         }
         assert_eq!(decode("until x"), None);
+        assert_eq!(decode("until 5 pid x"), None);
+        assert_eq!(decode("until 5 pid -1"), None);
         assert_eq!(decode("hello"), None);
     }
 }

@@ -28,18 +28,48 @@ pub(crate) async fn grant(dcs: &impl Dcs, shared: &Shared, ttl: Duration) {
     }
 }
 
+/// What the lease keeper works with, wherever it runs (its own thread in production).
+pub struct Keeper {
+    pub(crate) shared: Arc<Shared>,
+    /// Woken when the lease changed under the loop (a new one after an expiry).
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) stop: CancellationToken,
+    /// Bound on one attempt to connect to etcd.
+    pub(crate) connect_timeout: Duration,
+}
+
+impl Keeper {
+    /// A DCS connection of the keeper's own, retried every second until it is stopped.
+    pub(crate) async fn connect<E: Env>(
+        &self,
+        env: &E,
+        cfg: &pgkeel_core::Config,
+    ) -> Option<E::Dcs> {
+        loop {
+            match env.connect_dcs(cfg, self.connect_timeout).await {
+                Ok(dcs) => return Some(dcs),
+                Err(e) => tracing::warn!("the lease keeper cannot reach etcd yet: {e}"),
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}
+
 /// Renews the lease every `ttl/4`, at a fixed rate, each attempt bounded by that same
 /// interval: a hung keepalive must not push the next one past the fence deadline.
 /// When etcd says the lease is gone, a primary is fenced *before* a new lease is granted
 /// (the leader key went with the old lease; the new one must not make the fence think
-/// leadership is still safe), then the loop is woken.
-pub(crate) async fn keep<E: Env>(
-    dcs: E::Dcs,
-    shared: Arc<Shared>,
-    env: Arc<E>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
-) {
+/// leadership is still safe), then the loop is woken. A lease the loop abandoned (a hung
+/// primary whose processes cannot be proven gone) is not renewed; once it must have
+/// expired in etcd, the agent moves on to a new one.
+pub(crate) async fn keep<E: Env>(dcs: E::Dcs, env: Arc<E>, k: Keeper) {
+    let Keeper {
+        shared, wake, stop, ..
+    } = k;
     let mut ttl = shared.lease().ttl;
     let mut every = keepalive_interval(ttl);
     let mut tick = tokio::time::interval(every);
@@ -61,6 +91,17 @@ pub(crate) async fn keep<E: Env>(
         if lease.id == 0 {
             grant(&dcs, &shared, ttl).await;
             if shared.lease().id != 0 {
+                wake.notify_one();
+            }
+            continue;
+        }
+        if shared.abandoned() == lease.id {
+            if lease_surely_expired(&lease, clock::now()) && shared.lost(lease.id) {
+                tracing::warn!(
+                    "my abandoned lease {:x} has expired in etcd; granting a new one",
+                    lease.id
+                );
+                grant(&dcs, &shared, ttl).await;
                 wake.notify_one();
             }
             continue;
@@ -87,6 +128,13 @@ pub(crate) async fn keep<E: Env>(
             Err(_) => tracing::warn!("lease keepalive got no answer within {every:?}"),
         }
     }
+}
+
+/// etcd counts a lease's ttl in whole seconds from when it received the last keepalive,
+/// which was after we sent it; a second more covers the rounding.
+fn lease_surely_expired(lease: &LeaseView, now: std::time::Instant) -> bool {
+    let ttl = Duration::from_secs(lease.ttl.as_secs_f64().ceil() as u64 + 1);
+    lease.renewed_at.is_none_or(|t| now >= t + ttl)
 }
 
 /// Moves the agent to a lease with a new TTL (`ttl` changed in `/config`) without ever

@@ -23,6 +23,7 @@ mod shared;
 
 pub use env::{Env, RealEnv};
 pub use fence::Fence;
+pub use lease::Keeper;
 pub use peers::parse_status;
 pub use run::{run, run_with, Io};
 pub use settings::pg_settings;

@@ -23,7 +23,7 @@ pub(crate) fn state_text(pg: &PgView, memory: &Memory) -> &'static str {
         PgView::NoData | PgView::Stopped(_) => "stopped",
         PgView::Starting => "starting",
         PgView::Running(_) => "running",
-        PgView::Unknown => "unknown",
+        PgView::Unknown | PgView::NoAnswer => "unknown",
     }
 }
 
@@ -73,7 +73,7 @@ pub(crate) fn member_value(
             .into();
             m.timeline = Some(s.timeline);
         }
-        PgView::Starting | PgView::Unknown => m.role = "replica".into(),
+        PgView::Starting | PgView::Unknown | PgView::NoAnswer => m.role = "replica".into(),
         PgView::NoData => {}
     }
     m

@@ -29,7 +29,19 @@ impl<E: Env> Observer<'_, E> {
         shutting_down: bool,
         paused_before: bool,
     ) -> Observation {
+        let probe_started = crate::clock::now();
         let (dcs, pg) = tokio::join!(self.dcs.load(), self.pg.observe());
+        // A run of silence starts with its first unanswered probe; any answer ends it.
+        match pg {
+            PgView::NoAnswer => {
+                memory.pg_silent_since.get_or_insert(probe_started);
+            }
+            _ => memory.pg_silent_since = None,
+        }
+        // A kill that failed matters while the processes may still be there.
+        if !matches!(pg, PgView::NoAnswer | PgView::Unknown) {
+            memory.kill_failed = false;
+        }
         let dcs = dcs.map_err(|e| e.to_string());
         let replication = match &pg {
             PgView::Running(r) if !r.in_recovery => self.replication(memory).await,
@@ -56,6 +68,8 @@ impl<E: Env> Observer<'_, E> {
             lease: self.shared.lease(),
             rewind_failed: memory.rewind_failed,
             primary_start_failing_since: memory.primary_start_failing_since,
+            pg_silent_since: memory.pg_silent_since,
+            kill_failed: memory.kill_failed,
             shutting_down,
             wall_clock: self.env.wall_clock(),
             replication,

@@ -36,6 +36,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         .with_context(|| format!("restapi.listen: cannot listen on {}", cfg.restapi.listen))?;
     let env = Arc::new(RealEnv {
         data_dir: cfg.postgresql.data_dir.clone(),
+        postmaster: Arc::default(),
         http: reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .build()
@@ -144,13 +145,16 @@ pub async fn run_with<E: Env>(
     let wake = Arc::new(Notify::new());
     let tasks = CancellationToken::new();
     let _watcher = AbortOnDrop(dcs.spawn_watcher(wake.clone()));
-    tasks_set.spawn(lease::keep(
-        dcs.clone(),
-        shared.clone(),
-        env.clone(),
-        wake.clone(),
-        tasks.clone(),
-    ));
+    let keeper = || lease::Keeper {
+        shared: shared.clone(),
+        wake: wake.clone(),
+        stop: tasks.clone(),
+        connect_timeout: dynamic.retry_timeout,
+    };
+    let _keeper_thread = env.spawn_keeper(&cfg, keeper())?;
+    if _keeper_thread.is_none() {
+        tasks_set.spawn(lease::keep(dcs.clone(), env.clone(), keeper()));
+    }
     tasks_set.spawn(crate::failsafe::keep(
         shared.clone(),
         env.clone(),

@@ -31,5 +31,12 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
         initdb: cfg.bootstrap.initdb.clone(),
         basebackup: pg.basebackup.clone(),
         op_timeout: Duration::from_secs(120),
+        probe_timeout: probe_timeout(dynamic),
     }
+}
+
+/// One health probe's deadline: half the hang bound, so that at least two probes go
+/// unanswered before a primary counts as hung, within 0.5 to 2 s.
+pub(crate) fn probe_timeout(dynamic: &DynamicConfig) -> Duration {
+    (dynamic.hang_timeout() / 2).clamp(Duration::from_millis(500), Duration::from_secs(2))
 }

@@ -1,6 +1,6 @@
 //! State shared between the loop and its helper tasks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ pub struct Shared {
     lease: Mutex<LeaseView>,
     may_be_primary: AtomicBool,
     paused: AtomicBool,
+    /// A lease the loop stopped renewing (`Action::AbandonLease`); 0: none.
+    abandoned: AtomicI64,
     /// Failsafe mode, as the loop last saw the DCS: whom to ask while this leader cannot
     /// renew its lease (None: not the leader, or failsafe mode off).
     failsafe_targets: Mutex<Option<crate::failsafe::Targets>>,
@@ -28,6 +30,7 @@ impl Shared {
             }),
             may_be_primary: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            abandoned: AtomicI64::new(0),
             failsafe_targets: Mutex::new(None),
             failsafe_rounds: Mutex::new((None, None)),
         }
@@ -62,6 +65,16 @@ impl Shared {
         l.id = 0;
         l.renewed_at = None;
         true
+    }
+
+    /// Stops renewals of lease `id`: it expires in etcd after its ttl.
+    pub fn abandon(&self, id: i64) {
+        self.abandoned.store(id, Ordering::SeqCst);
+    }
+
+    /// The lease no longer renewed (0: none).
+    pub fn abandoned(&self) -> i64 {
+        self.abandoned.load(Ordering::SeqCst)
     }
 
     /// Set when PostgreSQL is (or is about to be) writable; the fence watchdog only acts then.

@@ -40,6 +40,10 @@ pub enum Action {
     ReclaimLeader,
     /// Delete the leader key if it still names this node.
     ReleaseLeader,
+    /// Stop renewing this agent's lease: it expires in etcd after its ttl and takes the
+    /// leader key with it. For a primary that cannot be proven stopped, whose key must not
+    /// be released while it might still acknowledge a write.
+    AbandonLease,
     /// Publish the leader's WAL position in `/status`.
     WriteStatus {
         optime: Lsn,
@@ -81,6 +85,11 @@ pub enum Action {
         upstream: Upstream,
     },
     Promote,
+    /// Stop PostgreSQL however it can be stopped: immediate shutdown, and SIGKILL of the
+    /// postmaster and every backend if it does not exit at once or cannot act on signals
+    /// (stopped, hung). Succeeds only once no process of it is left; fails when one cannot
+    /// be proven gone.
+    Kill,
     Stop {
         mode: StopMode,
     },
@@ -105,6 +114,7 @@ impl Action {
         matches!(
             self,
             Action::WriteStatus { .. }
+                | Action::AbandonLease
                 | Action::WriteFailsafe { .. }
                 | Action::WriteHistory
                 | Action::DeleteFailover { .. }

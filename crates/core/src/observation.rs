@@ -22,8 +22,14 @@ pub enum PgView {
     Starting,
     /// Running and answering SQL.
     Running(Running),
-    /// The postmaster runs but the status query failed; nothing is known about its role.
+    /// The postmaster runs but the status query failed with an answer (an error, a refused
+    /// login); nothing is known about its role.
     Unknown,
+    /// The postmaster runs but did not answer within the probe's deadline: no new
+    /// connection was accepted, or the status query, the WAL flush or the read of the data
+    /// directory did not complete. Nothing is known about its role; how long this has
+    /// lasted is [`Observation::pg_silent_since`].
+    NoAnswer,
 }
 
 /// From `pg_controldata` of a stopped cluster.
@@ -136,6 +142,13 @@ pub struct Observation {
     pub rewind_failed: bool,
     /// Since when starting this node's primary has kept failing (None: it has not failed).
     pub primary_start_failing_since: Option<Instant>,
+    /// Since when the local PostgreSQL has answered no probe: the start of the first probe
+    /// of the current run of [`PgView::NoAnswer`] observations (None: it answered, or it
+    /// does not run).
+    pub pg_silent_since: Option<Instant>,
+    /// The last [`Action::Kill`](crate::action::Action::Kill) could not prove every process
+    /// of PostgreSQL gone (a process in uninterruptible sleep on a dead disk).
+    pub kill_failed: bool,
     /// This agent is shutting down (SIGTERM/SIGINT).
     pub shutting_down: bool,
     /// Maintenance mode (`pause` in `/config`), as last read from the DCS.

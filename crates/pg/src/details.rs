@@ -33,6 +33,9 @@ pub struct ReplicationInfo {
 
 impl Pg {
     pub async fn details(&self) -> PgDetails {
+        if self.was_silent() {
+            return PgDetails::default();
+        }
         let Ok(client) = self.client().await else {
             return PgDetails::default();
         };

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +21,13 @@ mod control;
 mod details;
 mod hba;
 mod history;
+mod kill;
 mod lifecycle;
 mod managed;
 mod port;
 mod rewind;
 mod run_as;
+pub mod signal;
 mod slots;
 mod status;
 mod sync_rep;
@@ -58,6 +61,9 @@ pub struct PgSettings {
     pub basebackup: Vec<InitdbOption>,
     /// Bound for start, stop and promote waits.
     pub op_timeout: Duration,
+    /// Deadline of one health probe (data directory read, new connection, status query,
+    /// WAL flush): past it the server counts as not answering.
+    pub probe_timeout: Duration,
 }
 
 /// The local PostgreSQL. Cheap to clone: clones share the settings.
@@ -69,12 +75,27 @@ pub struct Pg {
     settings: Arc<std::sync::RwLock<Arc<PgSettings>>>,
     /// The role the managed files were last written for, to rewrite them on a change.
     last_role: Arc<std::sync::Mutex<Option<conf::OwnedRole>>>,
+    /// The postmaster as last seen, to check and signal it through `/proc` alone.
+    postmaster: Arc<signal::PostmasterCache>,
+    /// A blocking read of the data directory is in flight (see `bounded_fs`).
+    fs_busy: Arc<AtomicBool>,
+    /// The last observation found the server silent.
+    last_silent: Arc<AtomicBool>,
 }
 
 impl Pg {
     /// A relative `data_dir` is made absolute now, because PostgreSQL resolves relative
     /// paths in its config against the data directory, not against the agent's cwd.
-    pub fn new(mut settings: PgSettings) -> Pg {
+    pub fn new(settings: PgSettings) -> Pg {
+        Pg::with_postmaster_cache(settings, Arc::default())
+    }
+
+    /// As [`Pg::new`], sharing the remembered postmaster with the fence, which must signal
+    /// it without reading the data directory.
+    pub fn with_postmaster_cache(
+        mut settings: PgSettings,
+        postmaster: Arc<signal::PostmasterCache>,
+    ) -> Pg {
         if let Ok(abs) = std::path::absolute(&settings.data_dir) {
             settings.data_dir = abs;
         }
@@ -82,6 +103,9 @@ impl Pg {
             data_dir: settings.data_dir.clone(),
             settings: Arc::new(std::sync::RwLock::new(Arc::new(settings))),
             last_role: Arc::default(),
+            postmaster,
+            fs_busy: Arc::default(),
+            last_silent: Arc::default(),
         }
     }
 
@@ -131,13 +155,18 @@ impl Pg {
     /// The data directory is missing or holds nothing but what a mount point brings
     /// (`lost+found`) and hidden files, as Patroni judges it.
     pub(crate) fn data_dir_empty(&self) -> bool {
-        match std::fs::read_dir(self.data_dir()) {
-            Ok(entries) => entries.flatten().all(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name == "lost+found" || name.starts_with('.')
-            }),
-            Err(_) => !self.data_dir().exists(),
-        }
+        data_dir_is_empty(self.data_dir())
+    }
+}
+
+/// See [`Pg::data_dir_empty`].
+pub(crate) fn data_dir_is_empty(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "lost+found" || name.starts_with('.')
+        }),
+        Err(_) => !dir.exists(),
     }
 }

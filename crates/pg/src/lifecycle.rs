@@ -207,11 +207,13 @@ impl Pg {
             status = child.wait() => status.with_context(|| format!("waiting for pg_ctl start for {}", dir.display()))?,
             () = self.wait_recovering(), if replica => {
                 tracing::info!(data_dir = %dir.display(), "replica started; waiting for WAL to become consistent");
+                self.remember_postmaster();
                 return Ok(());
             }
             () = tokio::time::sleep(inv.timeout) => bail!("pg_ctl start for {} did not finish within {:?}", dir.display(), inv.timeout),
         };
         if status.success() {
+            self.remember_postmaster();
             return Ok(());
         }
         let pg_ctl_said = stderr_text.await.unwrap_or_default();

@@ -29,6 +29,9 @@ pub trait Postgres: Send + Sync + 'static {
     fn start_primary(&self) -> impl Future<Output = R<()>> + Send;
     fn start_replica(&self, upstream: Option<&Upstream>) -> impl Future<Output = R<()>> + Send;
     fn stop(&self, mode: StopMode) -> impl Future<Output = R<()>> + Send;
+    /// Immediate shutdown, else SIGKILL of the postmaster and every backend; `Ok` only once
+    /// no process of the server is left.
+    fn kill(&self) -> impl Future<Output = R<()>> + Send;
     fn reload(&self) -> impl Future<Output = R<()>> + Send;
     fn follow(&self, upstream: &Upstream) -> impl Future<Output = R<()>> + Send;
     /// The new timeline is numbered past `newest_known` (the newest timeline any member is
@@ -82,6 +85,9 @@ impl Postgres for Pg {
     }
     async fn stop(&self, mode: StopMode) -> R<()> {
         Pg::stop(self, mode).await
+    }
+    async fn kill(&self) -> R<()> {
+        Pg::kill(self).await
     }
     async fn reload(&self) -> R<()> {
         Pg::reload(self).await

@@ -1,5 +1,6 @@
 //! Observing the local PostgreSQL: files when it is down, SQL when it is up.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -12,8 +13,19 @@ use crate::conf::parse_conninfo;
 use crate::control::live_postmaster;
 use crate::Pg;
 
-/// Bound on one observation, so that a frozen postmaster cannot stall the agent's loop.
+/// Bound on one operation's connection and short queries (not the health probe, whose
+/// deadline is `PgSettings::probe_timeout`).
 pub(crate) const OBSERVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Proves the WAL can still be flushed: a transaction with an xid commits, and its commit
+/// record is flushed before the answer (`synchronous_commit` is `local` on the agent's
+/// connections, so a synchronous standby is not waited for). A stalled `pg_wal` never
+/// answers it, although the status query, which needs no I/O, would.
+const WAL_FLUSH_PROBE: &str = "SELECT txid_current()";
+
+/// Set on every connection of the agent's: its probe commits must not wait for standbys,
+/// and a cluster-wide `default_transaction_read_only` must not make them fail.
+const SESSION_OPTIONS: &str = "-c synchronous_commit=local -c default_transaction_read_only=off";
 
 /// One query for everything; functions that fail during recovery are guarded by CASE
 /// (they are volatile, so PostgreSQL does not evaluate the other branch).
@@ -35,6 +47,9 @@ SELECT pg_is_in_recovery(),
 
 /// Why a connection failed, as far as observing cares.
 pub(crate) enum ConnectFailure {
+    /// No answer at all within the deadline: a postmaster that accepts no connection (it
+    /// is stopped, hung, or its backend cannot start on a stalled disk).
+    NoAnswer,
     /// The postmaster is up but not accepting connections yet. `answered`: it is listening
     /// and said so (SQLSTATE 57P03: starting up, or a standby that has not reached a
     /// consistent state), as opposed to not listening yet.
@@ -63,15 +78,14 @@ impl Pg {
             .user(&s.superuser.username)
             .dbname("postgres")
             .application_name("pgkeel")
+            .options(SESSION_OPTIONS)
             .connect_timeout(timeout);
         if let Some(pw) = &s.superuser.password {
             cfg.password(pw);
         }
         let connected = tokio::time::timeout(timeout, cfg.connect(NoTls)).await;
         match connected {
-            Err(_) => Err(ConnectFailure::Other(anyhow!(
-                "connecting timed out after {timeout:?}"
-            ))),
+            Err(_) => Err(ConnectFailure::NoAnswer),
             Ok(Ok((client, conn))) => {
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -81,9 +95,13 @@ impl Pg {
                 Ok(client)
             }
             Ok(Err(e)) => {
-                let refused = std::error::Error::source(&e)
+                let io_kind = std::error::Error::source(&e)
                     .and_then(|src| src.downcast_ref::<std::io::Error>())
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                    .map(std::io::Error::kind);
+                if io_kind == Some(std::io::ErrorKind::TimedOut) {
+                    return Err(ConnectFailure::NoAnswer);
+                }
+                let refused = io_kind == Some(std::io::ErrorKind::ConnectionRefused);
                 let starting = e.as_db_error().filter(|db| {
                     *db.code() == SqlState::CANNOT_CONNECT_NOW
                         && !db.message().contains("shutting down")
@@ -110,6 +128,10 @@ impl Pg {
     pub(crate) async fn client(&self) -> anyhow::Result<Client> {
         match self.connect(OBSERVE_TIMEOUT).await {
             Ok(c) => Ok(c),
+            Err(ConnectFailure::NoAnswer) => Err(anyhow!(
+                "PostgreSQL in {} did not answer within {OBSERVE_TIMEOUT:?}",
+                self.data_dir().display()
+            )),
             Err(ConnectFailure::NotYetAccepting { .. }) => Err(anyhow!(
                 "PostgreSQL in {} is not accepting connections",
                 self.data_dir().display()
@@ -118,11 +140,34 @@ impl Pg {
         }
     }
 
+    /// What the server is doing, from bounded probes: the data directory's files (read off
+    /// the runtime, at most one read in flight), then a fresh connection, the status query
+    /// and, on a primary, a WAL flush. Silence until the deadline is [`PgView::NoAnswer`];
+    /// any answer, an error included, is not.
     pub async fn observe(&self) -> PgView {
-        if self.data_dir_empty() {
+        let view = self.probe().await;
+        self.last_silent
+            .store(matches!(view, PgView::NoAnswer), Ordering::SeqCst);
+        view
+    }
+
+    async fn probe(&self) -> PgView {
+        let deadline = self.settings().probe_timeout;
+        let dir = self.data_dir().to_path_buf();
+        let files = self
+            .bounded_fs(deadline, move || {
+                (crate::data_dir_is_empty(&dir), live_postmaster(&dir))
+            })
+            .await;
+        let Some((empty, pid)) = files else {
+            tracing::warn!("the data directory did not answer within {deadline:?}");
+            return self.silent_or_unknown();
+        };
+        self.postmaster.set(pid);
+        if empty {
             return PgView::NoData;
         }
-        if live_postmaster(self.data_dir()).is_none() {
+        if pid.is_none() {
             return match self.stopped_view().await {
                 Ok(st) => PgView::Stopped(st),
                 Err(e) => {
@@ -134,21 +179,58 @@ impl Pg {
                 }
             };
         }
-        match tokio::time::timeout(OBSERVE_TIMEOUT, self.running_view()).await {
+        match tokio::time::timeout(deadline, self.running_view(deadline)).await {
             Ok(view) => view,
             Err(_) => {
-                tracing::warn!(
-                    "PostgreSQL did not answer the status query within {OBSERVE_TIMEOUT:?}"
-                );
-                PgView::Unknown
+                tracing::warn!("PostgreSQL did not answer the health probe within {deadline:?}");
+                PgView::NoAnswer
             }
         }
     }
 
-    async fn running_view(&self) -> PgView {
-        let client = match self.connect(OBSERVE_TIMEOUT).await {
+    /// No answer from the data directory: silence of a running server, or nothing known.
+    fn silent_or_unknown(&self) -> PgView {
+        if self.postmaster.alive().is_some() {
+            PgView::NoAnswer
+        } else {
+            PgView::Unknown
+        }
+    }
+
+    /// The last observation found the server silent: other reads of this loop (details)
+    /// are skipped instead of waiting out their own deadlines.
+    pub(crate) fn was_silent(&self) -> bool {
+        self.last_silent.load(Ordering::SeqCst)
+    }
+
+    /// Runs a blocking read of the data directory on a blocking thread, bounded by
+    /// `within`. A read stuck on a stalled disk keeps its thread until the disk answers, so
+    /// none is started while one is still stuck: the answer is then `None` at once.
+    pub(crate) async fn bounded_fs<T: Send + 'static>(
+        &self,
+        within: Duration,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        if self.fs_busy.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let busy = self.fs_busy.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let out = read();
+            busy.store(false, Ordering::SeqCst);
+            out
+        });
+        tokio::time::timeout(within, task).await.ok()?.ok()
+    }
+
+    async fn running_view(&self, deadline: Duration) -> PgView {
+        let client = match self.connect(deadline).await {
             Ok(c) => c,
             Err(ConnectFailure::NotYetAccepting { .. }) => return PgView::Starting,
+            Err(ConnectFailure::NoAnswer) => {
+                tracing::warn!("PostgreSQL accepted no connection within {deadline:?}");
+                return PgView::NoAnswer;
+            }
             Err(ConnectFailure::Other(e)) => {
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -157,19 +239,31 @@ impl Pg {
                 return PgView::Unknown;
             }
         };
-        match query_running(&client).await {
-            Ok(mut r) => {
-                if r.in_recovery {
-                    let seg = segment_timeline(&self.data_dir().join("pg_wal"), r.wal_position);
-                    r.timeline = r.timeline.max(seg.unwrap_or(0));
-                }
-                PgView::Running(r)
-            }
+        let mut r = match query_running(&client).await {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "status query failed");
-                PgView::Unknown
+                return PgView::Unknown;
             }
+        };
+        if !r.in_recovery {
+            if let Err(e) = client.batch_execute(WAL_FLUSH_PROBE).await {
+                tracing::warn!(error = format!("{e:#}"), "the WAL flush probe failed");
+                return PgView::Unknown;
+            }
+        } else {
+            let pg_wal = self.data_dir().join("pg_wal");
+            let at = r.wal_position;
+            let Some(seg) = self
+                .bounded_fs(deadline, move || segment_timeline(&pg_wal, at))
+                .await
+            else {
+                tracing::warn!("pg_wal did not answer within {deadline:?}");
+                return PgView::NoAnswer;
+            };
+            r.timeline = r.timeline.max(seg.unwrap_or(0));
         }
+        PgView::Running(r)
     }
 }
 

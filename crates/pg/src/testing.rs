@@ -70,6 +70,7 @@ pub fn sample_settings(name: &str, dir: &Path, port: u16) -> PgSettings {
         initdb: Vec::new(),
         basebackup: Vec::new(),
         op_timeout: Duration::from_secs(60),
+        probe_timeout: Duration::from_secs(2),
     }
 }
 

@@ -499,6 +499,13 @@ impl Postgres for SimPg {
             })
             .await
     }
+    async fn kill(&self) -> A<()> {
+        let i = self.node;
+        self.world
+            .local(i, Duration::from_millis(5), |s| s.kill_pg(i, "killed"))
+            .await;
+        Ok(())
+    }
     async fn reinit(&self, source: &Upstream) -> A<()> {
         let i = self.node;
         self.world

@@ -68,13 +68,21 @@ const PATRONI_DYNAMIC_PG_KEYS: &[&str] = &[
     "pg_ident_standby_leader",
 ];
 
+/// pgkeel's own dynamic keys (Patroni nodes ignore them).
+const PGKEEL_DYNAMIC_KEYS: &[&str] = &["primary_hang_timeout"];
+
+/// The smallest `primary_hang_timeout`: below it a probe's own deadline and one busy
+/// moment of a loaded server would already count as a hang.
+pub(crate) const MIN_HANG_TIMEOUT: Duration = Duration::from_secs(1);
+
 const NOT_PATRONI: &str = "not a Patroni setting (a typo?); kept in /config as written, unused";
 
 /// Notes keys of `bootstrap.dcs` that Patroni does not know either: they are still written to
 /// `/config` (as Patroni would), but a typo such as `loop_wiat` deserves a line in the log.
 fn note_unknown(map: &Map<String, Value>, base: &KeyPath, diag: &mut Diag) {
     for k in map.keys() {
-        if !PATRONI_DYNAMIC_KEYS.contains(&k.as_str()) {
+        if !PATRONI_DYNAMIC_KEYS.contains(&k.as_str()) && !PGKEEL_DYNAMIC_KEYS.contains(&k.as_str())
+        {
             diag.warn(&base.key(k), NOT_PATRONI);
         }
     }
@@ -135,6 +143,7 @@ struct Fields {
     max_lag_on_syncnode: Option<Option<u64>>,
     failsafe_mode: Option<bool>,
     check_timeline: Option<bool>,
+    primary_hang_timeout: Option<Duration>,
 }
 
 fn read(map: &Map<String, Value>, base: &KeyPath, diag: &mut Diag) -> Fields {
@@ -175,6 +184,9 @@ fn read(map: &Map<String, Value>, base: &KeyPath, diag: &mut Diag) -> Fields {
         check_timeline: map
             .get("check_timeline")
             .and_then(|v| scalar::boolean(v, &at("check_timeline"), diag)),
+        primary_hang_timeout: map
+            .get("primary_hang_timeout")
+            .and_then(|v| scalar::seconds(v, &at("primary_hang_timeout"), diag, MIN_HANG_TIMEOUT)),
         ..Fields::default()
     };
     let pg_path = at("postgresql");
@@ -382,6 +394,7 @@ pub(crate) fn from_bootstrap(
         sync,
         failsafe_mode: f.failsafe_mode.unwrap_or(false),
         check_timeline: f.check_timeline.unwrap_or(false),
+        primary_hang_timeout: f.primary_hang_timeout,
         json: Value::Object(json),
     })
 }
@@ -426,6 +439,9 @@ pub fn effective_dynamic(local: &Config, dcs: Option<&Value>) -> DynamicConfig {
         sync,
         failsafe_mode: f.failsafe_mode.unwrap_or(false),
         check_timeline: f.check_timeline.unwrap_or(false),
+        // Absent: derived from the ttl in force (see `DynamicConfig::hang_timeout`); a bad
+        // value falls back to this node's own setting.
+        primary_hang_timeout: f.primary_hang_timeout.or(base.primary_hang_timeout),
         json: Value::Object(map.clone()),
     }
 }
@@ -560,6 +576,26 @@ mod check_tests {
         assert!(e.contains("ttl") && e.contains("retry_timeout"), "{e}");
         let e = check_dynamic(&serde_json::json!({"ttl": "soon"})).unwrap_err();
         assert!(e.contains("ttl"), "{e}");
+    }
+
+    #[test]
+    fn primary_hang_timeout_defaults_to_half_the_ttl_and_refuses_bad_values() {
+        let d = check_dynamic(&serde_json::json!({"ttl": 10})).unwrap();
+        assert_eq!(d.hang_timeout(), Duration::from_secs(5));
+        let d =
+            check_dynamic(&serde_json::json!({"ttl": 2, "loop_wait": 0.5, "retry_timeout": 0.5}))
+                .unwrap();
+        assert_eq!(d.hang_timeout(), MIN_HANG_TIMEOUT, "never below the floor");
+        let d = check_dynamic(&serde_json::json!({"primary_hang_timeout": 12})).unwrap();
+        assert_eq!(d.hang_timeout(), Duration::from_secs(12));
+        for bad in [
+            serde_json::json!("abc"),
+            serde_json::json!(-3),
+            serde_json::json!(0.2),
+        ] {
+            let e = check_dynamic(&serde_json::json!({"primary_hang_timeout": bad})).unwrap_err();
+            assert!(e.contains("primary_hang_timeout"), "{e}");
+        }
     }
 }
 

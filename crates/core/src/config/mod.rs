@@ -141,8 +141,24 @@ pub struct DynamicConfig {
     pub failsafe_mode: bool,
     /// `check_timeline`: a node on a timeline older than the cluster's never races.
     pub check_timeline: bool,
+    /// `primary_hang_timeout` (pgkeel's key) as set; `None`: derived from `ttl`, see
+    /// [`DynamicConfig::hang_timeout`].
+    pub primary_hang_timeout: Option<Duration>,
     /// The value as JSON, exactly what is written to `/config` (Patroni's shape).
     pub json: serde_json::Value,
+}
+
+impl DynamicConfig {
+    /// How long a primary may leave every probe unanswered (no new connection accepted, no
+    /// status query or WAL flush completed) before it is fenced and gives up the leader key.
+    /// Default: half the ttl, at least 1 s. A server that answers nobody for that long is
+    /// as unavailable as a dead one, which pgkeel replaces within about one ttl; half of
+    /// it keeps the whole outage (this bound, the kill, a replica's promotion) near one ttl,
+    /// while a busy server still answers a probe within milliseconds (see README).
+    pub fn hang_timeout(&self) -> Duration {
+        self.primary_hang_timeout
+            .unwrap_or((self.ttl / 2).max(dynamic::MIN_HANG_TIMEOUT))
+    }
 }
 
 /// pgkeel's defaults, chosen shorter than Patroni's (ttl 30, loop_wait 10, retry_timeout 10)

@@ -52,7 +52,7 @@ pub fn failsafe_alive(confirmed: Option<Instant>, ttl: Duration, now: Instant) -
 pub fn may_be_writable(pg: &PgView) -> bool {
     match pg {
         PgView::Running(r) => !r.in_recovery,
-        PgView::Unknown => true,
+        PgView::Unknown | PgView::NoAnswer => true,
         PgView::NoData | PgView::Stopped(_) | PgView::Starting => false,
     }
 }
@@ -68,10 +68,16 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
         return None;
     }
     let age = ctx.lease_age();
-    Some(Decision::act(
-        vec![Action::Stop {
+    // A server that answers nobody cannot act on an immediate shutdown request in time.
+    let stop = if matches!(ctx.obs.pg, PgView::NoAnswer) {
+        Action::Kill
+    } else {
+        Action::Stop {
             mode: StopMode::Immediate,
-        }],
+        }
+    };
+    Some(Decision::act(
+        vec![stop],
         format!(
             "fencing: my lease ({age}, ttl {}s) may expire before I can renew it; stopping PostgreSQL now",
             ctx.obs.lease.ttl.as_secs_f64()

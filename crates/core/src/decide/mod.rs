@@ -1,11 +1,13 @@
 //! `decide`: one pure function from what the runtime saw to what it must do.
 //!
 //! The order of the checks is the safety argument, so it reads top to bottom:
-//! fencing (a primary whose lease may have expired stops at once), shutting down,
-//! then what to do with the local PostgreSQL given who holds the leader key.
+//! fencing (a primary whose lease may have expired stops at once), a leader whose
+//! PostgreSQL hangs (killed, then the key released), shutting down, then what to do with
+//! the local PostgreSQL given who holds the leader key.
 
 mod bootstrap;
 mod fencing;
+mod hang;
 mod pause;
 mod primary;
 mod race;
@@ -44,6 +46,11 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
     if let Some(d) = fencing::check(&ctx) {
         return d;
     }
+    // A hung primary next: it cannot shut down cleanly, and while it holds the key no
+    // replica may take over.
+    if let Some(d) = hang::check(&ctx) {
+        return d;
+    }
     if obs.shutting_down {
         return shutdown(&ctx);
     }
@@ -58,8 +65,14 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
             ctx.me()
         )),
         PgView::Unknown => Decision::nothing(format!(
-            "no action: I am {}, PostgreSQL runs but does not answer",
+            "no action: I am {}, PostgreSQL runs but its state cannot be read",
             ctx.me()
+        )),
+        // Not the leader (`hang::check` had its turn): an unhealthy member that does not race.
+        PgView::NoAnswer => Decision::nothing(format!(
+            "no action: I am {}, PostgreSQL has not answered for {:.1}s",
+            ctx.me(),
+            hang::silent_for(&ctx).unwrap_or_default().as_secs_f64()
         )),
         PgView::Running(r) if r.in_recovery => replica::running_replica(&ctx, cluster, r),
         PgView::Running(r) => primary::running_primary(&ctx, cluster, r),
@@ -169,12 +182,24 @@ fn shutdown(ctx: &Ctx) -> Decision {
             ],
             "shutting down: stopping the primary with a checkpoint, then releasing the leader key",
         ),
-        PgView::Running(_) | PgView::Starting | PgView::Unknown => Decision::act(
-            vec![Action::Stop {
-                mode: StopMode::Fast,
-            }],
-            "shutting down: stopping PostgreSQL",
-        ),
+        // A server silent past the bound cannot shut down cleanly: a fast stop would wait for
+        // it for the whole stop timeout, again and again.
+        PgView::NoAnswer
+            if hang::silent_for(ctx).is_some_and(|s| s >= ctx.dynamic.hang_timeout()) =>
+        {
+            Decision::act(
+                vec![Action::Kill],
+                "shutting down: PostgreSQL does not answer; killing it",
+            )
+        }
+        PgView::Running(_) | PgView::Starting | PgView::Unknown | PgView::NoAnswer => {
+            Decision::act(
+                vec![Action::Stop {
+                    mode: StopMode::Fast,
+                }],
+                "shutting down: stopping PostgreSQL",
+            )
+        }
         PgView::NoData | PgView::Stopped(_) if holds => Decision::act(
             vec![Action::ReleaseLeader],
             "shutting down: releasing the leader key",

@@ -18,6 +18,7 @@ use crate::tags::Tags;
 const TTL: Duration = Duration::from_secs(10);
 const MY_LEASE: i64 = 77;
 
+mod hang;
 mod sync;
 
 fn cfg(name: &str) -> Config {
@@ -52,6 +53,7 @@ fn cfg(name: &str) -> Config {
                 sync: Default::default(),
                 failsafe_mode: false,
                 check_timeline: false,
+                primary_hang_timeout: None,
                 json: serde_json::json!({"ttl": 10}),
             },
             initdb: vec![],
@@ -156,6 +158,8 @@ impl Obs {
                 },
                 rewind_failed: false,
                 primary_start_failing_since: None,
+                pg_silent_since: None,
+                kill_failed: false,
                 shutting_down: false,
                 paused: false,
                 wall_clock: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),

@@ -1,0 +1,82 @@
+//! Gray failures of the leader: PostgreSQL runs but answers nobody (a stopped or hung
+//! postmaster, a storage stall). The lease keeper renews on its own whatever PostgreSQL
+//! does, so without this rule a hung primary would keep the leader key, and the cluster
+//! its outage, for as long as the hang lasts.
+//!
+//! The rule, in order:
+//! 1. A leader whose PostgreSQL has answered no probe for `primary_hang_timeout` is killed
+//!    (immediate shutdown, SIGKILL of the postmaster and every backend) and, only once no
+//!    process of it is left, gives up the key: a replica takes over at once.
+//! 2. If its processes cannot be proven gone (uninterruptible sleep on a dead disk: one of
+//!    them might still acknowledge a commit when the disk comes back), the key is never
+//!    released; the agent stops renewing its lease, which expires after ttl and takes the
+//!    key with it, while the fence keeps trying to stop the server.
+//! 3. Before the bound, nothing happens: a leader whose server answers again keeps leading.
+//!
+//! "Answered" means any answer: an error, `too many clients`, a refused login all prove a
+//! live postmaster. Only silence until the probe's deadline counts, so a busy server (full
+//! load, a long checkpoint, `pg_wal` filling up, the connection limit reached) is not hung.
+
+use super::Ctx;
+use crate::action::{Action, Decision};
+use crate::observation::PgView;
+
+/// How long this node's PostgreSQL has been silent, if it is (`None`: it answers, or it
+/// does not run).
+pub(super) fn silent_for(ctx: &Ctx) -> Option<std::time::Duration> {
+    if !matches!(ctx.obs.pg, PgView::NoAnswer) {
+        return None;
+    }
+    // A NoAnswer view without its start (the runtime always sets both): silent since now.
+    let since = ctx.obs.pg_silent_since.unwrap_or(ctx.now);
+    Some(ctx.now.saturating_duration_since(since))
+}
+
+/// The leader's side of a hang; `None` when this node does not lead or its server answers.
+pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
+    let silent = silent_for(ctx)?;
+    let cluster = ctx.obs.dcs.as_ref().ok()?;
+    let holds = ctx.holds_leader_key(cluster);
+    if !holds && !ctx.names_me_with_old_lease(cluster) {
+        return None;
+    }
+    let me = ctx.me();
+    let bound = ctx.dynamic.hang_timeout();
+    let secs = |d: std::time::Duration| format!("{:.1}s", d.as_secs_f64());
+    if silent < bound {
+        return Some(Decision::nothing(format!(
+            "waiting: I am {me}, the leader; PostgreSQL has not answered for {} (primary_hang_timeout {})",
+            secs(silent),
+            secs(bound)
+        )));
+    }
+    if ctx.obs.kill_failed {
+        // Releasing the key now could let a replica be promoted while a process of mine
+        // still holds a commit it may acknowledge.
+        return Some(if holds {
+            Decision::act(
+                vec![Action::AbandonLease, Action::Kill],
+                format!(
+                    "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; no longer renewing my lease, the leader key expires with it",
+                    secs(silent)
+                ),
+            )
+        } else {
+            Decision::act(
+                vec![Action::Kill],
+                format!(
+                    "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; the leader key expires with my old lease",
+                    secs(silent)
+                ),
+            )
+        });
+    }
+    Some(Decision::act(
+        vec![Action::Kill, Action::ReleaseLeader],
+        format!(
+            "fencing: I am {me}, the leader, and PostgreSQL has not answered for {} (primary_hang_timeout {}); killing it, then releasing the leader key",
+            secs(silent),
+            secs(bound)
+        ),
+    ))
+}

@@ -1,0 +1,229 @@
+//! Signalling the postmaster and its backends, with no file of the data directory read:
+//! on a storage stall a read of `postmaster.pid` can hang, and whoever must stop the
+//! server then (the fence, the guardian, a kill of a hung primary) must not hang with it.
+//! Only `/proc` is read. The postmaster is remembered once seen ([`PostmasterCache`]),
+//! together with its start time, so that a pid reused by another program is never
+//! signalled.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: i32,
+    /// Clock ticks after boot at which the process started: with the pid, its identity.
+    pub start: u64,
+}
+
+/// `/proc/PID/stat`: the fields after the parenthesised name (which may hold spaces).
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // state is field 3 of the line, ppid 4, starttime 22: here 0, 1 and 19.
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// A process that is stopped (SIGSTOP, a frozen cgroup shows as such too): it cannot act
+/// on SIGQUIT.
+pub fn is_stopped(pid: i32) -> bool {
+    matches!(
+        stat(pid),
+        Some(ProcStat {
+            state: 'T' | 't',
+            ..
+        })
+    )
+}
+
+/// One process, by pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Proc {
+    pub fn of(pid: i32) -> Option<Proc> {
+        stat(pid).map(|s| Proc {
+            pid,
+            start: s.start,
+        })
+    }
+
+    /// Still this process, and not a zombie (a zombie has released everything it held and
+    /// runs no code: it is gone for our purposes).
+    pub fn alive(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z' && s.state != 'X')
+    }
+
+    fn signal(&self, sig: Signal) {
+        if self.alive() {
+            let _ = kill(Pid::from_raw(self.pid), sig);
+        }
+    }
+}
+
+/// Every process whose parent is `parent` (all of PostgreSQL's processes are the
+/// postmaster's direct children).
+pub fn children(parent: i32) -> Vec<Proc> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| {
+            let s = stat(p)?;
+            (s.ppid == parent).then_some(Proc {
+                pid: p,
+                start: s.start,
+            })
+        })
+        .collect()
+}
+
+/// SIGKILL to the postmaster and every process it started; the children are listed first,
+/// before the postmaster's death orphans them. Returns every process signalled.
+pub fn kill_tree(postmaster: Proc) -> Vec<Proc> {
+    let mut all = children(postmaster.pid);
+    postmaster.signal(Signal::SIGKILL);
+    for c in &all {
+        c.signal(Signal::SIGKILL);
+    }
+    all.push(postmaster);
+    all
+}
+
+/// SIGQUIT (PostgreSQL's immediate shutdown) to a postmaster that can act on it.
+pub fn quit(postmaster: Proc) {
+    postmaster.signal(Signal::SIGQUIT);
+}
+
+/// Why [`terminate`] could not finish.
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL processes {pids:?} are still there {waited:?} after SIGKILL (uninterruptible sleep on a stalled disk?)")]
+pub struct NotGone {
+    pub pids: Vec<i32>,
+    pub waited: Duration,
+}
+
+/// Stops the postmaster and all its processes, whatever state they are in: an immediate
+/// shutdown if the postmaster can act on it and does so within `grace`; otherwise (or if it
+/// is stopped) SIGKILL of the postmaster and every backend. Waits up to `wait` for all of
+/// them to be gone. Blocking (it sleeps between looks): call it off the async runtime.
+pub fn terminate(postmaster: Proc, grace: Duration, wait: Duration) -> Result<(), NotGone> {
+    let started = Instant::now();
+    let mut procs = children(postmaster.pid);
+    procs.push(postmaster);
+    if !is_stopped(postmaster.pid) {
+        quit(postmaster);
+        if wait_gone(&procs, grace) {
+            return Ok(());
+        }
+    }
+    // A stopped postmaster cannot act on SIGQUIT while its backends may still commit; a
+    // hung one did not act on it in time.
+    for p in kill_tree(postmaster) {
+        if !procs.contains(&p) {
+            procs.push(p);
+        }
+    }
+    for p in &procs {
+        p.signal(Signal::SIGKILL);
+    }
+    if wait_gone(&procs, wait) {
+        return Ok(());
+    }
+    Err(NotGone {
+        pids: procs.iter().filter(|p| p.alive()).map(|p| p.pid).collect(),
+        waited: started.elapsed(),
+    })
+}
+
+fn wait_gone(procs: &[Proc], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if procs.iter().all(|p| !p.alive()) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The postmaster last seen running from a data directory's `postmaster.pid`, so that it
+/// can be checked and signalled through `/proc` alone.
+#[derive(Debug, Default)]
+pub struct PostmasterCache {
+    seen: Mutex<Option<Proc>>,
+}
+
+impl PostmasterCache {
+    /// Records what `postmaster.pid` says now (`None`: no live postmaster).
+    pub fn set(&self, pid: Option<i32>) {
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = pid.and_then(Proc::of);
+    }
+
+    /// The remembered postmaster, if it still runs.
+    pub fn alive(&self) -> Option<Proc> {
+        let p = (*self.seen.lock().unwrap_or_else(|e| e.into_inner()))?;
+        p.alive().then_some(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_state_parent_and_start_of_this_process() {
+        let s = stat(std::process::id() as i32).expect("own stat");
+        assert!(matches!(s.state, 'R' | 'S'), "{}", s.state);
+        assert_eq!(s.ppid, nix::unistd::getppid().as_raw());
+        let me = Proc::of(std::process::id() as i32).unwrap();
+        assert!(me.alive());
+        assert!(
+            !Proc {
+                start: me.start + 1,
+                ..me
+            }
+            .alive(),
+            "another start time is another process"
+        );
+    }
+
+    #[test]
+    fn terminate_kills_a_stopped_process_tree() {
+        // A parent that ignores SIGQUIT-like requests while stopped, with a child.
+        let mut parent = std::process::Command::new("sh")
+            .args(["-c", "sleep 60 & wait"])
+            .spawn()
+            .unwrap();
+        let pid = parent.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while children(pid).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let kids = children(pid);
+        assert_eq!(kids.len(), 1, "the sleep child");
+        let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+        let _ = kill(Pid::from_raw(kids[0].pid), Signal::SIGSTOP);
+        let pm = Proc::of(pid).unwrap();
+        // Reap the parent as it dies, or it stays a zombie (which counts as gone anyway).
+        let reaper = std::thread::spawn(move || parent.wait());
+        terminate(pm, Duration::from_millis(100), Duration::from_secs(5)).unwrap();
+        assert!(!kids[0].alive() && !pm.alive());
+        reaper.join().unwrap().unwrap();
+    }
+}
