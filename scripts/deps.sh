@@ -10,6 +10,9 @@ command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing="$missing etc
 command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler"
 # The network-fault suite (scripts/netfault.sh, tests/e2e_netfault.rs): ip and tc.
 command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
+# The gray-failure tests (tests/e2e_hang.rs) stall a data directory's storage on a FUSE
+# pass-through mount.
+command -v bindfs >/dev/null 2>&1 || missing="$missing bindfs"
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -204,7 +204,7 @@ pub(crate) async fn handle_local<E: Env>(
     memory: &mut crate::act::Memory,
 ) {
     use pgkeel_core::admin::reinit_plan;
-    let obs = l.observer.observe(memory, false, false).await;
+    let obs = l.observer.observe(memory, false, false, None).await;
     let me = l.actor.cfg.name.as_str();
     let holds = crate::run::holds_key(me, &obs);
     let cluster = obs.dcs.as_ref().ok();
@@ -334,7 +334,7 @@ pub(crate) async fn scheduled_restart_if_due<E: Env>(
     let Some(s) = memory.scheduled_restart.take() else {
         return;
     };
-    let obs = l.observer.observe(memory, false, false).await;
+    let obs = l.observer.observe(memory, false, false, None).await;
     let me = l.actor.cfg.name.as_str();
     let holds = crate::run::holds_key(me, &obs);
     let r = restart_now(l, &obs, holds, s.role.as_deref(), s.restart_pending, memory).await;

@@ -28,20 +28,17 @@ impl<E: Env> Observer<'_, E> {
         memory: &mut crate::act::Memory,
         shutting_down: bool,
         paused_before: bool,
+        silent: Option<PgView>,
     ) -> Observation {
-        let probe_started = crate::clock::now();
-        let (dcs, pg) = tokio::join!(self.dcs.load(), self.pg.observe());
-        // A run of silence starts with its first unanswered probe; any answer ends it.
-        match pg {
-            PgView::NoAnswer => {
-                memory.pg_silent_since.get_or_insert(probe_started);
+        // A server found silent at the end of the last loop is not probed again: that would
+        // wait out another whole deadline before anything is decided about it.
+        let local = async {
+            match silent {
+                Some(view) => view,
+                None => self.local_pg(memory).await,
             }
-            _ => memory.pg_silent_since = None,
-        }
-        // A kill that failed matters while the processes may still be there.
-        if !matches!(pg, PgView::NoAnswer | PgView::Unknown) {
-            memory.kill_failed = false;
-        }
+        };
+        let (dcs, pg) = tokio::join!(self.dcs.load(), local);
         let dcs = dcs.map_err(|e| e.to_string());
         let replication = match &pg {
             PgView::Running(r) if !r.in_recovery => self.replication(memory).await,
@@ -78,6 +75,24 @@ impl<E: Env> Observer<'_, E> {
             failsafe_contact: None,
             last_config: None,
         }
+    }
+
+    /// The local PostgreSQL, with the bookkeeping of its silences: a run of them starts
+    /// with its first unanswered probe, and any answer ends it.
+    pub async fn local_pg(&self, memory: &mut crate::act::Memory) -> PgView {
+        let started = crate::clock::now();
+        let pg = self.pg.observe().await;
+        match pg {
+            PgView::NoAnswer => {
+                memory.pg_silent_since.get_or_insert(started);
+            }
+            _ => memory.pg_silent_since = None,
+        }
+        // A kill that failed matters while the processes may still be there.
+        if !matches!(pg, PgView::NoAnswer | PgView::Unknown) {
+            memory.kill_failed = false;
+        }
+        pg
     }
 
     /// `synchronous_standby_names` and `pg_stat_replication` on a primary. The WAL position

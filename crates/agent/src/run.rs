@@ -183,12 +183,19 @@ pub async fn run_with<E: Env>(
     let mut dcs_last_seen: Option<SystemTime> = None;
     let mut last_reason = String::new();
     let mut published_member = None;
+    // The local server as the end of the last loop found it, when it did not answer.
+    let mut silent_pg = None;
 
     loop {
         let shutting_down = shutdown.is_cancelled();
         let started = clock::now();
         let mut obs = observer
-            .observe(&mut memory, shutting_down, shared.paused())
+            .observe(
+                &mut memory,
+                shutting_down,
+                shared.paused(),
+                silent_pg.take(),
+            )
             .await;
         crate::failsafe::note(&mut obs, &shared, &cfg);
         obs.failsafe_contact = failsafe_inbox
@@ -282,6 +289,7 @@ pub async fn run_with<E: Env>(
                 &mut publish,
             )
             .await;
+        let acted = outcome.is_ok() && !decision.actions.is_empty();
         let changed_something = outcome.is_ok() && decision.actions.iter().any(|a| !a.is_routine());
         match outcome {
             Ok(()) => {}
@@ -298,13 +306,16 @@ pub async fn run_with<E: Env>(
         }
 
         // Publish this node's member key (bound to the lease) when it changed.
-        let pg_now = if decision.actions.is_empty() {
-            obs.pg.clone()
+        // Looked at again only when the actions may have changed it: after a failed step
+        // (a server that does not answer, typically) another probe would only wait again.
+        let pg_now = if acted {
+            observer.local_pg(&mut memory).await
         } else {
-            pg.observe().await
+            obs.pg.clone()
         };
         track_writable(&shared, &pg_now);
         let value = member::member_value(&cfg, &pg_now, &memory, &details);
+        let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
         let lease_id = shared.lease().id;
         let key = Some((value.clone(), lease_id));
         if lease_id != 0 && published_member != key {
@@ -314,9 +325,13 @@ pub async fn run_with<E: Env>(
             }
         }
 
-        // After a change (a promotion, a start) look again at once; otherwise wait.
+        // After a change (a promotion, a start), or when the server stopped answering after
+        // this loop's actions, decide again at once; otherwise wait.
         let mut request = None;
-        if !changed_something {
+        if silent_now {
+            silent_pg = Some(pg_now.clone());
+        }
+        if !changed_something && !silent_now {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {}

@@ -35,8 +35,8 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
     }
 }
 
-/// One health probe's deadline: half the hang bound, so that at least two probes go
-/// unanswered before a primary counts as hung, within 0.5 to 2 s.
+/// One health probe's deadline: the hang bound itself. A slow answer is an answer: only a
+/// probe that got none for the whole bound makes a primary count as hung.
 pub(crate) fn probe_timeout(dynamic: &DynamicConfig) -> Duration {
-    (dynamic.hang_timeout() / 2).clamp(Duration::from_millis(500), Duration::from_secs(2))
+    dynamic.hang_timeout()
 }

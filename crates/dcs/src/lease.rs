@@ -45,6 +45,20 @@ impl Etcd {
         Ok(resp.id())
     }
 
+    /// What etcd says is left of `lease`: whole seconds, rounded down (`None`: the lease is
+    /// gone). For observers (tests, tools) that watch someone else's renewals.
+    pub async fn lease_time_to_live(&self, lease: i64) -> Result<Option<i64>, DcsError> {
+        let mut client = self.client.lease_client();
+        let resp = self
+            .call(
+                "lease_time_to_live",
+                &format!("{lease:x}"),
+                client.time_to_live(lease, None),
+            )
+            .await?;
+        Ok((resp.ttl() >= 0).then_some(resp.ttl()))
+    }
+
     /// One keepalive request and its answer. `Ok(Some(ttl))`: renewed, `ttl` is what etcd
     /// granted from now. `Ok(None)`: the lease is gone and every key bound to it with it.
     pub async fn keep_alive(&self, lease: i64) -> Result<Option<Duration>, DcsError> {

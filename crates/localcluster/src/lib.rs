@@ -8,6 +8,7 @@
 
 pub mod client;
 mod config;
+pub mod disk;
 mod procs;
 mod wait;
 
@@ -51,6 +52,9 @@ pub struct Options {
     pub separate_waldir: bool,
     /// Where the processes run; `None`: all on loopback in this namespace, one etcd.
     pub network: Option<Network>,
+    /// Put each node's data directory (its WAL included) on a [`disk::StallableDisk`], so
+    /// that a test can stop its I/O ([`LocalCluster::stall_disk`]).
+    pub stallable_disks: bool,
 }
 
 /// Per-process network placement: one [`Host`] per node (node1 first) and one etcd member per
@@ -95,6 +99,8 @@ pub struct Node {
     pub wal_dir: Option<PathBuf>,
     exec_prefix: Vec<String>,
     agent: Option<Child>,
+    /// The storage under `data_dir`, when it can be stalled.
+    disk: Option<disk::StallableDisk>,
 }
 
 impl Node {
@@ -146,6 +152,17 @@ impl LocalCluster {
         for i in 0..opts.nodes {
             let dir = opts.node_dir(i);
             prepare_dir(&dir)?;
+            let disk = if opts.stallable_disks {
+                let backing = opts.dir.join(".disks").join(format!("node{}", i + 1));
+                prepare_dir(&backing)?;
+                Some(disk::StallableDisk::mount(&backing, &dir.join("disk"))?)
+            } else {
+                None
+            };
+            let data_dir = match &disk {
+                Some(d) => d.at.join("data"),
+                None => dir.join("data"),
+            };
             let host = match &opts.network {
                 Some(net) => net.nodes[i].clone(),
                 None => Host {
@@ -161,7 +178,7 @@ impl LocalCluster {
                 pg_port: host.pg_port,
                 api_port: host.api_port,
                 config: dir.join("pgkeel.yml"),
-                data_dir: dir.join("data"),
+                data_dir,
                 log: dir.join("agent.log"),
                 wal_dir: opts
                     .separate_waldir
@@ -169,6 +186,7 @@ impl LocalCluster {
                 exec_prefix: host.exec_prefix,
                 dir,
                 agent: None,
+                disk,
             };
             let yaml = config::render(&opts, &node, &endpoints);
             std::fs::write(&node.config, yaml)
@@ -263,6 +281,42 @@ impl LocalCluster {
         );
     }
 
+    /// Sends `sig` to node `i`'s postmaster and every backend, not its agent (SIGSTOP: a
+    /// PostgreSQL that hangs while its agent runs).
+    pub fn signal_postgres(&self, i: usize, sig: Signal) {
+        procs::signal_all(&procs::postgres_pids(&self.nodes[i].data_dir), sig);
+    }
+
+    /// Sends `sig` to node `i`'s postmaster alone (its backends and agent keep running).
+    pub fn signal_postmaster(&self, i: usize, sig: Signal) {
+        let pm: Vec<i32> = procs::postmaster_pid(&self.nodes[i].data_dir)
+            .into_iter()
+            .collect();
+        procs::signal_all(&pm, sig);
+    }
+
+    /// Stops node `i`'s data directory's storage from completing any I/O (see
+    /// [`disk::StallableDisk`]); needs [`Options::stallable_disks`].
+    pub fn stall_disk(&self, i: usize) -> anyhow::Result<()> {
+        match &self.nodes[i].disk {
+            Some(d) => {
+                d.stall();
+                Ok(())
+            }
+            None => bail!(
+                "node{} has no stallable disk (Options::stallable_disks)",
+                i + 1
+            ),
+        }
+    }
+
+    /// Lets node `i`'s storage complete I/O again.
+    pub fn resume_disk(&self, i: usize) {
+        if let Some(d) = &self.nodes[i].disk {
+            d.resume();
+        }
+    }
+
     /// Sends `sig` to the agent and the postmaster only (backends keep running).
     pub fn signal_agent_and_postmaster(&self, i: usize, sig: Signal) {
         let node = &self.nodes[i];
@@ -330,6 +384,9 @@ impl LocalCluster {
     /// Stops every agent (their PostgreSQL with them), then whatever is left.
     pub fn shutdown(&mut self) {
         for i in 0..self.nodes.len() {
+            self.resume_disk(i);
+        }
+        for i in 0..self.nodes.len() {
             if let Some(c) = self.nodes[i].agent.as_ref() {
                 procs::signal_all(&[c.id() as i32], Signal::Cont);
                 procs::signal_all(&[c.id() as i32], Signal::Term);
@@ -349,6 +406,9 @@ impl LocalCluster {
         }
         for e in &mut self.etcd {
             e.stop();
+        }
+        for n in &mut self.nodes {
+            n.disk.take();
         }
     }
 }

@@ -585,7 +585,17 @@ mod check_tests {
         let d =
             check_dynamic(&serde_json::json!({"ttl": 2, "loop_wait": 0.5, "retry_timeout": 0.5}))
                 .unwrap();
-        assert_eq!(d.hang_timeout(), MIN_HANG_TIMEOUT, "never below the floor");
+        assert_eq!(
+            d.hang_timeout(),
+            super::super::DEFAULT_MIN_HANG_TIMEOUT,
+            "the derived bound has a floor"
+        );
+        let d = check_dynamic(&serde_json::json!({"primary_hang_timeout": 1})).unwrap();
+        assert_eq!(
+            d.hang_timeout(),
+            MIN_HANG_TIMEOUT,
+            "an explicit bound may be lower"
+        );
         let d = check_dynamic(&serde_json::json!({"primary_hang_timeout": 12})).unwrap();
         assert_eq!(d.hang_timeout(), Duration::from_secs(12));
         for bad in [

@@ -149,17 +149,22 @@ pub struct DynamicConfig {
 }
 
 impl DynamicConfig {
-    /// How long a primary may leave every probe unanswered (no new connection accepted, no
-    /// status query or WAL flush completed) before it is fenced and gives up the leader key.
-    /// Default: half the ttl, at least 1 s. A server that answers nobody for that long is
-    /// as unavailable as a dead one, which pgkeel replaces within about one ttl; half of
-    /// it keeps the whole outage (this bound, the kill, a replica's promotion) near one ttl,
-    /// while a busy server still answers a probe within milliseconds (see README).
+    /// How long a primary may leave a health probe unanswered (no new connection accepted,
+    /// no status query or WAL flush completed) before it is fenced and gives up the leader
+    /// key. Default: half the ttl, at least 2 s. A server that answers nobody for that long
+    /// is as unavailable as a dead one, which pgkeel replaces within about one ttl; half of
+    /// it keeps the whole outage (this bound, the kill, a replica's promotion) near one ttl.
+    /// A busy server answers a probe in milliseconds to a few hundred at full load on two
+    /// cores, and any answer (an error included) ends the silence (see README).
     pub fn hang_timeout(&self) -> Duration {
         self.primary_hang_timeout
-            .unwrap_or((self.ttl / 2).max(dynamic::MIN_HANG_TIMEOUT))
+            .unwrap_or((self.ttl / 2).max(DEFAULT_MIN_HANG_TIMEOUT))
     }
 }
+
+/// The floor of the derived `primary_hang_timeout`: under full load on a small machine a
+/// new connection can take a good part of a second to be served.
+pub const DEFAULT_MIN_HANG_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// pgkeel's defaults, chosen shorter than Patroni's (ttl 30, loop_wait 10, retry_timeout 10)
 /// because pgkeel renews its lease from a dedicated task and fences itself on its own

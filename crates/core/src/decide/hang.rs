@@ -13,9 +13,10 @@
 //!    key with it, while the fence keeps trying to stop the server.
 //! 3. Before the bound, nothing happens: a leader whose server answers again keeps leading.
 //!
-//! "Answered" means any answer: an error, `too many clients`, a refused login all prove a
-//! live postmaster. Only silence until the probe's deadline counts, so a busy server (full
-//! load, a long checkpoint, `pg_wal` filling up, the connection limit reached) is not hung.
+//! "Answered" means any answer, however slow: an error, `too many clients`, a refused
+//! login all prove a live postmaster. Only a probe unanswered for the whole bound counts
+//! (the runtime gives each probe that long), so a busy server (full load, a long
+//! checkpoint, `pg_wal` filling up, the connection limit reached) is not hung.
 
 use super::Ctx;
 use crate::action::{Action, Decision};
