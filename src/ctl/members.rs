@@ -344,7 +344,7 @@ fn member_row(
 /// `get_cluster_service_info`.
 fn service_info(json: &Value) -> Vec<String> {
     let mut info = Vec::new();
-    if json.get("pause").and_then(Value::as_bool) == Some(true) {
+    if pgkeel_core::flag::is_on(json.get("pause")) {
         info.push("Maintenance mode: on".to_string());
     }
     if let Some(s) = json.get("scheduled_switchover") {

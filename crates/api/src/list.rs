@@ -200,7 +200,7 @@ fn rows(
 /// The lines patronictl prints under the table (`get_cluster_service_info`).
 fn service_info(json: &Value) -> String {
     let mut info = Vec::new();
-    if json.get("pause").is_some_and(truthy) {
+    if pgkeel_core::flag::is_on(json.get("pause")) {
         info.push("Maintenance mode: on".to_string());
     }
     if let Some(s) = json.get("scheduled_switchover") {

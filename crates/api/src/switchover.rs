@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use pgkeel_core::decide::sync_switchover_problem;
 
 use crate::admin::AdminRequest;
-use crate::cluster_json::is_paused;
 use crate::json_body::{name_field, read_json_object, truthy};
 use crate::routes::{Body, Reply};
 use crate::schedule::parse_schedule;
@@ -46,7 +45,7 @@ pub(crate) fn switchover_request(
     let Some(cluster) = snap.cluster.as_ref() else {
         return Err(text(503, "DCS is not accessible"));
     };
-    let paused = snap.paused || is_paused(cluster);
+    let paused = snap.paused || cluster.paused();
 
     if action == "failover" && candidate.is_none() {
         return Err(text(
