@@ -1,11 +1,14 @@
 //! The operator's requests (switchover, restart, reinit, config changes): what they mean
 //! for this node, as pure functions the runtime calls. Messages and codes are Patroni's.
+//! Switchover and failover requests are in [`switchover`].
 
 use serde_json::Value;
 
 use crate::action::{slot_name, Action, StopMode, Upstream};
 use crate::cluster::Cluster;
 use crate::observation::PgView;
+
+pub mod switchover;
 
 /// Whether the ISO 8601 time `at` (with a time zone) has come; `None` when it does not
 /// parse. Used for scheduled switchovers and restarts.
@@ -15,39 +18,6 @@ pub fn due(at: &str, now: std::time::SystemTime) -> Option<bool> {
         .ok()?;
     let now: chrono::DateTime<chrono::Utc> = now.into();
     Some(t <= now)
-}
-
-/// The answer Patroni gives while polling a switchover's progress
-/// (`poll_failover_result`): `Some` once the outcome is known.
-pub fn switchover_outcome(
-    cluster: &Cluster,
-    old_leader: Option<&str>,
-    candidate: Option<&str>,
-    failover: bool,
-) -> Option<(u16, String)> {
-    let (action, past) = if failover {
-        ("Failover", "failed over")
-    } else {
-        ("Switchover", "switched over")
-    };
-    if let Some(l) = cluster.leader_name() {
-        if Some(l) != old_leader {
-            return Some(match candidate {
-                Some(c) if c != l => (
-                    200,
-                    format!(
-                        "{}ed over to \"{l}\" instead of \"{c}\"",
-                        &action[..action.len() - 4]
-                    ),
-                ),
-                _ => (200, format!("Successfully {past} to \"{l}\"")),
-            });
-        }
-    }
-    if cluster.failover.is_none() {
-        return Some((503, format!("{action} failed")));
-    }
-    None
 }
 
 /// What `POST /restart` does on this node: stop (fast) and start again in the same role,
@@ -212,30 +182,6 @@ mod tests {
             c.members.insert(n.into(), MemberEntry::Ok(m));
         }
         c
-    }
-
-    #[test]
-    fn switchover_outcomes_use_patronis_words() {
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n1"), true), Some("n1"), Some("n2"), false),
-            None
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n2"), false), Some("n1"), Some("n2"), false),
-            Some((200, "Successfully switched over to \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n3"), false), Some("n1"), Some("n2"), false),
-            Some((200, "Switched over to \"n3\" instead of \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n2"), false), None, Some("n2"), true),
-            Some((200, "Successfully failed over to \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n1"), false), Some("n1"), Some("n2"), false),
-            Some((503, "Switchover failed".into()))
-        );
     }
 
     fn running(in_recovery: bool) -> PgView {
