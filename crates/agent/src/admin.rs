@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use pgkeel_api::{AdminReply, AdminRequest};
 use pgkeel_core::admin::merge_patch;
+use pgkeel_core::admin::restart::{
+    cancel_restart, leader_upstream, restart_plan, schedule_restart, scheduled_restart_step,
+    ScheduledRestartStep,
+};
 use pgkeel_core::admin::switchover::{
     plan_switchover, AfterWrite, SwitchoverPlan, SwitchoverRequest,
 };
@@ -184,27 +188,25 @@ pub(crate) async fn handle_local<E: Env>(
             ..
         } => {
             let r = match schedule {
-                Some(_) if memory.scheduled_restart.is_some() => {
-                    AdminReply::text(409, "Another restart is already scheduled")
-                }
-                Some(at) => {
-                    tracing::info!("restart scheduled at {at} through the REST API");
-                    memory.scheduled_restart = Some(crate::act::ScheduledRestart {
-                        at,
-                        role,
-                        restart_pending,
-                    });
-                    AdminReply::text(202, "Restart scheduled")
-                }
+                Some(at) => match schedule_restart(memory.scheduled_restart.is_some()) {
+                    Err((code, text)) => AdminReply::text(code, text),
+                    Ok((code, text)) => {
+                        tracing::info!("restart scheduled at {at} through the REST API");
+                        memory.scheduled_restart = Some(crate::act::ScheduledRestart {
+                            at,
+                            role,
+                            restart_pending,
+                        });
+                        AdminReply::text(code, text)
+                    }
+                },
                 None => restart_now(l, &obs, holds, role.as_deref(), restart_pending, memory).await,
             };
             let _ = reply.send(r);
         }
         AdminRequest::CancelRestart => {
-            let r = match memory.scheduled_restart.take() {
-                Some(_) => AdminReply::text(200, "scheduled restart deleted"),
-                None => AdminReply::text(404, "no restarts are scheduled"),
-            };
+            let (code, text) = cancel_restart(memory.scheduled_restart.take().is_some());
+            let r = AdminReply::text(code, text);
             let _ = reply.send(r);
         }
         AdminRequest::Reinitialize { from_leader, .. } => {
@@ -248,18 +250,9 @@ async fn restart_now<E: Env>(
 ) -> AdminReply {
     let me = l.actor.cfg.name.as_str();
     let cluster = obs.dcs.as_ref().ok();
-    let leader_upstream = cluster.and_then(|c| {
-        let leader = c.leader_name()?;
-        let (host, port) = c.member(leader)?.pg_host_port()?;
-        Some(pgkeel_core::Upstream {
-            member: leader.to_string(),
-            host,
-            port,
-            slot: l.use_slots.then(|| pgkeel_core::action::slot_name(me)),
-        })
-    });
+    let leader_upstream = leader_upstream(cluster, me, l.use_slots);
     let pending = !l.pg.details().await.pending_restart.is_empty();
-    let plan = pgkeel_core::admin::restart_plan(
+    let plan = restart_plan(
         &obs.pg,
         holds,
         role,
@@ -280,7 +273,8 @@ async fn restart_now<E: Env>(
     }
 }
 
-/// Runs a scheduled restart whose time has come (and forgets it, whatever the outcome).
+/// Runs a scheduled restart whose time has come (core's `scheduled_restart_step`), and
+/// forgets it whatever the outcome; `restart_plan` applies its filters to this node.
 pub(crate) async fn scheduled_restart_if_due<E: Env>(
     l: &Local<'_, E>,
     memory: &mut crate::act::Memory,
@@ -288,7 +282,8 @@ pub(crate) async fn scheduled_restart_if_due<E: Env>(
     let Some(s) = memory.scheduled_restart.as_ref() else {
         return;
     };
-    if pgkeel_core::admin::due(&s.at, l.observer.env.wall_clock()) == Some(false) {
+    let now = l.observer.env.wall_clock();
+    if scheduled_restart_step(&s.at, now) == ScheduledRestartStep::Wait {
         return;
     }
     let Some(s) = memory.scheduled_restart.take() else {
