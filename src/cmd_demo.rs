@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use pgkeel_api::ListFormat;
 use pgkeel_localcluster::{healthy, LocalCluster, Options, Timing};
 
 /// `println!` that ignores a closed output: the demo must still stop its cluster.
@@ -63,7 +62,14 @@ async fn show(cluster: &mut LocalCluster, nodes: usize) -> anyhow::Result<()> {
     );
     say!(
         "{}",
-        pgkeel_api::list_table(&c, "demo", ListFormat::Pretty).trim_end()
+        pgkeel_view::output_members(
+            &c,
+            &pgkeel_api::cluster_json(&c, "demo"),
+            "demo",
+            false,
+            pgkeel_view::View::Format(pgkeel_view::Format::Pretty),
+        )
+        .trim_end()
     );
     say!(
         "\nPostgreSQL (user postgres, password {}):",

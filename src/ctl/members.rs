@@ -1,14 +1,10 @@
-//! patronictl's `output_members`: the member table of `list`, `topology` and of every verb
-//! that shows the cluster before acting, with `-e` columns, the topology tree and the
-//! footer (maintenance mode, scheduled switchover).
-
-use std::collections::BTreeMap;
+//! patronictl's `output_members` for the CLI: the cluster as `GET /cluster` shows it
+//! (`pgkeel_api::cluster_json`), rendered by `pgkeel_view` (the demo uses the same
+//! renderer).
 
 use pgkeel_core::cluster::Cluster;
-use serde_json::{Map, Value};
 
-use super::pyfmt::{yaml_dump, yaml_flow};
-use super::table::{print_output, Align, Format};
+use super::table::Format;
 
 /// How to print the members: one of `-f`'s formats, or `topology`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,349 +13,15 @@ pub(crate) enum View {
     Topology,
 }
 
-/// Python's `str.title()`: "standby leader" → "Standby Leader".
-fn title_case(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_letter = false;
-    for c in s.chars() {
-        if prev_letter {
-            out.extend(c.to_lowercase());
-        } else {
-            out.extend(c.to_uppercase());
-        }
-        prev_letter = c.is_alphabetic();
-    }
-    out
-}
-
-/// Python's `round()` (half to even) of bytes → MB.
-fn lag_mb(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => match n.as_u64() {
-            Some(b) => {
-                let x = b as f64 / 1024.0 / 1024.0;
-                let r = x.round();
-                let r = if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-                    r - x.signum()
-                } else {
-                    r
-                };
-                Value::from(r as i64)
-            }
-            None => v.clone(),
-        },
-        Value::String(s) if s == "unknown" => Value::from(""),
-        other => other.clone(),
-    }
-}
-
-/// `cluster_as_json` plus what pgkeel's `cluster_json` leaves out so far: the scheduled
-/// switchover.
-pub(crate) fn cluster_as_json(cluster: &Cluster, name: &str) -> Value {
-    let mut json = pgkeel_api::cluster_json(cluster, name);
-    if let (Some(f), Value::Object(o)) = (&cluster.failover, &mut json) {
-        if let Some(at) = f.scheduled_at.as_deref().filter(|s| !s.is_empty()) {
-            let mut s = Map::new();
-            s.insert("at".into(), at.into());
-            if let Some(l) = f.leader.as_deref().filter(|s| !s.is_empty()) {
-                s.insert("from".into(), l.into());
-            }
-            if let Some(c) = f.member.as_deref().filter(|s| !s.is_empty()) {
-                s.insert("to".into(), c.into());
-            }
-            o.insert("scheduled_switchover".into(), Value::Object(s));
-        }
-    }
-    json
-}
-
-/// `topology_sort`: the leader, then each member under its upstream (`replicatefrom` when
-/// that names another replica, else the leader), names prefixed `+ ` per level.
-fn topology_sort(members: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    let role = |m: &Map<String, Value>| {
-        m.get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let name = |m: &Map<String, Value>| {
-        m.get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let leader = members
-        .iter()
-        .find(|m| role(m).ends_with("leader"))
-        .cloned();
-    let leader_name = leader.as_ref().map(name);
-    let replicas: Vec<String> = members
-        .iter()
-        .filter(|m| !role(m).ends_with("leader"))
-        .map(name)
-        .collect();
-    let mut children: BTreeMap<Option<String>, Vec<Map<String, Value>>> = BTreeMap::new();
-    for m in &members {
-        if role(m).ends_with("leader") {
-            continue;
-        }
-        let own = name(m);
-        let parent = m
-            .get("tags")
-            .and_then(|t| t.get("replicatefrom"))
-            .and_then(Value::as_str)
-            .filter(|p| *p != own && replicas.iter().any(|r| r == p))
-            .map(str::to_string)
-            .or_else(|| leader_name.clone());
-        children.entry(parent).or_default().push(m.clone());
-    }
-    let mut out = Vec::new();
-    let root = leader.unwrap_or_default();
-    walk(0, root, &mut children, &mut out);
-    out
-}
-
-fn walk(
-    level: usize,
-    mut member: Map<String, Value>,
-    children: &mut BTreeMap<Option<String>, Vec<Map<String, Value>>>,
-    out: &mut Vec<Map<String, Value>>,
-) {
-    let name = member
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    // A cycle of replicatefrom tags cannot loop forever: each list is taken once.
-    let kids = children.remove(&name).unwrap_or_default();
-    if level > 0 {
-        let shown = format!(
-            "{}+ {}",
-            " ".repeat((level - 1) * 2),
-            name.clone().unwrap_or_default()
-        );
-        member.insert("name".into(), shown.into());
-    }
-    if name.as_deref().is_some_and(|n| !n.is_empty()) {
-        out.push(member);
-    }
-    for k in kids {
-        walk(level + 1, k, children, out);
-    }
-}
-
 /// The member table, exactly as patronictl prints it (trailing newline included), followed
 /// for pretty and topology views by the service lines.
 pub(crate) fn output_members(cluster: &Cluster, name: &str, extended: bool, view: View) -> String {
-    let json = cluster_as_json(cluster, name);
-    let initialize = match cluster.initialize.as_deref() {
-        None => "uninitialized",
-        Some("") => "initializing",
-        Some(id) => id,
+    let view = match view {
+        View::Format(f) => pgkeel_view::View::Format(f.into()),
+        View::Topology => pgkeel_view::View::Topology,
     };
-    let members: Vec<Map<String, Value>> = json["members"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|m| m.as_object().cloned()).collect())
-        .unwrap_or_default();
-    let with_host: Vec<&Map<String, Value>> =
-        members.iter().filter(|m| m.contains_key("host")).collect();
-
-    let mut columns: Vec<&str> = vec![
-        "Cluster",
-        "Member",
-        "Host",
-        "Role",
-        "State",
-        "TL",
-        "Receive LSN",
-        "Receive Lag",
-        "Replay LSN",
-        "Replay Lag",
-    ];
-    for c in [
-        "Pending restart",
-        "Pending restart reason",
-        "Scheduled restart",
-        "Tags",
-    ] {
-        let key = c.to_lowercase().replace(' ', "_");
-        let any = with_host.iter().any(|m| {
-            m.get(&key).is_some_and(|v| match v {
-                Value::Null | Value::Bool(false) => false,
-                Value::String(s) => !s.is_empty(),
-                Value::Object(o) => !o.is_empty(),
-                Value::Array(a) => !a.is_empty(),
-                _ => true,
-            })
-        });
-        if extended || any {
-            columns.push(c);
-        }
-    }
-    let mut hosts: Vec<&str> = with_host
-        .iter()
-        .filter_map(|m| m.get("host").and_then(Value::as_str))
-        .collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    let append_port = with_host
-        .iter()
-        .any(|m| m.get("port").is_some_and(|p| p.as_u64() != Some(5432)))
-        || hosts.len() < with_host.len();
-
-    let fmt = match view {
-        View::Format(f) => f,
-        View::Topology => Format::Pretty,
-    };
-    let pretty_like = fmt == Format::Pretty;
-    let ordered = if view == View::Topology {
-        topology_sort(members)
-    } else {
-        members
-    };
-    let rows: Vec<Vec<Value>> = ordered
-        .iter()
-        .map(|m| member_row(m, name, &columns, append_port, view))
-        .collect();
-
-    let title = format!(" Cluster: {name} ({initialize}) ");
-    let mut out = if pretty_like {
-        let cols: Vec<(&str, Align)> = columns[1..]
-            .iter()
-            .map(|c| match *c {
-                "Receive Lag" | "Replay Lag" => ("Lag", Align::Right),
-                "TL" | "Receive LSN" | "Replay LSN" => (*c, Align::Right),
-                _ => (*c, Align::Left),
-            })
-            .collect();
-        let rows: Vec<Vec<Value>> = rows.into_iter().map(|r| r[1..].to_vec()).collect();
-        print_output(&cols, &rows, Format::Pretty, &title)
-    } else {
-        let cols: Vec<(&str, Align)> = columns.iter().map(|c| (*c, Align::Left)).collect();
-        print_output(&cols, &rows, fmt, &title)
-    };
-    if pretty_like {
-        let info = service_info(&json);
-        if !info.is_empty() {
-            out.push(' ');
-            out.push_str(&info.join("\n "));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn member_row(
-    m: &Map<String, Value>,
-    cluster: &str,
-    columns: &[&str],
-    append_port: bool,
-    view: View,
-) -> Vec<Value> {
-    let get = |k: &str| m.get(k).cloned().unwrap_or_else(|| Value::from(""));
-    let (mut receive_lsn, mut receive_lag) = (get("receive_lsn"), get("receive_lag"));
-    let (mut replay_lsn, mut replay_lag) = (get("replay_lsn"), get("replay_lag"));
-    let lsn = get("lsn");
-    let unknown = Value::from("unknown");
-    if receive_lsn == unknown && replay_lsn == unknown && lsn != "" && lsn != unknown {
-        if m.get("state").and_then(Value::as_str) == Some("streaming") {
-            (receive_lag, receive_lsn) = (get("lag"), lsn);
-        } else {
-            (replay_lag, replay_lsn) = (get("lag"), lsn);
-        }
-    }
-    let mut host = match get("host") {
-        Value::String(s) => s,
-        other => other.to_string(),
-    };
-    if append_port && !host.is_empty() {
-        if let Some(port) = m.get("port") {
-            host = format!("{host}:{port}");
-        }
-    }
-    let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-    let hide_long = matches!(view, View::Topology | View::Format(Format::Pretty));
-    let reason: Vec<String> = m
-        .get("pending_restart_reason")
-        .and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    let s = |x: &str| v.get(x).map(super::table::py_str).unwrap_or_default();
-                    let full = format!("{k}: {}->{}", s("old_value"), s("new_value"));
-                    if hide_long && full.chars().count() > 50 {
-                        format!("{k}: [hidden - too long]")
-                    } else {
-                        full
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let scheduled = match m.get("scheduled_restart") {
-        Some(Value::Object(s)) => {
-            let mut v = s
-                .get("schedule")
-                .map(super::table::py_str)
-                .unwrap_or_default();
-            if let Some(pv) = s.get("postgres_version") {
-                v.push_str(&format!(" if version < {}", super::table::py_str(pv)));
-            }
-            Value::from(v)
-        }
-        _ => Value::from(""),
-    };
-    let tags = match m.get("tags") {
-        Some(t @ Value::Object(o)) if !o.is_empty() => match view {
-            View::Format(Format::Pretty) => Value::from(yaml_dump(t).trim().to_string()),
-            View::Format(Format::Tsv) | View::Topology => Value::from(yaml_flow(t)),
-            View::Format(_) => t.clone(),
-        },
-        _ => Value::from(""),
-    };
-    let pending = m
-        .get("pending_restart")
-        .is_some_and(|p| p.as_bool().unwrap_or(!p.is_null()));
-    columns
-        .iter()
-        .map(|c| match *c {
-            "Cluster" => Value::from(cluster),
-            "Member" => get("name"),
-            "Host" => Value::from(host.clone()),
-            "Role" => Value::from(title_case(&role.replace('_', " "))),
-            "State" => get("state"),
-            "TL" => get("timeline"),
-            "Receive LSN" => receive_lsn.clone(),
-            "Receive Lag" => lag_mb(&receive_lag),
-            "Replay LSN" => replay_lsn.clone(),
-            "Replay Lag" => lag_mb(&replay_lag),
-            "Pending restart" => Value::from(if pending { "*" } else { "" }),
-            "Pending restart reason" => Value::from(reason.join("\n")),
-            "Scheduled restart" => scheduled.clone(),
-            "Tags" => tags.clone(),
-            _ => Value::from(""),
-        })
-        .collect()
-}
-
-/// `get_cluster_service_info`.
-fn service_info(json: &Value) -> Vec<String> {
-    let mut info = Vec::new();
-    if json.get("pause").and_then(Value::as_bool) == Some(true) {
-        info.push("Maintenance mode: on".to_string());
-    }
-    if let Some(s) = json.get("scheduled_switchover") {
-        let mut line = format!(
-            "Switchover scheduled at: {}",
-            s.get("at").and_then(Value::as_str).unwrap_or("")
-        );
-        for k in ["from", "to"] {
-            if let Some(v) = s.get(k).and_then(Value::as_str) {
-                line.push_str(&format!("\n{k:>24}: {v}"));
-            }
-        }
-        info.push(line);
-    }
-    info
+    let json = pgkeel_api::cluster_json(cluster, name);
+    pgkeel_view::output_members(cluster, &json, name, extended, view)
 }
 
 #[cfg(test)]
@@ -407,21 +69,6 @@ mod tests {
             .insert("replicatefrom".into(), "postgresql1".into());
         c.members.insert("postgresql2".into(), MemberEntry::Ok(m2));
         c
-    }
-
-    #[test]
-    fn plain_list_matches_pgkeel_api_list() {
-        let c = batman();
-        let want = pgkeel_api::list_table(&c, "batman", pgkeel_api::ListFormat::Pretty);
-        assert_eq!(
-            output_members(&c, "batman", false, View::Format(Format::Pretty)),
-            want
-        );
-        let want = pgkeel_api::list_table(&c, "batman", pgkeel_api::ListFormat::Json);
-        assert_eq!(
-            output_members(&c, "batman", false, View::Format(Format::Json)),
-            want
-        );
     }
 
     #[test]
@@ -484,17 +131,322 @@ mod tests {
         c.config = Some(serde_json::json!({"synchronous_mode": "quorum"}));
         let json = output_members(&c, "batman", false, View::Format(Format::Json));
         assert!(json.contains(r#""Role": "Quorum Standby""#), "{json}");
+    }
+}
+
+/// The tests of the renderer `pgkeel_api::list_table` had before it was merged into this
+/// one, against the example in Patroni's docs/patronictl.rst.
+#[cfg(test)]
+mod patroni_docs_tests {
+    use std::collections::BTreeMap;
+
+    use pgkeel_core::cluster::{LeaderKey, MemberEntry};
+    use pgkeel_core::dcs_values::{MemberValue, StatusValue};
+
+    use pgkeel_api::cluster_json;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum ListFormat {
+        Pretty,
+        Json,
+        Yaml,
+        Tsv,
+    }
+
+    fn view(f: ListFormat) -> pgkeel_view::View {
+        use pgkeel_view::Format as F;
+        pgkeel_view::View::Format(match f {
+            ListFormat::Pretty => F::Pretty,
+            ListFormat::Json => F::Json,
+            ListFormat::Yaml => F::Yaml,
+            ListFormat::Tsv => F::Tsv,
+        })
+    }
+
+    fn list_table_extended(c: &Cluster, scope: &str, f: ListFormat, extended: bool) -> String {
+        render(c, &cluster_json(c, scope), scope, f, extended)
+    }
+
+    fn list_table(c: &Cluster, scope: &str, f: ListFormat) -> String {
+        list_table_extended(c, scope, f, false)
+    }
+
+    fn render(c: &Cluster, json: &Value, scope: &str, f: ListFormat, extended: bool) -> String {
+        pgkeel_view::output_members(c, json, scope, extended, view(f))
+    }
+
+    fn member(port: u16, state: &str, lsn: Option<u64>) -> MemberValue {
+        MemberValue {
+            conn_url: format!("postgres://127.0.0.1:{port}/postgres"),
+            api_url: format!("http://127.0.0.1:{}/patroni", 8008 + port - 5432),
+            state: "running".into(),
+            role: if lsn.is_some() { "replica" } else { "primary" }.into(),
+            replication_state: lsn.map(|_| state.to_string()),
+            receive_lsn: lsn,
+            replay_lsn: lsn,
+            xlog_location: lsn,
+            timeline: Some(5),
+            ..Default::default()
+        }
+    }
+
+    /// The cluster of the `patronictl list` example in Patroni's docs/patronictl.rst.
+    fn batman() -> Cluster {
+        let lsn = 0x400_04E8;
+        let mut members = BTreeMap::new();
+        members.insert(
+            "postgresql0".into(),
+            MemberEntry::Ok(member(5432, "", None)),
+        );
+        members.insert(
+            "postgresql1".into(),
+            MemberEntry::Ok(member(5433, "streaming", Some(lsn))),
+        );
+        members.insert(
+            "postgresql2".into(),
+            MemberEntry::Ok(member(5434, "streaming", Some(lsn))),
+        );
+        Cluster {
+            initialize: Some("7277694203142172922".into()),
+            leader: Some(LeaderKey {
+                name: "postgresql0".into(),
+                lease: 1,
+                revision: 1,
+            }),
+            members,
+            status: Some(StatusValue {
+                optime: lsn,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pretty_matches_patroni_docs_example() {
+        let want = "\
++ Cluster: batman (7277694203142172922) -+-----------+----+-------------+-----+------------+-----+
+| Member      | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+
+| postgresql0 | 127.0.0.1:5432 | Leader  | running   |  5 |             |     |            |     |
+| postgresql1 | 127.0.0.1:5433 | Replica | streaming |  5 |   0/40004E8 |   0 |  0/40004E8 |   0 |
+| postgresql2 | 127.0.0.1:5434 | Replica | streaming |  5 |   0/40004E8 |   0 |  0/40004E8 |   0 |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+
+";
+        assert_eq!(list_table(&batman(), "batman", ListFormat::Pretty), want);
+    }
+
+    #[test]
+    fn sync_and_quorum_standby_roles() {
+        use pgkeel_core::dcs_values::SyncValue;
+        let mut c = batman();
+        c.sync = Some(SyncValue {
+            leader: Some("postgresql0".into()),
+            sync_standby: ["postgresql1".to_string()].into(),
+            quorum: 0,
+        });
+        c.config = Some(serde_json::json!({"synchronous_mode": true}));
+        let want = "\
++ Cluster: batman (7277694203142172922) ------+-----------+----+-------------+-----+------------+-----+
+| Member      | Host           | Role         | State     | TL | Receive LSN | Lag | Replay LSN | Lag |
++-------------+----------------+--------------+-----------+----+-------------+-----+------------+-----+
+| postgresql0 | 127.0.0.1:5432 | Leader       | running   |  5 |             |     |            |     |
+| postgresql1 | 127.0.0.1:5433 | Sync Standby | streaming |  5 |   0/40004E8 |   0 |  0/40004E8 |   0 |
+| postgresql2 | 127.0.0.1:5434 | Replica      | streaming |  5 |   0/40004E8 |   0 |  0/40004E8 |   0 |
++-------------+----------------+--------------+-----------+----+-------------+-----+------------+-----+
+";
+        let out = list_table(&c, "batman", ListFormat::Pretty);
+        assert_eq!(out, want, "\n{out}");
+
+        c.config = Some(serde_json::json!({"synchronous_mode": "quorum"}));
+        let roles = |c: &Cluster| -> Vec<String> {
+            list_table(c, "batman", ListFormat::Tsv)
+                .lines()
+                .skip(1)
+                .map(|l| l.split('\t').nth(3).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(roles(&c), ["Leader", "Quorum Standby", "Replica"]);
+        // The /sync key without synchronous_mode in /config is ignored, as by patronictl.
+        c.config = None;
+        assert_eq!(roles(&c), ["Leader", "Replica", "Replica"]);
+    }
+
+    #[test]
+    fn host_gets_port_only_when_needed() {
+        let host_of = |c: &Cluster| {
+            let out = list_table(c, "x", ListFormat::Tsv);
+            out.lines()
+                .skip(1)
+                .map(|l| l.split('\t').nth(2).unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let mut c = batman();
+        // Shared host: ports shown.
+        assert_eq!(host_of(&c)[0], "127.0.0.1:5432");
+        // Distinct hosts, all on 5432: host only.
+        for (i, (_, m)) in c.members.iter_mut().enumerate() {
+            if let MemberEntry::Ok(m) = m {
+                m.conn_url = format!("postgres://10.0.0.{i}:5432/postgres");
+            }
+        }
+        assert_eq!(host_of(&c), vec!["10.0.0.0", "10.0.0.1", "10.0.0.2"]);
+        // One non-standard port: ports everywhere.
+        if let Some(MemberEntry::Ok(m)) = c.members.get_mut("postgresql2") {
+            m.conn_url = "postgres://10.0.0.2:6432/postgres".into();
+        }
         assert_eq!(
-            json,
-            pgkeel_api::list_table(&c, "batman", pgkeel_api::ListFormat::Json)
+            host_of(&c),
+            vec!["10.0.0.0:5432", "10.0.0.1:5432", "10.0.0.2:6432"]
         );
     }
 
     #[test]
-    fn python_round_and_title() {
-        assert_eq!(lag_mb(&Value::from(3 * 1024 * 1024 / 2)), Value::from(2));
-        assert_eq!(lag_mb(&Value::from(5 * 1024 * 1024 / 2)), Value::from(2));
-        assert_eq!(lag_mb(&Value::from("unknown")), Value::from(""));
-        assert_eq!(title_case("standby leader"), "Standby Leader");
+    fn json_drops_empty_values_and_keeps_column_order() {
+        let mut c = batman();
+        if let Some(MemberEntry::Ok(m)) = c.members.get_mut("postgresql2") {
+            m.replay_lsn = Some(0x400_04E8 - 3 * 1024 * 1024);
+        }
+        assert_eq!(
+            list_table(&c, "batman", ListFormat::Json),
+            concat!(
+                r#"[{"Cluster": "batman", "Member": "postgresql0", "Host": "127.0.0.1:5432", "Role": "Leader", "State": "running", "TL": 5}, "#,
+                r#"{"Cluster": "batman", "Member": "postgresql1", "Host": "127.0.0.1:5433", "Role": "Replica", "State": "streaming", "TL": 5, "Receive LSN": "0/40004E8", "Receive Lag": 0, "Replay LSN": "0/40004E8", "Replay Lag": 0}, "#,
+                r#"{"Cluster": "batman", "Member": "postgresql2", "Host": "127.0.0.1:5434", "Role": "Replica", "State": "streaming", "TL": 5, "Receive LSN": "0/40004E8", "Receive Lag": 0, "Replay LSN": "0/3D004E8", "Replay Lag": 3}]"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn yaml_and_tsv() {
+        let c = batman();
+        let yaml = list_table(&c, "batman", ListFormat::Yaml);
+        assert!(yaml.starts_with(
+            "- Cluster: batman\n  Host: 127.0.0.1:5432\n  Member: postgresql0\n  Role: Leader\n  State: running\n  TL: 5\n- Cluster: batman\n"
+        ), "{yaml}");
+        assert!(yaml.ends_with("  Replay Lag: 0\n  Role: Replica\n  State: streaming\n  TL: 5\n\n"));
+        let tsv = list_table(&c, "batman", ListFormat::Tsv);
+        let mut lines = tsv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("Cluster\tMember\tHost\tRole\tState\tTL\tReceive LSN\tReceive Lag\tReplay LSN\tReplay Lag")
+        );
+        assert_eq!(
+            lines.next(),
+            Some("batman\tpostgresql0\t127.0.0.1:5432\tLeader\trunning\t5\t\t\t\t")
+        );
+        assert_eq!(
+            list_table(&Cluster::default(), "x", ListFormat::Yaml),
+            "[]\n\n"
+        );
+        assert_eq!(
+            list_table(&Cluster::default(), "x", ListFormat::Json),
+            "[]\n"
+        );
+    }
+
+    #[test]
+    fn uninitialized_initializing_unknown_lsn_pause_and_tags() {
+        let mut c = batman();
+        c.initialize = None;
+        c.config = Some(serde_json::json!({"pause": true}));
+        if let Some(MemberEntry::Ok(m)) = c.members.get_mut("postgresql1") {
+            m.receive_lsn = None;
+            m.replay_lsn = None;
+            m.xlog_location = None;
+            m.replication_state = None;
+            m.state = "starting".into();
+            m.tags.nofailover = true;
+            m.tags.other.insert("zone".into(), "a".into());
+        }
+        let want = "\
++ Cluster: batman (uninitialized) -------+-----------+----+-------------+-----+------------+-----+------------------+
+| Member      | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag | Tags             |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+------------------+
+| postgresql0 | 127.0.0.1:5432 | Leader  | running   |  5 |             |     |            |     |                  |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+------------------+
+| postgresql1 | 127.0.0.1:5433 | Replica | starting  |  5 |     unknown |     |    unknown |     | nofailover: true |
+|             |                |         |           |    |             |     |            |     | zone: a          |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+------------------+
+| postgresql2 | 127.0.0.1:5434 | Replica | streaming |  5 |   0/40004E8 |   0 |  0/40004E8 |   0 |                  |
++-------------+----------------+---------+-----------+----+-------------+-----+------------+-----+------------------+
+ Maintenance mode: on
+";
+        let got = list_table(&c, "batman", ListFormat::Pretty);
+        assert_eq!(got, want, "\n{got}");
+        c.initialize = Some(String::new());
+        assert!(list_table(&c, "batman", ListFormat::Pretty)
+            .starts_with("+ Cluster: batman (initializing) --------+"));
+    }
+
+    #[test]
+    fn extended_columns_and_restart_values() {
+        let c = batman();
+        let mut json = cluster_json(&c, "batman");
+        let m1 = json["members"][1].as_object_mut().unwrap();
+        m1.insert("pending_restart".into(), true.into());
+        m1.insert(
+            "pending_restart_reason".into(),
+            serde_json::json!({
+                "max_connections": {"old_value": "100", "new_value": "200"},
+                "shared_preload_libraries": {"old_value": "pg_stat_statements", "new_value": "pg_stat_statements,auto_explain"}
+            }),
+        );
+        m1.insert(
+            "scheduled_restart".into(),
+            serde_json::json!({"schedule": "2024-06-01T13:00:00+00:00", "postgres_version": "16.4"}),
+        );
+        let tsv = render(&c, &json, "batman", ListFormat::Tsv, false);
+        let mut lines = tsv.lines();
+        assert!(lines
+            .next()
+            .unwrap()
+            .ends_with("\tReplay Lag\tPending restart\tPending restart reason\tScheduled restart"));
+        assert!(lines.next().unwrap().ends_with("\t\t\t"));
+        let row = lines.next().unwrap();
+        assert!(row.ends_with("\t*\tmax_connections: 100->200"), "{row}");
+        // The second reason line is not hidden outside the table.
+        let row = lines.next().unwrap();
+        assert_eq!(
+            row,
+            "shared_preload_libraries: pg_stat_statements->pg_stat_statements,auto_explain\t2024-06-01T13:00:00+00:00 if version < 16.4"
+        );
+        let pretty = render(&c, &json, "batman", ListFormat::Pretty, false);
+        assert!(
+            pretty.contains("| shared_preload_libraries: [hidden - too long] |"),
+            "{pretty}"
+        );
+        // -e shows all four even when empty.
+        let plain = list_table_extended(&c, "batman", ListFormat::Tsv, true);
+        assert!(plain
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("\tPending restart\tPending restart reason\tScheduled restart\tTags"));
+    }
+
+    #[test]
+    fn footer_with_pause_and_scheduled_switchover() {
+        use pgkeel_core::dcs_values::FailoverValue;
+        let mut c = batman();
+        c.config = Some(serde_json::json!({"pause": true}));
+        c.failover = Some(FailoverValue {
+            leader: Some("postgresql0".into()),
+            member: Some("postgresql2".into()),
+            scheduled_at: Some("2023-09-13T18:00:00-03:00".into()),
+        });
+        let out = list_table(&c, "batman", ListFormat::Pretty);
+        assert!(
+            out.ends_with(
+                "+\n Maintenance mode: on\n Switchover scheduled at: 2023-09-13T18:00:00-03:00\n                    from: postgresql0\n                      to: postgresql2\n"
+            ),
+            "{out}"
+        );
+        // Machine formats carry no footer.
+        assert!(!list_table(&c, "batman", ListFormat::Tsv).contains("Switchover"));
     }
 }

@@ -85,7 +85,7 @@ async fn wait_applied(api: &Api, cluster: &Cluster, paused: bool) {
         let mut remaining = Vec::new();
         for m in &members {
             let ok = match api.get_json(m, "patroni").await {
-                Ok(s) => s.get("pause").and_then(Value::as_bool).unwrap_or(false) == paused,
+                Ok(s) => pgkeel_core::flag::is_on(s.get("pause")) == paused,
                 // A member that does not answer cannot be waited for.
                 Err(_) => true,
             };

@@ -1,9 +1,9 @@
-//! Reading YAML back into JSON values; writing goes through `pgkeel_api::pyfmt`, shared
-//! with the REST API and `list`.
+//! Reading YAML back into JSON values; writing goes through `pgkeel_view::pyfmt`, shared
+//! with `list`.
 
 use serde_json::Value;
 
-pub(crate) use pgkeel_api::pyfmt::{json_dumps_ordered, yaml_dump, yaml_flow};
+pub(crate) use pgkeel_view::pyfmt::yaml_dump;
 
 /// `yaml.safe_load(text)` as JSON: an empty document is `null`.
 pub(crate) fn yaml_load(text: &str) -> anyhow::Result<Value> {

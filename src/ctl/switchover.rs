@@ -119,10 +119,6 @@ pub(crate) fn request_body(
     Value::Object(b)
 }
 
-fn is_paused(cluster: &Cluster) -> bool {
-    pgkeel_api::cluster_json(cluster, "").get("pause").is_some()
-}
-
 pub(crate) async fn switchover(ctx: &Ctx, a: SwitchoverArgs) -> anyhow::Result<()> {
     run(
         ctx,
@@ -215,7 +211,7 @@ async fn run(
             scheduled = Some(prompt(&text, Some("now")).await?);
         }
         if let Some(t) = parse_scheduled(scheduled.as_deref())? {
-            if is_paused(&cluster) {
+            if cluster.paused() {
                 return fail("Can't schedule switchover in the paused state");
             }
             scheduled_at = Some(isoformat(&t));

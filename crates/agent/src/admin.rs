@@ -7,10 +7,15 @@
 use std::time::Duration;
 
 use pgkeel_api::{AdminReply, AdminRequest};
-use pgkeel_core::admin::{merge_patch, switchover_outcome};
+use pgkeel_core::admin::merge_patch;
+use pgkeel_core::admin::restart::{
+    cancel_restart, leader_upstream, restart_plan, schedule_restart, scheduled_restart_step,
+    ScheduledRestartStep,
+};
+use pgkeel_core::admin::switchover::{
+    plan_switchover, AfterWrite, SwitchoverPlan, SwitchoverRequest,
+};
 use pgkeel_core::config::check_dynamic;
-use pgkeel_core::dcs_values::FailoverValue;
-use pgkeel_core::decide::takeover_problem;
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
 
@@ -41,16 +46,13 @@ pub(crate) async fn handle_dcs(
             scheduled_at,
             failover,
         } => {
-            switchover(
-                dcs,
-                leader,
-                candidate,
-                scheduled_at,
+            let req = SwitchoverRequest {
+                leader: leader.as_deref(),
+                candidate: candidate.as_deref(),
+                scheduled_at: scheduled_at.as_deref(),
                 failover,
-                loop_wait,
-                max_lag,
-            )
-            .await
+            };
+            switchover(dcs, req, loop_wait, max_lag).await
         }
         AdminRequest::CancelSwitchover => cancel_switchover(dcs).await,
         AdminRequest::PatchConfig(patch) => patch_config(dcs, patch).await,
@@ -59,74 +61,43 @@ pub(crate) async fn handle_dcs(
     }
 }
 
+/// Carries out core's [`plan_switchover`] on a fresh read of the DCS: writes the
+/// `failover` key, then answers at once or polls for the outcome.
 async fn switchover(
     dcs: &impl Dcs,
-    leader: Option<String>,
-    candidate: Option<String>,
-    scheduled_at: Option<String>,
-    failover: bool,
+    req: SwitchoverRequest<'_>,
     loop_wait: Duration,
     max_lag: u64,
 ) -> AdminReply {
-    let action = if failover { "failover" } else { "switchover" };
     let cluster = match dcs.load().await {
         Ok(c) => c,
         Err(e) => return AdminReply::text(503, format!("DCS is not accessible: {e}")),
     };
-    let current = cluster.leader_name().map(str::to_string);
-    let fit = |name: &str| takeover_problem(&cluster, name, max_lag);
-    let candidates: Vec<String> = match &candidate {
-        Some(c) => vec![c.clone()],
-        None => cluster
-            .members
-            .keys()
-            .filter(|n| Some(n.as_str()) != current.as_deref())
-            .cloned()
-            .collect(),
+    let (key, then) = match plan_switchover(&cluster, &req, max_lag, loop_wait) {
+        SwitchoverPlan::Refuse { status, text, why } => {
+            tracing::warn!("{} refused: {why}", req.action());
+            return AdminReply::text(status, text);
+        }
+        SwitchoverPlan::Write { key, then } => (key, then),
     };
-    let problems: Vec<String> = candidates.iter().filter_map(|c| fit(c)).collect();
-    if problems.len() == candidates.len() {
-        tracing::warn!("{action} refused: {}", problems.join("; "));
-        return AdminReply::text(
-            412,
-            format!("{action} is not possible: no good candidates have been found"),
-        );
-    }
-    let request = FailoverValue {
-        leader: if failover {
-            None
-        } else {
-            leader.or(current.clone())
-        },
-        member: candidate.clone(),
-        scheduled_at: scheduled_at.clone(),
-    };
-    if let Err(e) = dcs.write_failover(&request).await {
+    if let Err(e) = dcs.write_failover(&key).await {
         return AdminReply::text(503, format!("failed to write failover key: {e}"));
     }
-    if scheduled_at.is_some() {
-        return AdminReply::text(202, format!("{} scheduled", capitalized(action)));
-    }
-    // Patroni polls for 2 × max(10 s, loop_wait).
-    let deadline = crate::clock::now() + loop_wait.max(Duration::from_secs(10)) * 2;
+    let poll = match then {
+        AfterWrite::Reply { status, text } => return AdminReply::text(status, text),
+        AfterWrite::Poll(poll) => poll,
+    };
+    let deadline = crate::clock::now() + poll.window;
     while crate::clock::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Ok(c) = dcs.load().await {
-            if let Some((code, text)) =
-                switchover_outcome(&c, current.as_deref(), candidate.as_deref(), failover)
-            {
+            if let Some((code, text)) = poll.outcome(&c) {
                 return AdminReply::text(code, text);
             }
         }
     }
-    AdminReply::text(
-        503,
-        format!(
-            "{} status unknown after {} seconds; operation may still be in progress",
-            capitalized(action),
-            (loop_wait.max(Duration::from_secs(10)) * 2).as_secs()
-        ),
-    )
+    let (code, text) = poll.timed_out();
+    AdminReply::text(code, text)
 }
 
 async fn cancel_switchover(dcs: &impl Dcs) -> AdminReply {
@@ -177,13 +148,6 @@ async fn put_config(dcs: &impl Dcs, config: serde_json::Value) -> AdminReply {
     }
 }
 
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
 /// What a local request needs from the loop.
 pub(crate) struct Local<'a, E: Env> {
     pub actor: &'a crate::act::Actor<'a, E>,
@@ -224,27 +188,25 @@ pub(crate) async fn handle_local<E: Env>(
             ..
         } => {
             let r = match schedule {
-                Some(_) if memory.scheduled_restart.is_some() => {
-                    AdminReply::text(409, "Another restart is already scheduled")
-                }
-                Some(at) => {
-                    tracing::info!("restart scheduled at {at} through the REST API");
-                    memory.scheduled_restart = Some(crate::act::ScheduledRestart {
-                        at,
-                        role,
-                        restart_pending,
-                    });
-                    AdminReply::text(202, "Restart scheduled")
-                }
+                Some(at) => match schedule_restart(memory.scheduled_restart.is_some()) {
+                    Err((code, text)) => AdminReply::text(code, text),
+                    Ok((code, text)) => {
+                        tracing::info!("restart scheduled at {at} through the REST API");
+                        memory.scheduled_restart = Some(crate::act::ScheduledRestart {
+                            at,
+                            role,
+                            restart_pending,
+                        });
+                        AdminReply::text(code, text)
+                    }
+                },
                 None => restart_now(l, &obs, holds, role.as_deref(), restart_pending, memory).await,
             };
             let _ = reply.send(r);
         }
         AdminRequest::CancelRestart => {
-            let r = match memory.scheduled_restart.take() {
-                Some(_) => AdminReply::text(200, "scheduled restart deleted"),
-                None => AdminReply::text(404, "no restarts are scheduled"),
-            };
+            let (code, text) = cancel_restart(memory.scheduled_restart.take().is_some());
+            let r = AdminReply::text(code, text);
             let _ = reply.send(r);
         }
         AdminRequest::Reinitialize { from_leader, .. } => {
@@ -288,18 +250,9 @@ async fn restart_now<E: Env>(
 ) -> AdminReply {
     let me = l.actor.cfg.name.as_str();
     let cluster = obs.dcs.as_ref().ok();
-    let leader_upstream = cluster.and_then(|c| {
-        let leader = c.leader_name()?;
-        let (host, port) = c.member(leader)?.pg_host_port()?;
-        Some(pgkeel_core::Upstream {
-            member: leader.to_string(),
-            host,
-            port,
-            slot: l.use_slots.then(|| pgkeel_core::action::slot_name(me)),
-        })
-    });
+    let leader_upstream = leader_upstream(cluster, me, l.use_slots);
     let pending = !l.pg.details().await.pending_restart.is_empty();
-    let plan = pgkeel_core::admin::restart_plan(
+    let plan = restart_plan(
         &obs.pg,
         holds,
         role,
@@ -320,7 +273,8 @@ async fn restart_now<E: Env>(
     }
 }
 
-/// Runs a scheduled restart whose time has come (and forgets it, whatever the outcome).
+/// Runs a scheduled restart whose time has come (core's `scheduled_restart_step`), and
+/// forgets it whatever the outcome; `restart_plan` applies its filters to this node.
 pub(crate) async fn scheduled_restart_if_due<E: Env>(
     l: &Local<'_, E>,
     memory: &mut crate::act::Memory,
@@ -328,7 +282,8 @@ pub(crate) async fn scheduled_restart_if_due<E: Env>(
     let Some(s) = memory.scheduled_restart.as_ref() else {
         return;
     };
-    if pgkeel_core::admin::due(&s.at, l.observer.env.wall_clock()) == Some(false) {
+    let now = l.observer.env.wall_clock();
+    if scheduled_restart_step(&s.at, now) == ScheduledRestartStep::Wait {
         return;
     }
     let Some(s) = memory.scheduled_restart.take() else {

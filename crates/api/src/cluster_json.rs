@@ -9,21 +9,6 @@ use serde_json::{json, Map, Value};
 
 use crate::sync_standby::sync_kind;
 
-/// Whether the dynamic config in the DCS says the cluster is paused.
-pub(crate) fn is_paused(cluster: &Cluster) -> bool {
-    cluster
-        .config
-        .as_ref()
-        .and_then(|c| c.get("pause"))
-        .is_some_and(|p| match p {
-            Value::Bool(b) => *b,
-            // Patroni's global_config parses `pause` with parse_bool.
-            Value::String(s) => matches!(s.to_lowercase().as_str(), "on" | "true" | "yes" | "1"),
-            Value::Number(n) => n.as_i64() == Some(1),
-            _ => false,
-        })
-}
-
 /// Host and port of `conn_url`, the way Patroni's `conn_kwargs` reads them: the port is
 /// optional.
 fn host_port(m: &MemberValue) -> Option<(String, Option<u16>)> {
@@ -125,7 +110,7 @@ pub fn cluster_json(cluster: &Cluster, scope: &str) -> Value {
     let mut ret = Map::new();
     ret.insert("members".into(), Value::Array(members));
     ret.insert("scope".into(), scope.into());
-    if is_paused(cluster) {
+    if cluster.paused() {
         ret.insert("pause".into(), true.into());
     }
     // Only a scheduled switchover is shown; an immediate one is over within a loop.

@@ -66,13 +66,7 @@ pub(crate) fn truthy(v: &Value) -> bool {
 
 /// Patroni's `parse_bool(value) or False`: `str(value).lower()` among on/true/yes/1.
 pub(crate) fn parse_bool(v: Option<&Value>) -> bool {
-    let text = match v {
-        Some(Value::String(s)) => s.to_lowercase(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return false,
-    };
-    matches!(text.as_str(), "on" | "true" | "yes" | "1")
+    pgkeel_core::flag::is_on(v)
 }
 
 /// A name field (`leader`, `candidate`): Python treats `""` and `null` as "not given".

@@ -1,9 +1,9 @@
-//! pgkeel's Patroni-compatible REST API and `list` rendering.
+//! pgkeel's Patroni-compatible REST API: HTTP only (the `list` table is `pgkeel_view`'s).
 //!
 //! The agent publishes a [`NodeSnapshot`] after every loop ([`publish`]); every answer
 //! is computed from the last snapshot by pure functions ([`status_json`], [`health`],
-//! [`cluster_json`], [`route`]), and [`serve`] only moves bytes. The same cluster
-//! rendering backs `pgkeel list` ([`list_table`]).
+//! [`cluster_json`], [`route`]), and [`serve`] only moves bytes. [`cluster_json`] (Patroni's
+//! `cluster_as_json`) is also what `pgkeel list` renders.
 //!
 //! Unsafe requests (switchover, restart, reload, reinitialize, config) are checked here
 //! with Patroni's codes and texts, then handed to the agent as [`AdminRequest`]s over the
@@ -19,10 +19,7 @@ mod failsafe;
 mod failsafe_inbox;
 mod health;
 mod json_body;
-mod list;
 mod metrics;
-pub mod pretty_table;
-pub mod pyfmt;
 mod query;
 mod restart_body;
 mod routes;
@@ -42,7 +39,6 @@ pub use cluster_json::cluster_json;
 pub use failsafe::{receive_failsafe, Accepted};
 pub use failsafe_inbox::{FailsafeContact, FailsafeInbox};
 pub use health::{health, liveness, readiness};
-pub use list::{list_table, list_table_extended, ListFormat};
 pub use metrics::{metrics_text, METRICS_CONTENT_TYPE};
 pub use query::{parse_bytes, Query};
 pub use routes::{route, Body, Reply};

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::admin::AdminRequest;
-use crate::cluster_json::is_paused;
 use crate::json_body::{read_json_object, truthy};
 use crate::query::parse_seconds;
 use crate::routes::{Body, Reply};
@@ -52,7 +51,7 @@ pub(crate) fn restart_request(
     if !request.is_empty() {
         tracing::debug!("received restart request: {request:?}");
     }
-    let paused = snap.paused || snap.cluster.as_ref().is_some_and(is_paused);
+    let paused = snap.paused || snap.cluster.as_ref().is_some_and(|c| c.paused());
     if paused && request.contains_key("schedule") {
         return Err(text(500, "Can't schedule restart in the paused state"));
     }

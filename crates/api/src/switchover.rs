@@ -1,17 +1,16 @@
 //! `POST /switchover` and `POST /failover`: the checks Patroni makes in the API before it
-//! writes the `/failover` key (`do_POST_failover` and `is_failover_possible`, api.py), in
-//! the same order and with the same texts, so patronictl and runbooks see the same
-//! answers.
+//! writes the `/failover` key (`do_POST_failover`, api.py), in the same order and with the
+//! same texts, so patronictl and runbooks see the same answers.
 //!
-//! What needs the peers' live status (`no good candidates have been found`: every
-//! candidate lagging, `nofailover` or unreachable) is the agent's to check, since only
-//! it talks to the peers; it answers with Patroni's 412 text.
+//! This module reads the body; whether the cluster allows the request is core's
+//! (`admin::switchover::request_problem`, checked here against the last snapshot, and
+//! `plan_switchover`, which the agent runs on a fresh read of the DCS and which answers
+//! Patroni's 412 `no good candidates have been found`).
 
 use chrono::{DateTime, Utc};
-use pgkeel_core::decide::sync_switchover_problem;
+use pgkeel_core::admin::switchover::{request_problem, SwitchoverRequest};
 
 use crate::admin::AdminRequest;
-use crate::cluster_json::is_paused;
 use crate::json_body::{name_field, read_json_object, truthy};
 use crate::routes::{Body, Reply};
 use crate::schedule::parse_schedule;
@@ -46,7 +45,7 @@ pub(crate) fn switchover_request(
     let Some(cluster) = snap.cluster.as_ref() else {
         return Err(text(503, "DCS is not accessible"));
     };
-    let paused = snap.paused || is_paused(cluster);
+    let paused = snap.paused || cluster.paused();
 
     if action == "failover" && candidate.is_none() {
         return Err(text(
@@ -86,7 +85,13 @@ pub(crate) fn switchover_request(
     // Patroni checks the members only for an immediate switchover: a scheduled one is
     // checked by the leader when its time comes.
     if scheduled_at.is_none() {
-        if let Some(reason) = not_possible(snap, leader.as_deref(), candidate.as_deref(), action) {
+        let req = SwitchoverRequest {
+            leader: leader.as_deref(),
+            candidate: candidate.as_deref(),
+            scheduled_at: None,
+            failover: action == "failover",
+        };
+        if let Some(reason) = request_problem(cluster, &req, snap.sync_mode) {
             return Err(text(412, reason));
         }
     }
@@ -96,44 +101,6 @@ pub(crate) fn switchover_request(
         scheduled_at,
         failover: action == "failover",
     })
-}
-
-/// The DCS half of Patroni's `is_failover_possible`, including its synchronous-mode rule: a
-/// switchover in `on` mode goes only to a standby the `/sync` key names (the leader checks
-/// again before it steps down).
-fn not_possible(
-    snap: &NodeSnapshot,
-    leader: Option<&str>,
-    candidate: Option<&str>,
-    action: &str,
-) -> Option<String> {
-    let cluster = snap.cluster.as_ref()?;
-    let current = cluster.leader_name();
-    if leader.is_some() && current != leader {
-        return Some("leader name does not match".into());
-    }
-    let not_sync = |c: &str| {
-        (action == "switchover")
-            .then(|| sync_switchover_problem(snap.sync_mode, cluster, c))
-            .flatten()
-    };
-    match candidate {
-        // Patroni's text, grammar included: scripts match on it.
-        Some(c) if !cluster.members.contains_key(c) => Some("candidate does not exists".into()),
-        Some(c) => not_sync(c).map(String::from),
-        None => {
-            // Without a leader every member counts; with one, the others that publish an
-            // API to be asked through.
-            let any = cluster.members.iter().any(|(name, m)| {
-                current.is_none()
-                    || (Some(name.as_str()) != current
-                        && m.value().is_some_and(|v| !v.api_url.is_empty()))
-            });
-            (!any).then(|| {
-                format!("{action} is not possible: cluster does not have members except leader")
-            })
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,17 @@
 //! The operator's requests (switchover, restart, reinit, config changes): what they mean
 //! for this node, as pure functions the runtime calls. Messages and codes are Patroni's.
+//! Restarts (immediate and scheduled) are in [`restart`], switchover and failover
+//! requests in [`switchover`].
 
 use serde_json::Value;
 
 use crate::action::{slot_name, Action, StopMode, Upstream};
 use crate::cluster::Cluster;
-use crate::observation::PgView;
+
+pub mod restart;
+pub mod switchover;
+
+pub use restart::restart_plan;
 
 /// Whether the ISO 8601 time `at` (with a time zone) has come; `None` when it does not
 /// parse. Used for scheduled switchovers and restarts.
@@ -15,99 +21,6 @@ pub fn due(at: &str, now: std::time::SystemTime) -> Option<bool> {
         .ok()?;
     let now: chrono::DateTime<chrono::Utc> = now.into();
     Some(t <= now)
-}
-
-/// The answer Patroni gives while polling a switchover's progress
-/// (`poll_failover_result`): `Some` once the outcome is known.
-pub fn switchover_outcome(
-    cluster: &Cluster,
-    old_leader: Option<&str>,
-    candidate: Option<&str>,
-    failover: bool,
-) -> Option<(u16, String)> {
-    let (action, past) = if failover {
-        ("Failover", "failed over")
-    } else {
-        ("Switchover", "switched over")
-    };
-    if let Some(l) = cluster.leader_name() {
-        if Some(l) != old_leader {
-            return Some(match candidate {
-                Some(c) if c != l => (
-                    200,
-                    format!(
-                        "{}ed over to \"{l}\" instead of \"{c}\"",
-                        &action[..action.len() - 4]
-                    ),
-                ),
-                _ => (200, format!("Successfully {past} to \"{l}\"")),
-            });
-        }
-    }
-    if cluster.failover.is_none() {
-        return Some((503, format!("{action} failed")));
-    }
-    None
-}
-
-/// What `POST /restart` does on this node: stop (fast) and start again in the same role,
-/// unless a filter excludes it. `Err` carries Patroni's code and text.
-pub fn restart_plan(
-    pg: &PgView,
-    holds_leader_key: bool,
-    role: Option<&str>,
-    only_if_pending: bool,
-    pending_restart: bool,
-    leader_upstream: Option<Upstream>,
-) -> Result<Vec<Action>, (u16, String)> {
-    // A stopped server is simply started (Patroni's restart brings back a PostgreSQL that
-    // died while the cluster was paused).
-    let (is_replica, running) = match pg {
-        PgView::Running(r) => (r.in_recovery, true),
-        PgView::Stopped(s) => (s.standby_signal || !holds_leader_key, false),
-        _ => {
-            return Err((
-                503,
-                "restart failed: PostgreSQL is not in a state to restart".into(),
-            ))
-        }
-    };
-    let my_role = if is_replica { "replica" } else { "primary" };
-    if let Some(want) = role {
-        let want = if want == "master" { "primary" } else { want };
-        if want != my_role && want != "any" {
-            return Err((
-                503,
-                format!("restart conditions are not satisfied: role {my_role} is not {want}"),
-            ));
-        }
-    }
-    if only_if_pending && !pending_restart {
-        return Err((
-            503,
-            "restart conditions are not satisfied: no pending restart".into(),
-        ));
-    }
-    let start = if is_replica {
-        Action::StartReplica {
-            upstream: leader_upstream,
-        }
-    } else if holds_leader_key {
-        Action::StartPrimary
-    } else {
-        return Err((
-            503,
-            "restart failed: I am a primary without the leader key".into(),
-        ));
-    };
-    let mut plan = Vec::new();
-    if running {
-        plan.push(Action::Stop {
-            mode: StopMode::Fast,
-        });
-    }
-    plan.push(start);
-    Ok(plan)
 }
 
 /// What `POST /reinitialize` does: wipe this replica and clone it again from the leader,
@@ -188,8 +101,6 @@ mod tests {
     use super::*;
     use crate::cluster::{LeaderKey, MemberEntry};
     use crate::dcs_values::{FailoverValue, MemberValue};
-    use crate::lsn::Lsn;
-    use crate::observation::Running;
     use serde_json::json;
 
     fn cluster(leader: Option<&str>, failover: bool) -> Cluster {
@@ -212,72 +123,6 @@ mod tests {
             c.members.insert(n.into(), MemberEntry::Ok(m));
         }
         c
-    }
-
-    #[test]
-    fn switchover_outcomes_use_patronis_words() {
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n1"), true), Some("n1"), Some("n2"), false),
-            None
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n2"), false), Some("n1"), Some("n2"), false),
-            Some((200, "Successfully switched over to \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n3"), false), Some("n1"), Some("n2"), false),
-            Some((200, "Switched over to \"n3\" instead of \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n2"), false), None, Some("n2"), true),
-            Some((200, "Successfully failed over to \"n2\"".into()))
-        );
-        assert_eq!(
-            switchover_outcome(&cluster(Some("n1"), false), Some("n1"), Some("n2"), false),
-            Some((503, "Switchover failed".into()))
-        );
-    }
-
-    fn running(in_recovery: bool) -> PgView {
-        PgView::Running(Running {
-            sysid: "1".into(),
-            in_recovery,
-            timeline: 1,
-            wal_position: Lsn(1),
-            received: None,
-            replayed: None,
-            upstream: None,
-            streaming: in_recovery,
-        })
-    }
-
-    #[test]
-    fn restart_keeps_the_role_and_honours_filters() {
-        assert_eq!(
-            restart_plan(&running(false), true, None, false, false, None).unwrap(),
-            vec![
-                Action::Stop {
-                    mode: StopMode::Fast
-                },
-                Action::StartPrimary
-            ]
-        );
-        assert!(restart_plan(&running(true), false, Some("primary"), false, false, None).is_err());
-        assert!(restart_plan(&running(true), false, Some("replica"), true, false, None).is_err());
-        assert!(restart_plan(&running(true), false, Some("replica"), true, true, None).is_ok());
-        assert!(restart_plan(&PgView::NoData, false, None, false, false, None).is_err());
-        // A replica whose server died (say while paused) is started again.
-        let stopped = PgView::Stopped(crate::observation::Stopped {
-            sysid: "1".into(),
-            cluster_state: "in archive recovery".into(),
-            timeline: 1,
-            standby_signal: true,
-            checkpoint: None,
-        });
-        assert_eq!(
-            restart_plan(&stopped, false, None, false, false, None).unwrap(),
-            vec![Action::StartReplica { upstream: None }]
-        );
     }
 
     #[test]

@@ -80,15 +80,11 @@ impl Cluster {
         self.status.as_ref().map(|s| s.optime)
     }
 
-    /// Maintenance mode: `pause: true` in `/config`.
+    /// Maintenance mode: `pause` in `/config` is on, read as Patroni reads it
+    /// ([`crate::flag::is_on`]: `true`, `"on"`, `"yes"`, `1`...). Every reader of `pause`
+    /// (the agents, `/cluster`, `list`, the admin endpoints) asks this.
     pub fn paused(&self) -> bool {
-        self.config
-            .as_ref()
-            .and_then(|c| c.get("pause"))
-            .is_some_and(|p| {
-                p.as_bool() == Some(true)
-                    || p.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true"))
-            })
+        crate::flag::is_on(self.config.as_ref().and_then(|c| c.get("pause")))
     }
 
     /// The timeline the cluster is on, derived from `/history` as Patroni does:
@@ -119,5 +115,40 @@ impl Cluster {
             .chain(self.history.iter().flatten().map(|e| e.timeline + 1))
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn pause_is_read_as_patroni_reads_it() {
+        let with = |config: Option<serde_json::Value>| Cluster {
+            config,
+            ..Default::default()
+        };
+        assert!(!with(None).paused());
+        assert!(!with(Some(json!({"ttl": 30}))).paused());
+        for on in [
+            json!(true),
+            json!("on"),
+            json!("Yes"),
+            json!("TRUE"),
+            json!(1),
+        ] {
+            assert!(with(Some(json!({ "pause": on }))).paused(), "{on}");
+        }
+        for off in [
+            json!(false),
+            json!(null),
+            json!("off"),
+            json!("sometimes"),
+            json!(2),
+        ] {
+            assert!(!with(Some(json!({ "pause": off }))).paused(), "{off}");
+        }
     }
 }

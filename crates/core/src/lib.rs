@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod dcs_values;
 pub mod decide;
+pub mod flag;
 pub mod lsn;
 pub mod observation;
 pub mod sync;

@@ -55,19 +55,10 @@ pub(crate) fn non_empty_text(
 /// Patroni's `parse_bool`: YAML booleans, and the strings true/false, yes/no, on/off, 1/0 in
 /// any case (tags are often quoted, and `PATRONI_*` habits carry over into files).
 pub(crate) fn boolean(v: &Value, path: &KeyPath, diag: &mut Diag) -> Option<bool> {
+    // A file's text is trimmed first (YAML quoting habits); otherwise Patroni's reading.
     let parsed = match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_u64() {
-            Some(1) => Some(true),
-            Some(0) => Some(false),
-            _ => None,
-        },
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" => Some(true),
-            "false" | "no" | "off" | "0" => Some(false),
-            _ => None,
-        },
-        _ => None,
+        Value::String(s) => crate::flag::parse_bool_str(s.trim()),
+        other => crate::flag::parse_bool(other),
     };
     if parsed.is_none() {
         diag.problem(path, found(v), "true or false");

@@ -1,7 +1,7 @@
 //! Text that reads like Python's: `json.dumps` with its default separators and
 //! `yaml.safe_dump(default_flow_style=False)` as patronictl's `format_config_for_editing`
 //! writes it (block style, sorted keys, indentless lists, quotes only where needed). Shared
-//! by the REST API, `list` and the CLI so that all of them print the same text.
+//! by `list` and the other CLI verbs so that all of them print the same text.
 
 use serde_json::{Map, Value};
 
