@@ -3,7 +3,7 @@
 
 use pgkeel_core::action::{Action, StopMode};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_core::dcs_values::{HistoryEntry, StatusValue};
+use pgkeel_core::dcs_values::StatusValue;
 use pgkeel_core::Config;
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
@@ -38,8 +38,8 @@ impl ScheduledRestart {
 /// What the runtime remembers between loops about its own actions.
 #[derive(Debug, Default)]
 pub(crate) struct Memory {
-    /// The last pg_rewind failed: the next rejoin re-clones instead.
-    pub rewind_failed: bool,
+    /// How the last pg_rewind failed (core decides whether the next rejoin re-clones).
+    pub rewind_failed: Option<pgkeel_core::observation::RewindFailure>,
     /// A restart waiting for its time.
     pub scheduled_restart: Option<ScheduledRestart>,
     /// Since when starting the primary has kept failing.
@@ -166,7 +166,7 @@ impl<E: Env> Actor<'_, E> {
             Action::WriteHistory => {
                 let local = self.pg.timeline_history().await.map_err(Halt::Failed)?;
                 let known = cluster.and_then(|c| c.history.clone()).unwrap_or_default();
-                let history = merge_history(local, &known, me);
+                let history = pgkeel_core::history::merge_history(local, &known, me);
                 won(
                     self.dcs.write_history(me, &history).await,
                     "the leader key no longer names me",
@@ -230,17 +230,19 @@ impl<E: Env> Actor<'_, E> {
                 }
             }
             Action::Rewind { source } => {
-                memory.rewind_failed = false;
+                memory.rewind_failed = None;
                 if let Err(e) = self.pg.rewind(source).await {
-                    memory.rewind_failed = true;
+                    let failure =
+                        pgkeel_core::observation::RewindFailure::classify(&format!("{e:#}"));
+                    memory.rewind_failed = Some(failure);
                     return Err(Halt::Failed(
-                        e.context("pg_rewind failed; the next attempt re-clones"),
+                        e.context(format!("pg_rewind failed ({failure:?})")),
                     ));
                 }
             }
             Action::Reinit { source } => {
                 self.pg.reinit(source).await.map_err(Halt::Failed)?;
-                memory.rewind_failed = false;
+                memory.rewind_failed = None;
             }
             Action::EnsureSlots { names } => {
                 self.pg.ensure_slots(names).await.map_err(Halt::Failed)?
@@ -304,70 +306,5 @@ fn activity_of(action: &Action) -> Option<&'static str> {
         Action::Promote => Some("promoting"),
         Action::Stop { .. } | Action::Kill => Some("stopping"),
         _ => None,
-    }
-}
-
-/// The timeline history from the primary's files, keeping the timestamps and leader names
-/// already recorded in the DCS, and naming this node as the leader of the newest switch.
-fn merge_history(local: Vec<HistoryEntry>, known: &[HistoryEntry], me: &str) -> Vec<HistoryEntry> {
-    let last = local.len().saturating_sub(1);
-    local
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut e)| {
-            if i == last {
-                // The switch into my current timeline, the one I lead on, was my own
-                // promotion. A switch recorded for the same timeline and position may be
-                // another member's, into another timeline (the history format does not
-                // say which), made while the cluster was split: found by the simulation
-                // (seed 2487), where it hid that a member was on a dead branch.
-                e.new_leader = Some(me.to_string());
-                return e;
-            }
-            // An older switch: keep what the DCS already recorded of it, if it is the same
-            // one (same timeline ended at the same position).
-            if let Some(k) = known
-                .iter()
-                .find(|k| k.timeline == e.timeline && k.lsn == e.lsn)
-            {
-                e.timestamp = k.timestamp.clone().or(e.timestamp);
-                e.new_leader = k.new_leader.clone();
-            }
-            e
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(tl: u32, leader: Option<&str>) -> HistoryEntry {
-        HistoryEntry {
-            timeline: tl,
-            lsn: u64::from(tl) * 100,
-            reason: "no recovery target specified".into(),
-            timestamp: Some(format!("t{tl}")),
-            new_leader: leader.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn the_newest_switch_is_always_mine() {
-        // Another member recorded a switch off timeline 1 at the same position (into its
-        // own timeline 2); mine went to 3.
-        let merged = merge_history(vec![entry(1, None)], &[entry(1, Some("n2"))], "n1");
-        assert_eq!(merged[0].new_leader.as_deref(), Some("n1"));
-    }
-
-    #[test]
-    fn history_keeps_known_leaders_and_names_me_for_the_new_switch() {
-        let merged = merge_history(
-            vec![entry(1, None), entry(2, None)],
-            &[entry(1, Some("n1"))],
-            "n3",
-        );
-        assert_eq!(merged[0].new_leader.as_deref(), Some("n1"));
-        assert_eq!(merged[1].new_leader.as_deref(), Some("n3"));
     }
 }

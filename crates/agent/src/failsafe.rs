@@ -202,7 +202,7 @@ postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: 
                 ttl: Duration::from_secs(3),
                 renewed_at: Some(Instant::now()),
             },
-            rewind_failed: false,
+            rewind_failed: None,
             primary_start_failing_since: None,
             pg_silent_since: None,
             kill_failed: false,

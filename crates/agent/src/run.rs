@@ -8,7 +8,7 @@ use anyhow::Context;
 use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::effective_dynamic;
-use pgkeel_core::decide::{lease_alive, may_be_writable};
+use pgkeel_core::decide::{lease_alive, may_be_writable, moves_to_new_ttl, shutdown_done};
 use pgkeel_core::observation::{Observation, PgView};
 use pgkeel_core::{decide, Config};
 use pgkeel_dcs::Dcs;
@@ -128,6 +128,9 @@ pub async fn run_with<E: Env>(
     };
     // The dynamic config in force comes from the DCS when the cluster already has one.
     let first = dcs.load().await.ok();
+    if let Some(c) = &first {
+        refuse_duplicate_name(&*env, c, &cfg).await?;
+    }
     let mut dynamic = effective_dynamic(&cfg, first.as_ref().and_then(|c| c.config.as_ref()));
     let ttl = dynamic.ttl;
     shared.set_lease(pgkeel_core::observation::LeaseView {
@@ -225,8 +228,7 @@ pub async fn run_with<E: Env>(
             if wanted.loop_wait != dynamic.loop_wait {
                 tracing::info!("loop_wait is now {:?}", wanted.loop_wait);
             }
-            let lease_now = shared.lease();
-            if lease_now.id != 0 && wanted.ttl != lease_now.ttl && !shutting_down {
+            if moves_to_new_ttl(&shared.lease(), wanted.ttl, shutting_down) {
                 lease::change_ttl(
                     &dcs,
                     &shared,
@@ -246,12 +248,7 @@ pub async fn run_with<E: Env>(
             }
             dynamic = wanted;
         }
-        if shutting_down
-            && (obs.paused
-                || matches!(obs.pg, PgView::NoData | PgView::Stopped(_))
-                    && !holds_key(&cfg.name, &obs))
-        {
-            // In maintenance mode PostgreSQL is left running, as Patroni does.
+        if shutdown_done(&obs, &cfg.name) {
             break;
         }
         let decision = decide(&obs, &cfg, clock::now());
@@ -378,6 +375,24 @@ pub async fn run_with<E: Env>(
     tasks_set.abort_all();
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// Another live agent runs as this member: exit before anything is written (core's rule,
+/// `pgkeel_core::startup`; Patroni's CRITICAL message).
+async fn refuse_duplicate_name<E: Env>(env: &E, c: &Cluster, cfg: &Config) -> anyhow::Result<()> {
+    let mine = cfg.restapi.api_url();
+    let Some(url) = pgkeel_core::startup::api_to_ask(c, &cfg.name, &mine) else {
+        return Ok(());
+    };
+    let answer = env.peer_status(url, Duration::from_secs(3)).await;
+    let name = answer.as_ref().and_then(|v| v["patroni"]["name"].as_str());
+    match pgkeel_core::startup::duplicate_name_problem(c, &cfg.name, &mine, name) {
+        Some(problem) => {
+            tracing::error!("CRITICAL: {problem}");
+            Err(anyhow::anyhow!(problem))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The fence watches exactly the servers `decide` would fence.

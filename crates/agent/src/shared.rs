@@ -102,21 +102,12 @@ impl Shared {
     /// and its failsafe deadline (`at` when it has neither). `None` when there is nothing
     /// to guard: PostgreSQL is not a primary, or the cluster is paused.
     pub fn writable_until(&self, at: std::time::Instant) -> Option<std::time::Instant> {
-        use pgkeel_core::decide::{failsafe_deadline, fence_deadline};
-        if !self.may_be_primary() || self.paused() {
-            return None;
-        }
-        let lease = self.lease();
-        let failsafe = self
-            .failsafe_rounds()
-            .1
-            .map(|t| failsafe_deadline(t, lease.ttl));
-        Some(
-            fence_deadline(&lease)
-                .into_iter()
-                .chain(failsafe)
-                .max()
-                .unwrap_or(at),
+        pgkeel_core::decide::writable_until(
+            self.may_be_primary(),
+            self.paused(),
+            &self.lease(),
+            self.failsafe_rounds().1,
+            at,
         )
     }
 

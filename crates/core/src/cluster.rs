@@ -43,6 +43,8 @@ pub struct Cluster {
     pub config_revision: i64,
     pub leader: Option<LeaderKey>,
     pub members: BTreeMap<String, MemberEntry>,
+    /// The etcd lease each member key is bound to (0: none; such a key never expires).
+    pub member_leases: BTreeMap<String, i64>,
     pub status: Option<StatusValue>,
     /// `None` when the key is absent.
     pub history: Option<Vec<HistoryEntry>>,

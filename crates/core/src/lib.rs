@@ -10,8 +10,10 @@ pub mod config;
 pub mod dcs_values;
 pub mod decide;
 pub mod flag;
+pub mod history;
 pub mod lsn;
 pub mod observation;
+pub mod startup;
 pub mod sync;
 pub mod tags;
 

@@ -74,6 +74,46 @@ pub struct Running {
     pub streaming: bool,
 }
 
+/// Why a pg_rewind failed, as far as the next attempt cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewindFailure {
+    /// The timelines cannot be reconciled (no common ancestor, the WAL it needs is gone,
+    /// another system, no checksums or `wal_log_hints`), or the cause is unknown: only a
+    /// fresh clone brings this node back.
+    Irreconcilable,
+    /// The source could not be reached or did not answer in time: the same rewind may
+    /// work on the next attempt, and wiping the data directory would not help.
+    Transient,
+}
+
+impl RewindFailure {
+    /// Classifies a failed pg_rewind (or a step before it) from its error text (pg_rewind's
+    /// messages, in English: the adapter runs it with `LC_ALL=C`). Unknown texts count as
+    /// irreconcilable, which is what every failure meant before they were told apart.
+    pub fn classify(error: &str) -> RewindFailure {
+        const TRANSIENT: &[&str] = &[
+            "could not connect to server",
+            "connection to server",
+            "Connection refused",
+            "timeout expired",
+            "did not finish within",
+            "server closed the connection unexpectedly",
+            "No route to host",
+            "could not translate host name",
+        ];
+        if TRANSIENT.iter().any(|t| error.contains(t)) {
+            RewindFailure::Transient
+        } else {
+            RewindFailure::Irreconcilable
+        }
+    }
+
+    /// Whether the next attempt to rejoin re-clones instead of rewinding again.
+    pub fn needs_clone(failure: Option<RewindFailure>) -> bool {
+        failure == Some(RewindFailure::Irreconcilable)
+    }
+}
+
 /// What a peer's `GET /patroni` returned during a leader race.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerView {
@@ -138,8 +178,8 @@ pub struct Observation {
     /// Peers polled this loop (only when the leader key is absent); name → view.
     pub peers: BTreeMap<String, PeerView>,
     pub lease: LeaseView,
-    /// The last pg_rewind of this data directory failed: rejoin by re-cloning instead.
-    pub rewind_failed: bool,
+    /// How the last pg_rewind of this data directory failed, if it did.
+    pub rewind_failed: Option<RewindFailure>,
     /// Since when starting this node's primary has kept failing (None: it has not failed).
     pub primary_start_failing_since: Option<Instant>,
     /// Since when the local PostgreSQL has answered no probe: the start of the first probe
@@ -168,4 +208,29 @@ pub struct Observation {
     /// `/config` as last read, for a loop whose DCS read failed: the cluster-wide settings
     /// (failsafe mode, ttl) stay those of the cluster, not this node's bootstrap section.
     pub last_config: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RewindFailure::{self, *};
+
+    #[test]
+    fn pg_rewind_failures_are_told_apart() {
+        let cases = [
+            ("pg_rewind failed (exit status: 1): pg_rewind: error: could not find common ancestor of the source and target cluster's timelines", Irreconcilable),
+            ("pg_rewind: error: could not find previous WAL record at 0/3000028", Irreconcilable),
+            ("pg_rewind: error: source and target clusters are from different systems", Irreconcilable),
+            ("pg_rewind: fatal: target server needs to use either data checksums or \"wal_log_hints = on\"", Irreconcilable),
+            ("something nobody has seen before", Irreconcilable),
+            ("pg_rewind: error: could not connect to server: connection to server at \"10.0.0.1\", port 5432 failed: Connection refused", Transient),
+            ("pg_rewind: error: connection to server at \"db1\" (10.0.0.1), port 5432 failed: timeout expired", Transient),
+            ("rewinding from node1 (10.0.0.1:5432): pg_rewind: did not finish within 86400s", Transient),
+        ];
+        for (text, want) in cases {
+            assert_eq!(RewindFailure::classify(text), want, "{text}");
+        }
+        assert!(RewindFailure::needs_clone(Some(Irreconcilable)));
+        assert!(!RewindFailure::needs_clone(Some(Transient)));
+        assert!(!RewindFailure::needs_clone(None));
+    }
 }

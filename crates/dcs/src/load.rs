@@ -134,6 +134,7 @@ pub fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>)
                     }
                 };
                 c.members.insert(member.to_string(), entry);
+                c.member_leases.insert(member.to_string(), kv.lease);
             }
         }
     }

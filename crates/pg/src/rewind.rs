@@ -49,7 +49,11 @@ impl Pg {
                 // or listen; pg_rewind's own would use the target's full config.
                 "--no-ensure-shutdown".into(),
             ],
-            env: vec![("PGPASSFILE", s.pgpass.clone().into())],
+            env: vec![
+                ("PGPASSFILE", s.pgpass.clone().into()),
+                // Its messages are classified (`RewindFailure::classify`): untranslated.
+                ("LC_ALL", "C".into()),
+            ],
             subject: dir,
             timeout: std::time::Duration::from_secs(24 * 3600),
         }

@@ -47,6 +47,30 @@ pub fn failsafe_alive(confirmed: Option<Instant>, ttl: Duration, now: Instant) -
     confirmed.is_some_and(|t| now < failsafe_deadline(t, ttl))
 }
 
+/// Until when a primary may stay writable, as the fence enforces it: the later of its
+/// lease's fence deadline and, in failsafe mode, the deadline of the last round every
+/// member confirmed (`at` when it has neither: stop now). `None` when there is nothing to
+/// guard: the server is not (about to be) a primary, or the cluster is paused.
+pub fn writable_until(
+    may_be_primary: bool,
+    paused: bool,
+    lease: &LeaseView,
+    failsafe_confirmed: Option<Instant>,
+    at: Instant,
+) -> Option<Instant> {
+    if !may_be_primary || paused {
+        return None;
+    }
+    let failsafe = failsafe_confirmed.map(|t| failsafe_deadline(t, lease.ttl));
+    Some(
+        fence_deadline(lease)
+            .into_iter()
+            .chain(failsafe)
+            .max()
+            .unwrap_or(at),
+    )
+}
+
 /// Whether this server may be accepting writes: a running primary, or a server whose role
 /// is unknown. The fence acts on exactly these.
 pub fn may_be_writable(pg: &PgView) -> bool {
@@ -83,4 +107,42 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
             ctx.obs.lease.ttl.as_secs_f64()
         ),
     ))
+}
+
+#[cfg(test)]
+mod writable_until_tests {
+    use super::*;
+
+    #[test]
+    fn the_later_of_lease_and_failsafe_deadline_and_nothing_when_not_a_primary_or_paused() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        let lease = LeaseView {
+            id: 1,
+            ttl,
+            renewed_at: Some(t0),
+        };
+        let lease_deadline = t0 + Duration::from_secs(8);
+        assert_eq!(
+            writable_until(true, false, &lease, None, t0),
+            Some(lease_deadline)
+        );
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(
+            writable_until(true, false, &lease, Some(later), t0),
+            Some(later + Duration::from_secs(8)),
+            "a confirmed failsafe round keeps it writable past the lease"
+        );
+        let never = LeaseView {
+            renewed_at: None,
+            ..lease
+        };
+        assert_eq!(
+            writable_until(true, false, &never, None, t0),
+            Some(t0),
+            "stop now"
+        );
+        assert_eq!(writable_until(false, false, &lease, None, t0), None);
+        assert_eq!(writable_until(true, true, &lease, None, t0), None);
+    }
 }

@@ -28,7 +28,7 @@ use crate::observation::{Observation, PgView};
 
 pub use fencing::{
     failsafe_alive, failsafe_deadline, fence_deadline, fence_margin, keepalive_interval,
-    lease_alive, may_be_writable,
+    lease_alive, may_be_writable, writable_until,
 };
 pub use switchover::{candidate_problem, sync_switchover_problem, takeover_problem};
 
@@ -77,6 +77,24 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
         PgView::Running(r) if r.in_recovery => replica::running_replica(&ctx, cluster, r),
         PgView::Running(r) => primary::running_primary(&ctx, cluster, r),
     }
+}
+
+/// A shutting-down agent may exit now: in maintenance mode (PostgreSQL is left running, as
+/// Patroni does), or once its PostgreSQL is stopped and it no longer holds the leader key.
+pub fn shutdown_done(obs: &Observation, me: &str) -> bool {
+    let holds = obs.dcs.as_ref().is_ok_and(|c| c.held_by(me, obs.lease.id));
+    obs.shutting_down
+        && (obs.paused || matches!(obs.pg, PgView::NoData | PgView::Stopped(_)) && !holds)
+}
+
+/// The agent moves to a lease with `/config`'s ttl (see the agent's `lease::change_ttl`)
+/// when it has a lease whose ttl differs, unless it is shutting down.
+pub fn moves_to_new_ttl(
+    lease: &crate::observation::LeaseView,
+    wanted: std::time::Duration,
+    shutting_down: bool,
+) -> bool {
+    lease.id != 0 && lease.ttl != wanted && !shutting_down
 }
 
 /// Inputs shared by the rules, with the derived facts they all need.

@@ -5,6 +5,7 @@ use super::{primary, race, sync_duties, Ctx};
 use crate::action::{Action, Decision, StopMode};
 use crate::cluster::Cluster;
 use crate::lsn::Lsn;
+use crate::observation::RewindFailure;
 use crate::observation::Running;
 
 pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Decision {
@@ -84,15 +85,16 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
         // I received WAL of the old timeline past the point where the new leader forked
         // off it (the old primary kept streaming to me after the promotion): I can never
         // follow the new timeline as I am.
-        let repair = if ctx.dynamic.use_pg_rewind && !ctx.obs.rewind_failed {
-            Action::Rewind {
-                source: upstream.clone(),
-            }
-        } else {
-            Action::Reinit {
-                source: upstream.clone(),
-            }
-        };
+        let repair =
+            if ctx.dynamic.use_pg_rewind && !RewindFailure::needs_clone(ctx.obs.rewind_failed) {
+                Action::Rewind {
+                    source: upstream.clone(),
+                }
+            } else {
+                Action::Reinit {
+                    source: upstream.clone(),
+                }
+            };
         return Decision::act(
             vec![
                 Action::Stop {

@@ -4,6 +4,7 @@ use super::switchover::{self, Request};
 use super::{sync_duties, Ctx};
 use crate::action::{Action, Decision};
 use crate::cluster::Cluster;
+use crate::observation::RewindFailure;
 use crate::observation::Stopped;
 
 pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
@@ -128,7 +129,7 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
         );
     }
     // A former primary may hold WAL the new leader never had: rewind or re-clone.
-    if ctx.dynamic.use_pg_rewind && !ctx.obs.rewind_failed {
+    if ctx.dynamic.use_pg_rewind && !RewindFailure::needs_clone(ctx.obs.rewind_failed) {
         // pg_rewind must see the new timeline in the leader's control file, so wait until
         // the leader has checkpointed after its promotion: a pgkeel leader publishes itself
         // as a primary only then, a Patroni leader says so in checkpoint_after_promote.
@@ -152,7 +153,7 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
             format!("rejoining: I am {me}, a former primary; rewinding from {leader}"),
         );
     }
-    let why = if ctx.obs.rewind_failed {
+    let why = if RewindFailure::needs_clone(ctx.obs.rewind_failed) {
         "pg_rewind failed"
     } else {
         "use_pg_rewind is off"

@@ -166,7 +166,7 @@ impl Obs {
                     ttl: TTL,
                     renewed_at: Some(t0),
                 },
-                rewind_failed: false,
+                rewind_failed: None,
                 primary_start_failing_since: None,
                 pg_silent_since: None,
                 kill_failed: false,

@@ -123,7 +123,7 @@ fn a_replica_past_the_new_timelines_fork_point_rewinds() {
         }]
     );
     // A failed rewind means a fresh clone.
-    let o = diverged(1001).with(|o, _| o.rewind_failed = true);
+    let o = diverged(1001).with(|o, _| o.rewind_failed = Some(RewindFailure::Irreconcilable));
     assert!(matches!(o.actions()[1], Action::Reinit { .. }));
 }
 

@@ -43,7 +43,7 @@ fn a_former_primary_whose_rewind_failed_is_cloned_again() {
         .pg(PgView::Stopped(stopped("in production", false)))
         .member("n2", "primary")
         .leader(Some("n2"), 5)
-        .with(|o, _| o.rewind_failed = true);
+        .with(|o, _| o.rewind_failed = Some(RewindFailure::Irreconcilable));
     assert!(matches!(o.actions()[0], Action::Reinit { .. }));
 }
 

@@ -1,0 +1,91 @@
+//! Whether an agent may start as the member its configuration names.
+//!
+//! Two agents running as one member write one member key and, if that member leads, both
+//! see "the leader key names me": a configuration mistake (a copied `patroni.yml`) that
+//! must stop the second agent before it touches PostgreSQL or etcd. Patroni asks the
+//! member's REST API and exits with CRITICAL "Can't start; there is already a node named
+//! '...' running". pgkeel also refuses when that API does not answer but the member key is
+//! still bound to a live lease from another address: a running agent it cannot reach.
+//! An agent restarted after `kill -9` finds its own previous key at its own address (it
+//! could bind that address, so nobody else serves there) and starts.
+
+use crate::cluster::Cluster;
+
+/// The REST API to ask before starting as `me`, if another address holds `members/<me>`.
+pub fn api_to_ask<'a>(cluster: &'a Cluster, me: &str, my_api_url: &str) -> Option<&'a str> {
+    let m = cluster.member(me)?;
+    (m.api_url != my_api_url).then_some(m.api_url.as_str())
+}
+
+/// Why this agent must not start as `me` (`None`: it may). `answered_as` is the member name
+/// the API from [`api_to_ask`] gave in its `/patroni` answer (`None`: no answer).
+pub fn duplicate_name_problem(
+    cluster: &Cluster,
+    me: &str,
+    my_api_url: &str,
+    answered_as: Option<&str>,
+) -> Option<String> {
+    api_to_ask(cluster, me, my_api_url)?;
+    // etcd deletes a key with its lease: a key bound to one is renewed by someone.
+    let lease_alive = cluster.member_leases.get(me).is_some_and(|l| *l != 0);
+    (answered_as == Some(me) || lease_alive)
+        .then(|| format!("Can't start; there is already a node named '{me}' running"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::MemberEntry;
+    use crate::dcs_values::MemberValue;
+
+    const MINE: &str = "http://10.0.0.2:8008/patroni";
+    const OTHER: &str = "http://10.0.0.9:8009/patroni";
+
+    fn with_member(api_url: &str, lease: i64) -> Cluster {
+        let mut c = Cluster::default();
+        c.members.insert(
+            "node2".into(),
+            MemberEntry::Ok(MemberValue {
+                api_url: api_url.into(),
+                ..Default::default()
+            }),
+        );
+        c.member_leases.insert("node2".into(), lease);
+        c
+    }
+
+    #[test]
+    fn a_live_agent_elsewhere_with_my_name_stops_me_with_patronis_message() {
+        let c = with_member(OTHER, 7);
+        assert_eq!(api_to_ask(&c, "node2", MINE), Some(OTHER));
+        assert_eq!(
+            duplicate_name_problem(&c, "node2", MINE, Some("node2")).as_deref(),
+            Some("Can't start; there is already a node named 'node2' running")
+        );
+        // Its API does not answer, but its lease is alive: still someone else's.
+        assert!(duplicate_name_problem(&c, "node2", MINE, None).is_some());
+    }
+
+    #[test]
+    fn my_own_key_from_before_a_restart_lets_me_start() {
+        let c = with_member(MINE, 7);
+        assert_eq!(api_to_ask(&c, "node2", MINE), None);
+        assert_eq!(duplicate_name_problem(&c, "node2", MINE, None), None);
+    }
+
+    #[test]
+    fn no_key_or_a_dead_one_lets_me_start() {
+        assert_eq!(
+            duplicate_name_problem(&Cluster::default(), "node2", MINE, None),
+            None
+        );
+        // A key without a lease (written by hand, or garbage) and an API that is gone.
+        let c = with_member(OTHER, 0);
+        assert_eq!(duplicate_name_problem(&c, "node2", MINE, None), None);
+        // Another member answering at that address is not me.
+        assert_eq!(
+            duplicate_name_problem(&c, "node2", MINE, Some("node3")),
+            None
+        );
+    }
+}
