@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use pgkeel_dcs::testing::EtcdServer;
+use pgkeel_localcluster::EtcdServer;
 use pgkeel_localcluster::{LocalCluster, Options, Timing};
 
 // Shared by the benchmarks; this one uses only part of it.

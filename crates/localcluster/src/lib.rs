@@ -9,6 +9,7 @@
 pub mod client;
 mod config;
 pub mod disk;
+mod etcd;
 mod procs;
 mod wait;
 
@@ -18,11 +19,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_dcs::testing::EtcdServer;
 use pgkeel_dcs::Etcd;
 
 pub use config::Timing;
-pub use pgkeel_dcs::testing::MemberSpec;
+pub use etcd::{EtcdServer, MemberSpec};
 pub use procs::Signal;
 pub use wait::healthy;
 
