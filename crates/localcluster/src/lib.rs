@@ -6,7 +6,6 @@
 //! multi-member etcd runs in its own network namespace instead, on its own address: the
 //! caller makes the namespaces, this crate only starts processes inside them.
 
-pub mod client;
 mod config;
 pub mod disk;
 mod etcd;
