@@ -168,11 +168,11 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
         dir.display()
     );
 
-    let opts = options(&topo, &dir, args.pgkeel.clone(), timing)?;
+    let (opts, network) = layout(&topo, &dir, args.pgkeel.clone(), timing);
     for i in 0..NODES {
         mount_wal_fs(&opts.node_dir(i).join("walfs"), &cleanup)?;
     }
-    let c = LocalCluster::start(opts)?;
+    let c = LocalCluster::start_in(opts, &network)?;
     let mut s = match suite::Suite::start(topo, c, budget).await {
         Ok(s) => s,
         Err(e) => {
@@ -230,14 +230,14 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
     }
     Ok(pass)
 }
-/// The cluster's layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each started
-/// through `ip netns exec`.
-fn options(
+/// The cluster's options and layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each
+/// started through `ip netns exec`.
+fn layout(
     topo: &Topology,
     dir: &Path,
     pgkeel: PathBuf,
     timing: pgkeel_localcluster::Timing,
-) -> anyhow::Result<Options> {
+) -> (Options, Network) {
     let network = Network {
         nodes: (0..NODES)
             .map(|i| Host {
@@ -260,7 +260,7 @@ fn options(
             .collect(),
     };
     let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-    Ok(Options {
+    let opts = Options {
         nodes: NODES,
         dir: dir.to_path_buf(),
         pgkeel,
@@ -278,9 +278,9 @@ fn options(
             ),
         ],
         separate_waldir: true,
-        network: Some(network),
         ..Default::default()
-    })
+    };
+    (opts, network)
 }
 
 /// A tmpfs at `path` owned by `postgres`, so that initdb and pg_basebackup can create
