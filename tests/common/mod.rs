@@ -93,8 +93,10 @@ pub fn dump_logs(c: &LocalCluster) {
     }
 }
 
-/// How long the tests give one host to accept a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a test's session gives each host to connect and start a backend. Generous: on a
+/// loaded 2-core machine a healthy primary can take seconds to start a backend, and a test
+/// that moves on to the next host too early sees only read-only servers.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A session through `dsn` with the client every measurement uses
 /// ([`pgkeel_bench::client::connect`]), each host given [`CONNECT_TIMEOUT`].

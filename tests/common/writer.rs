@@ -24,11 +24,12 @@ impl Writer {
             .expect("creating the writers' table");
         // The tests count acknowledged commits rather than time them: a statement may wait
         // 5 s (a synchronous commit while the standby changes) before the writer gives up on
-        // its connection, and nothing paces the writes.
+        // its connection, and nothing paces the writes. A host gets 2 s to connect, so that
+        // a frozen former leader does not hold the writer long.
         let w = writer::Writer {
             pace: Duration::ZERO,
             retry: Duration::from_millis(50),
-            connect_timeout: super::CONNECT_TIMEOUT,
+            connect_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(5),
             ..writer::Writer::standard(dsn)
         };
