@@ -1,6 +1,6 @@
 #!/bin/sh
 # The network-fault suite: a pgkeel cluster (3 nodes) and a 3-member etcd, each in its own
-# network namespace, faulted under continuous writes (see src/bin/pgkeel-netfault.rs).
+# network namespace, faulted under continuous writes (see crates/bench/src/netfault/).
 #
 #   sudo scripts/netfault.sh            # every fault, async and sync (about 15 minutes)
 #   sudo scripts/netfault.sh --short    # the CI subset (a few minutes)
@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 sh scripts/deps.sh
 : "${CARGO_TARGET_DIR:=target}"
-cargo build --quiet --bin pgkeel --bin pgkeel-netfault
+cargo build --quiet -p pgkeel -p pgkeel-bench --bin pgkeel --bin pgkeel-netfault
 prefix="pgk$$"
 dir="${TMPDIR:-/tmp}/pgkeel-netfault-$prefix"
 sweep() {

@@ -6,8 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use pgkeel_core::dcs_values::{HistoryEntry, MemberValue};
-use pgkeel_dcs::testing::EtcdServer;
 use pgkeel_dcs::Etcd;
+use pgkeel_localcluster::EtcdServer;
 use serde_json::json;
 
 struct Env {

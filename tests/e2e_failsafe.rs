@@ -15,7 +15,7 @@ async fn write_once(dsn: &str) -> anyhow::Result<()> {
     let attempt = async {
         let c = connect(dsn).await?;
         c.execute(
-            "INSERT INTO acked_ids VALUES (-1) ON CONFLICT DO NOTHING",
+            "INSERT INTO bench (id) VALUES (-1) ON CONFLICT DO NOTHING",
             &[],
         )
         .await?;

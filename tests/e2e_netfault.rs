@@ -1,14 +1,17 @@
-//! The network-fault suite's short subset (`pgkeel-netfault --short`): a 3-node cluster and a
-//! 3-member etcd in their own network namespaces, the leader cut from etcd, the leader cut
-//! from everything, an etcd member killed, the etcd majority lost with failsafe mode, the
-//! leader frozen and the leader's agent killed (asynchronous), then the leader cut from etcd
-//! in synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
+//! The network-fault suite's short subset (`pgkeel-netfault --short`, run here through the
+//! suite's library against this package's `pgkeel` binary): a 3-node cluster and a 3-member
+//! etcd in their own network namespaces, the leader cut from etcd, the leader cut from
+//! everything, an etcd member killed, the etcd majority lost with failsafe mode, the leader
+//! frozen and the leader's agent killed (asynchronous), then the leader cut from etcd in
+//! synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
 //! acknowledged by two primaries, and each must recover within its bound.
 //!
 //! It needs root, iproute2 (`ip`, `tc`) and tmpfs mounts. CI runs as root, so a missing piece
 //! fails the test with its name rather than skipping it.
 
 use std::process::Command;
+
+use pgkeel_bench::netfault::{self, faults::SHORT, Run};
 
 /// What this machine lacks for the suite, if anything.
 fn missing() -> Vec<String> {
@@ -30,31 +33,22 @@ fn missing() -> Vec<String> {
     m
 }
 
-#[test]
-fn the_short_network_fault_suite_meets_its_targets() {
+#[tokio::test]
+async fn the_short_network_fault_suite_meets_its_targets() {
     let lacking = missing();
     assert!(
         lacking.is_empty(),
         "the network-fault suite cannot run here; it needs: {}",
         lacking.join(", ")
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_pgkeel-netfault"))
-        .arg("--short")
-        .output()
-        .expect("running pgkeel-netfault");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The table and SUMMARY lines are the test's report.
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "pgkeel-netfault --short missed a target ({}); see the table above and the kept \
-         directory it names for the agents' logs",
-        out.status
-    );
-    assert!(
-        stdout.contains("SUMMARY total") && stdout.contains("result=PASS"),
-        "no passing total line in the suite's output"
-    );
+    // The suite prints its table and SUMMARY lines as it goes: they are the test's report.
+    let run = Run::new(SHORT.to_vec(), env!("CARGO_BIN_EXE_pgkeel").into());
+    match netfault::run(run).await {
+        Ok(true) => {}
+        Ok(false) => panic!(
+            "the short network-fault suite missed a target; see the table above and the kept \
+             directory it names for the agents' logs"
+        ),
+        Err(e) => panic!("the network-fault suite could not run: {e:#}"),
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 pub mod writer;
 
 use pgkeel_localcluster::{LocalCluster, Options, Timing};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub const BOOT: Duration = Duration::from_secs(180);
 
@@ -93,14 +93,15 @@ pub fn dump_logs(c: &LocalCluster) {
     }
 }
 
+/// How long a test's session gives each host to connect and start a backend. Generous: on a
+/// loaded 2-core machine a healthy primary can take seconds to start a backend, and a test
+/// that moves on to the next host too early sees only read-only servers.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A session through `dsn` with the client every measurement uses
+/// ([`pgkeel_bench::client::connect`]), each host given [`CONNECT_TIMEOUT`].
 pub async fn connect(dsn: &str) -> anyhow::Result<Client> {
-    let mut cfg: tokio_postgres::Config = dsn.parse()?;
-    cfg.connect_timeout(Duration::from_secs(2));
-    let (client, conn) = cfg.connect(NoTls).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    pgkeel_bench::client::connect(dsn, CONNECT_TIMEOUT).await
 }
 
 /// Retries `f` until it succeeds or `timeout` passes.

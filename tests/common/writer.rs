@@ -1,42 +1,50 @@
-//! A client that inserts unique ids continuously through a multi-host DSN and records
-//! every acknowledged commit with the port of the server that acknowledged it.
+//! The end-to-end tests' writer: the benchmarks' writer ([`pgkeel_bench::writer`]), inserting
+//! unique ids continuously through a DSN and journalling every acknowledged commit with the
+//! server that acknowledged it, run in the background with the tests' patience.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::connect;
-
-#[derive(Debug, Clone, Copy)]
-pub struct Ack {
-    pub id: i64,
-    pub at: Instant,
-    pub port: u16,
-}
+pub use pgkeel_bench::writer::Ack;
+use pgkeel_bench::writer::{self, Journal};
 
 pub struct Writer {
-    pub acked: Arc<Mutex<Vec<Ack>>>,
+    journal: Arc<Journal>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Writer {
-    /// Creates `acked_ids (id bigint primary key)` and starts writing through `dsn` (a
-    /// multi-host DSN with `target_session_attrs=read-write` follows the leader).
+    /// Creates the writers' table and starts writing through `dsn` (a multi-host DSN with
+    /// `target_session_attrs=read-write` follows the leader).
     pub async fn start(dsn: String) -> Writer {
-        let (c, _) = connect_writable(&dsn).await.expect("connecting the writer");
-        c.batch_execute("CREATE TABLE IF NOT EXISTS acked_ids (id bigint PRIMARY KEY)")
+        writer::create_table(&dsn)
             .await
-            .expect("creating acked_ids");
-        let acked = Arc::new(Mutex::new(Vec::new()));
+            .expect("creating the writers' table");
+        // The tests count acknowledged commits rather than time them: a statement may wait
+        // 5 s (a synchronous commit while the standby changes) before the writer gives up on
+        // its connection, and nothing paces the writes. A host gets 2 s to connect, so that
+        // a frozen former leader does not hold the writer long.
+        let w = writer::Writer {
+            pace: Duration::ZERO,
+            retry: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+            ..writer::Writer::standard(dsn)
+        };
+        let journal = Arc::new(Journal::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (acked.clone(), stop.clone());
-        let task = tokio::spawn(async move { write_loop(dsn, a, s).await });
-        Writer { acked, stop, task }
+        let task = tokio::spawn(w.run(Arc::new(AtomicI64::new(1)), journal.clone(), stop.clone()));
+        Writer {
+            journal,
+            stop,
+            task,
+        }
     }
 
     pub fn count(&self) -> usize {
-        self.acked.lock().unwrap().len()
+        self.journal.with_acks(<[_]>::len)
     }
 
     /// Waits until `more` further commits are acknowledged.
@@ -54,54 +62,11 @@ impl Writer {
         Ok(())
     }
 
+    /// Stops writing; every acknowledged write, in the order the acknowledgements came.
     pub async fn stop(self) -> Vec<Ack> {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;
-        let v = self.acked.lock().unwrap().clone();
-        v
-    }
-}
-
-/// A session on whichever server the multi-host `dsn` finds writable (the benchmarks'
-/// libpq-like client, each host bounded in time), and that server's port.
-async fn connect_writable(dsn: &str) -> Option<(tokio_postgres::Client, u16)> {
-    let c = pgkeel_localcluster::client::connect(dsn, Duration::from_secs(2))
-        .await
-        .ok()?;
-    let row = tokio::time::timeout(
-        Duration::from_secs(2),
-        c.query_one("SELECT inet_server_port()", &[]),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let port = row.get::<_, Option<i32>>(0).unwrap_or(0) as u16;
-    Some((c, port))
-}
-
-async fn write_loop(dsn: String, acked: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) {
-    let mut next: i64 = 1;
-    while !stop.load(Ordering::SeqCst) {
-        let Some((c, port)) = connect_writable(&dsn).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        while !stop.load(Ordering::SeqCst) {
-            let id = next;
-            next += 1;
-            // An id whose insert fails or hangs is never reused: it may or may not have
-            // committed, and only acknowledged ones are checked.
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
-            let insert = c.execute("INSERT INTO acked_ids VALUES ($1)", &params);
-            match tokio::time::timeout(Duration::from_secs(5), insert).await {
-                Ok(Ok(_)) => acked.lock().unwrap().push(Ack {
-                    id,
-                    at: Instant::now(),
-                    port,
-                }),
-                _ => break,
-            }
-        }
+        self.journal.with_acks(<[_]>::to_vec)
     }
 }
 
@@ -122,21 +87,16 @@ pub async fn assert_none_lost(c: &pgkeel_localcluster::LocalCluster, name: &str,
 
 /// `SHOW synchronous_standby_names` on the server at `dsn`.
 pub async fn ssn(dsn: &str) -> anyhow::Result<String> {
-    let client = connect(dsn).await?;
+    let client = super::connect(dsn).await?;
     Ok(client
         .query_one("SHOW synchronous_standby_names", &[])
         .await?
         .get(0))
 }
 
-/// The acknowledged ids missing from the table at `dsn`.
+/// The acknowledged ids missing from the writers' table at `dsn`.
 pub async fn missing(dsn: &str, acks: &[Ack]) -> anyhow::Result<Vec<i64>> {
-    let c = connect(dsn).await?;
-    let rows = c.query("SELECT id FROM acked_ids", &[]).await?;
-    let present: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
-    Ok(acks
-        .iter()
-        .map(|a| a.id)
-        .filter(|id| !present.contains(id))
-        .collect())
+    let ids: Vec<i64> = acks.iter().map(|a| a.id).collect();
+    let present = writer::present(dsn, &ids).await?;
+    Ok(ids.into_iter().filter(|id| !present.contains(id)).collect())
 }

@@ -13,7 +13,6 @@ mod etcd;
 mod lease;
 mod load;
 mod port;
-pub mod testing;
 mod watch;
 
 pub use etcd::Etcd;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use pgkeel_core::cluster::MemberEntry;
 use pgkeel_core::dcs_values::{FailoverValue, HistoryEntry, MemberValue, StatusValue};
-use pgkeel_dcs::testing::EtcdServer;
 use pgkeel_dcs::{DcsError, Etcd};
+use pgkeel_localcluster::EtcdServer;
 use tempfile::TempDir;
 use tokio::sync::Notify;
 

@@ -2,13 +2,15 @@
 //! on free loopback ports. The demo, the end-to-end tests and the benchmark all use it, so
 //! what a new user sees is what the tests check.
 //!
-//! With a [`Network`] layout (the network-fault suite) every node and every member of a
-//! multi-member etcd runs in its own network namespace instead, on its own address: the
-//! caller makes the namespaces, this crate only starts processes inside them.
+//! With a [`Network`] layout ([`LocalCluster::start_in`], the network-fault suite) every node
+//! and every member of a multi-member etcd runs in its own network namespace instead, on its
+//! own address: the caller makes the namespaces, this crate only starts processes inside them.
+//! The demo calls [`LocalCluster::start`] only, so the `pgkeel` binary does not link the
+//! multi-member spawner.
 
-pub mod client;
 mod config;
 pub mod disk;
+mod etcd;
 mod procs;
 mod wait;
 
@@ -18,11 +20,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_dcs::testing::EtcdServer;
 use pgkeel_dcs::Etcd;
 
 pub use config::Timing;
-pub use pgkeel_dcs::testing::MemberSpec;
+pub use etcd::{EtcdServer, MemberSpec};
 pub use procs::Signal;
 pub use wait::healthy;
 
@@ -50,8 +51,6 @@ pub struct Options {
     /// Put each node's WAL in `<node dir>/walfs/pg_wal` (`waldir` for initdb and
     /// pg_basebackup), so that the caller can mount a small file system at `walfs`.
     pub separate_waldir: bool,
-    /// Where the processes run; `None`: all on loopback in this namespace, one etcd.
-    pub network: Option<Network>,
     /// Put each node's data directory (its WAL included) on a [`disk::StallableDisk`], so
     /// that a test can stop its I/O ([`LocalCluster::stall_disk`]).
     pub stallable_disks: bool,
@@ -126,30 +125,52 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts etcd, writes one config per node and starts every agent. Does not wait for
-    /// the cluster to form: see [`LocalCluster::wait_healthy`].
+    /// Starts one etcd and every agent on loopback in this namespace, on free ports. Does not
+    /// wait for the cluster to form: see [`LocalCluster::wait_healthy`].
     pub fn start(opts: Options) -> anyhow::Result<LocalCluster> {
         if opts.nodes == 0 {
             bail!("a cluster needs at least one node");
         }
-        if let Some(net) = &opts.network {
-            if net.nodes.len() != opts.nodes || net.etcd.is_empty() {
-                bail!(
-                    "the network layout places {} nodes and {} etcd members, the cluster has {} nodes",
-                    net.nodes.len(),
-                    net.etcd.len(),
-                    opts.nodes
-                );
-            }
+        prepare_dir(&opts.dir)?;
+        let etcd = vec![EtcdServer::start(&opts.dir.join("etcd"))?];
+        let hosts = (0..opts.nodes)
+            .map(|_| {
+                Ok(Host {
+                    ip: "127.0.0.1".into(),
+                    pg_port: procs::free_port()?,
+                    api_port: procs::free_port()?,
+                    exec_prefix: Vec::new(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        LocalCluster::launch(opts, etcd, hosts)
+    }
+
+    /// Starts a multi-member etcd and every agent where `network` places them. Does not wait
+    /// for the cluster to form.
+    pub fn start_in(opts: Options, network: &Network) -> anyhow::Result<LocalCluster> {
+        if opts.nodes == 0 || network.nodes.len() != opts.nodes || network.etcd.is_empty() {
+            bail!(
+                "the network layout places {} nodes and {} etcd members, the cluster has {} nodes",
+                network.nodes.len(),
+                network.etcd.len(),
+                opts.nodes
+            );
         }
         prepare_dir(&opts.dir)?;
-        let etcd = match &opts.network {
-            None => vec![EtcdServer::start(&opts.dir.join("etcd"))?],
-            Some(net) => EtcdServer::start_cluster(&opts.dir.join("etcd"), &net.etcd, &opts.scope)?,
-        };
+        let etcd = EtcdServer::start_cluster(&opts.dir.join("etcd"), &network.etcd, &opts.scope)?;
+        LocalCluster::launch(opts, etcd, network.nodes.clone())
+    }
+
+    /// Writes one config per node (node `i` at `hosts[i]`) and starts every agent.
+    fn launch(
+        opts: Options,
+        etcd: Vec<EtcdServer>,
+        hosts: Vec<Host>,
+    ) -> anyhow::Result<LocalCluster> {
         let endpoints: Vec<String> = etcd.iter().map(|e| e.endpoint.to_string()).collect();
         let mut nodes = Vec::with_capacity(opts.nodes);
-        for i in 0..opts.nodes {
+        for (i, host) in hosts.into_iter().enumerate() {
             let dir = opts.node_dir(i);
             prepare_dir(&dir)?;
             let disk = if opts.stallable_disks {
@@ -162,15 +183,6 @@ impl LocalCluster {
             let data_dir = match &disk {
                 Some(d) => d.at.join("data"),
                 None => dir.join("data"),
-            };
-            let host = match &opts.network {
-                Some(net) => net.nodes[i].clone(),
-                None => Host {
-                    ip: "127.0.0.1".into(),
-                    pg_port: procs::free_port()?,
-                    api_port: procs::free_port()?,
-                    exec_prefix: Vec::new(),
-                },
             };
             let node = Node {
                 name: format!("node{}", i + 1),

@@ -31,6 +31,9 @@ pub mod signal;
 mod slots;
 mod status;
 mod sync_rep;
+/// Test helpers (temporary data directories, sample settings): this crate's unit tests, and
+/// its integration tests through the `testing` feature, which no product crate enables.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use control::live_postmaster;

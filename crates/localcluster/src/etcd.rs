@@ -1,6 +1,7 @@
-//! Throwaway etcd servers for tests and the demo: a single member on free loopback ports, or
-//! a multi-member cluster whose members each listen on their own address (the fault suite puts
-//! each member in its own network namespace).
+//! The local cluster's etcd: a single member on free loopback ports (the demo, the tests, the
+//! benchmarks), or a multi-member cluster whose members each listen on their own address (the
+//! fault suite puts each member in its own network namespace). Its data lives under the
+//! cluster's directory and the process is killed when the server is dropped.
 //!
 //! Tests run in parallel, so a single member uses no fixed ports: it asks the kernel for two
 //! free ports (client, peer). Another process can grab such a port between our probe and etcd's

@@ -19,7 +19,7 @@
 //!
 //!   python3 -m venv /opt/patroni-venv && /opt/patroni-venv/bin/pip install 'patroni[etcd3,psycopg3]==4.1.5'
 //!   chmod -R a+rX /opt/patroni-venv
-//!   cargo build --release --bins && target/release/pgkeel-switchover-bench --trials 5
+//!   cargo build --release -p pgkeel -p pgkeel-bench && target/release/pgkeel-switchover-bench --trials 5
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -31,19 +31,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use pgkeel_dcs::testing::EtcdServer;
-use pgkeel_localcluster::{LocalCluster, Options, Timing};
-
-// Shared by the benchmarks; this one uses only part of it.
-#[allow(dead_code)]
-#[path = "../bench/setup.rs"]
-mod setup;
-// Shared by the benchmarks; this one uses only part of it.
-#[allow(dead_code)]
-#[path = "../bench/writer.rs"]
-mod writer;
-use pgkeel_localcluster::client::connect;
-use writer::{Journal, Writer};
+use pgkeel_bench::setup;
+use pgkeel_bench::writer::{self, Journal, Writer};
+use pgkeel_localcluster::{EtcdServer, LocalCluster, Options, Timing};
 
 const PASSWORD: &str = pgkeel_localcluster::SUPERUSER_PASSWORD;
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -535,9 +525,7 @@ async fn trials<C: Cluster>(c: &C, system: System, n: usize) -> anyhow::Result<V
         "# {system:?}: healthy after {:.1}s, leader {leader}",
         started.elapsed().as_secs_f64()
     );
-    let setup = connect(&c.rw_dsn(), Duration::from_secs(2)).await?;
-    setup.batch_execute(writer::CREATE_TABLE).await?;
-    drop(setup);
+    writer::create_table(&c.rw_dsn()).await?;
     let ids = Arc::new(AtomicI64::new(1));
     let mut results = Vec::new();
     for t in 1..=n {
@@ -635,24 +623,17 @@ async fn trial<C: Cluster>(
     let healed = c.wait_healthy(Duration::from_secs(300)).await?;
     // Every acknowledged write must be on the new leader.
     let ids: Vec<i64> = journal.with_acks(|acks| acks.iter().map(|a| a.id).collect());
-    let check = connect(
-        &format!(
-            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres",
-            c.pg_port(&healed)
-        ),
-        Duration::from_secs(2),
-    )
-    .await?;
-    let present: i64 = check
-        .query_one("SELECT count(*) FROM bench WHERE id = ANY($1)", &[&ids])
-        .await?
-        .get(0);
+    let healed_dsn = format!(
+        "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres",
+        c.pg_port(&healed)
+    );
+    let present = writer::present(&healed_dsn, &ids).await?;
     let r = Trial {
         downtime,
         failed_statements: journal.failed_statements.load(Ordering::Relaxed),
         failed_connects: journal.failed_connects.load(Ordering::Relaxed),
         acked: ids.len(),
-        lost: ids.len() - usize::try_from(present).unwrap_or(0),
+        lost: ids.len() - present.len(),
     };
     // What the CLI says about the switchover (not the member tables it prints around it).
     let last_line = String::from_utf8_lossy(&out.stdout)

@@ -2,40 +2,33 @@
 //! a 3-member etcd, each process group in its own Linux network namespace on a bridge the
 //! suite makes, faulted one scenario at a time under continuous writes. Per scenario and in
 //! total it reports acknowledged writes lost, writes acknowledged by two primaries in
-//! overlapping time, and time to recover, against targets; exits non-zero if one is missed.
+//! overlapping time, and time to recover, against targets.
 //!
 //! Needs root (namespaces, veths, tc, tmpfs mounts). The client (writer), the per-node probes
 //! and the observer run in the root namespace, reaching the cluster through the bridge.
 //!
-//!   cargo build --bins && sudo target/debug/pgkeel-netfault            # everything
-//!   sudo target/debug/pgkeel-netfault --short                          # the CI subset
-//!   sudo target/debug/pgkeel-netfault --fault 2 --fault 7 --mode sync  # a choice
+//! - [`faults`]: the scenarios (what each fault is, what it should do to writes, the bounds),
+//!   and the CI subset;
+//! - [`topology`]: the namespaces, veths and bridge, and the drops that make a partition;
+//! - [`suite`]: the cluster under writes, each scenario's inject → hold → heal → check;
+//! - [`check`]: the verdict per scenario and the table and SUMMARY lines.
+//!
+//! `pgkeel-netfault` is the command line over [`run`]; `tests/e2e_netfault.rs` calls [`run`]
+//! with the CI subset.
+
+pub mod check;
+pub mod faults;
+pub mod suite;
+pub mod topology;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::Parser;
 use pgkeel_localcluster::{Host, LocalCluster, MemberSpec, Network, Options};
 
-#[path = "../netfault/check.rs"]
-mod check;
-#[path = "../bench/deposed.rs"]
-mod deposed;
-#[path = "../netfault/faults.rs"]
-mod faults;
-#[path = "../bench/ready.rs"]
-mod ready;
-#[path = "../bench/setup.rs"]
-mod setup;
-#[path = "../netfault/suite.rs"]
-mod suite;
-#[path = "../netfault/topology.rs"]
-mod topology;
-#[path = "../bench/writer.rs"]
-mod writer;
-
+use crate::setup::{self, Profile};
 use faults::{Budget, Fault, Mode};
 use topology::{Ep, Topology};
 
@@ -48,87 +41,59 @@ const WAL_FS: &str = "256m";
 /// connection lives (PostgreSQL's default, 60 s, would hold synchronous commits that long).
 const WAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Parser, Debug)]
-#[command(
-    about = "network-fault suite: a pgkeel cluster in network namespaces, faulted under writes"
-)]
-struct Args {
-    /// The CI subset: faults 1, 2, 5, 6f, 7 and 8 asynchronous, 1 synchronous.
-    #[arg(long)]
-    short: bool,
-    /// Faults to run (1-10, 6f for 6 with failsafe_mode); repeat the flag. Default: all.
-    #[arg(long = "fault")]
-    faults: Vec<String>,
-    /// Modes to run each fault in; repeat the flag. Default: async and sync.
-    #[arg(long = "mode", value_enum)]
-    modes: Vec<Mode>,
-    /// How long each fault is held before it is healed, in seconds.
-    #[arg(long, default_value_t = 12)]
-    hold: u64,
-    /// Timing profile (fast: ttl 3 s, loop_wait 1 s; default: ttl 10 s, loop_wait 2 s).
-    #[arg(long, value_enum, default_value = "fast")]
-    profile: setup::Profile,
-    /// Name prefix of namespaces and interfaces (default pgk<pid>; at most 10 characters).
-    #[arg(long)]
-    prefix: Option<String>,
-    /// Working directory (default: a new directory under /tmp).
-    #[arg(long)]
-    dir: Option<PathBuf>,
+/// How long each fault is held before it is healed, unless told otherwise.
+pub const DEFAULT_HOLD_SECS: u64 = 12;
+/// The timing profile the suite runs with unless told otherwise.
+pub const DEFAULT_PROFILE: Profile = Profile::Fast;
+
+/// One run of the suite.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The scenarios, in order (see [`plan`]).
+    pub plan: Vec<(Mode, Fault)>,
+    /// How long each fault is held before it is healed.
+    pub hold: Duration,
+    pub profile: Profile,
+    /// Name prefix of namespaces and interfaces (`None`: `pgk<pid>`; at most 10 characters).
+    pub prefix: Option<String>,
+    /// Working directory (`None`: a new directory under /tmp).
+    pub dir: Option<PathBuf>,
     /// Keep the working directory (it is always kept when a target was missed).
-    #[arg(long)]
-    keep: bool,
+    pub keep: bool,
+    /// The `pgkeel` binary the agents run.
+    pub pgkeel: PathBuf,
 }
 
-fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+impl Run {
+    /// `plan` with the default hold and profile, a fresh prefix and directory.
+    pub fn new(plan: Vec<(Mode, Fault)>, pgkeel: PathBuf) -> Run {
+        Run {
+            plan,
+            hold: Duration::from_secs(DEFAULT_HOLD_SECS),
+            profile: DEFAULT_PROFILE,
+            prefix: None,
+            dir: None,
+            keep: false,
+            pgkeel,
         }
     }
 }
 
-/// The scenarios to run, in order: all of one mode, then the other.
-fn plan(args: &Args) -> anyhow::Result<Vec<(Mode, Fault)>> {
-    if args.short {
-        // The faults that once broke a target stay in CI as regression scenarios: 7 and 8
-        // (overlapping primaries before the fence guardian and the SIGKILL of a stopped
-        // postmaster), 6f (failsafe mode never armed in time).
-        return Ok(vec![
-            (Mode::Async, Fault::LeaderFromEtcd),
-            (Mode::Async, Fault::LeaderIsolated),
-            (Mode::Async, Fault::EtcdMemberKilled),
-            (Mode::Async, Fault::LeaderFrozen),
-            (Mode::Async, Fault::LeaderAgentKilled),
-            (Mode::Async, Fault::EtcdMajorityLost { failsafe: true }),
-            (Mode::Sync, Fault::LeaderFromEtcd),
-        ]);
-    }
-    let faults = if args.faults.is_empty() {
+/// The scenarios to run, in order: every fault in `faults` (keys as `--fault` takes them;
+/// none: all) in each of `modes` (none: async, then sync), all of one mode, then the other.
+pub fn plan(faults: &[String], modes: &[Mode]) -> anyhow::Result<Vec<(Mode, Fault)>> {
+    let faults = if faults.is_empty() {
         Fault::ALL.to_vec()
     } else {
-        args.faults
+        faults
             .iter()
             .map(|k| Fault::parse(k).with_context(|| format!("--fault {k}: expected 1-10 or 6f")))
             .collect::<anyhow::Result<_>>()?
     };
-    let modes = if args.modes.is_empty() {
+    let modes = if modes.is_empty() {
         vec![Mode::Async, Mode::Sync]
     } else {
-        args.modes.clone()
+        modes.to_vec()
     };
     Ok(modes
         .iter()
@@ -167,10 +132,11 @@ fn preflight() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(args: Args) -> anyhow::Result<bool> {
+/// Runs the scenarios and prints each one's SUMMARY line, then the table and the total.
+/// `Ok(false)`: a target was missed; an error: the suite could not run.
+pub async fn run(args: Run) -> anyhow::Result<bool> {
     preflight()?;
-    let plan = plan(&args)?;
-    let pgkeel = setup::pgkeel_binary()?;
+    let plan = &args.plan;
     let prefix = args
         .prefix
         .clone()
@@ -183,7 +149,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let budget = Budget {
         ttl: Duration::from_secs_f64(timing.ttl),
         loop_wait: Duration::from_secs_f64(timing.loop_wait),
-        hold: Duration::from_secs(args.hold),
+        hold: args.hold,
         wal_timeout: WAL_TIMEOUT,
     };
 
@@ -197,16 +163,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         args.profile,
         timing.ttl,
         timing.loop_wait,
-        args.hold,
+        args.hold.as_secs(),
         plan.len(),
         dir.display()
     );
 
-    let opts = options(&topo, &dir, pgkeel, timing)?;
+    let (opts, network) = layout(&topo, &dir, args.pgkeel.clone(), timing);
     for i in 0..NODES {
         mount_wal_fs(&opts.node_dir(i).join("walfs"), &cleanup)?;
     }
-    let c = LocalCluster::start(opts)?;
+    let c = LocalCluster::start_in(opts, &network)?;
     let mut s = match suite::Suite::start(topo, c, budget).await {
         Ok(s) => s,
         Err(e) => {
@@ -219,7 +185,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut not_run = Vec::new();
     let mut broken = false;
     let mut mode = None;
-    for &(m, fault) in &plan {
+    for &(m, fault) in plan {
         if broken {
             not_run.push((m, fault));
             continue;
@@ -264,15 +230,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     Ok(pass)
 }
-
-/// The cluster's layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each started
-/// through `ip netns exec`.
-fn options(
+/// The cluster's options and layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each
+/// started through `ip netns exec`.
+fn layout(
     topo: &Topology,
     dir: &Path,
     pgkeel: PathBuf,
     timing: pgkeel_localcluster::Timing,
-) -> anyhow::Result<Options> {
+) -> (Options, Network) {
     let network = Network {
         nodes: (0..NODES)
             .map(|i| Host {
@@ -295,7 +260,7 @@ fn options(
             .collect(),
     };
     let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-    Ok(Options {
+    let opts = Options {
         nodes: NODES,
         dir: dir.to_path_buf(),
         pgkeel,
@@ -313,9 +278,9 @@ fn options(
             ),
         ],
         separate_waldir: true,
-        network: Some(network),
         ..Default::default()
-    })
+    };
+    (opts, network)
 }
 
 /// A tmpfs at `path` owned by `postgres`, so that initdb and pg_basebackup can create

@@ -1,5 +1,5 @@
-//! A client connection to a local cluster, shared by the benchmarks and the end-to-end tests
-//! so that all of them measure with the same client.
+//! The client every measurement connects with (the benchmarks, the network-fault suite and
+//! the end-to-end tests), so that all of them measure with the same client.
 
 use std::time::Duration;
 

@@ -23,12 +23,13 @@ impl Profile {
     }
 }
 
-/// The `pgkeel` binary next to the running benchmark (the agents run it).
+/// The `pgkeel` binary next to the running program (the agents run it). It is another
+/// package's binary, so cargo builds it only when asked: `-p pgkeel -p pgkeel-bench`.
 pub fn pgkeel_binary() -> anyhow::Result<PathBuf> {
     let pgkeel = std::env::current_exe()?.with_file_name("pgkeel");
     if !pgkeel.exists() {
         anyhow::bail!(
-            "{} not found: build it first with cargo build --release --bins",
+            "{} not found: build it with this program, cargo build [--release] -p pgkeel -p pgkeel-bench",
             pgkeel.display()
         );
     }

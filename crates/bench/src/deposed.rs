@@ -48,7 +48,6 @@ pub fn deposed<'a>(acks: impl IntoIterator<Item = &'a Ack>, sightings: &[Sightin
 /// `B`'s first ack arrived is counted: `B` had committed, and `A` committed afterwards, so
 /// both took writes on diverging histories. A failover without overlap has every ack of the
 /// old group sent before the new group's first ack.
-#[allow(dead_code)] // Used by the fault suite, not by every benchmark that includes this file.
 pub fn overlapping<'a>(acks: impl IntoIterator<Item = &'a Ack>) -> Vec<Ack> {
     use std::collections::BTreeMap;
     let mut first: BTreeMap<(u16, u32), Instant> = BTreeMap::new();

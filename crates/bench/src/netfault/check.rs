@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::faults::{Bounds, Fault, Mode};
+use super::faults::{Bounds, Fault, Mode};
 
 /// What one scenario measured.
 #[derive(Debug, Clone)]

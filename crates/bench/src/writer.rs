@@ -1,16 +1,47 @@
-//! The benchmarks' writer, shared so that every benchmark measures with the same client: one
-//! `INSERT` at a time through a DSN (each host in turn, as libpq does), reconnecting on any
-//! error or on a statement without an answer, and a journal of every acknowledged write with
-//! the server that acknowledged it.
+//! The writer every measurement uses (the benchmarks, the network-fault suite and the
+//! end-to-end tests): one `INSERT` at a time through a DSN (each host in turn, as libpq does),
+//! reconnecting on any error or on a statement without an answer, and a journal of every
+//! acknowledged write with the server that acknowledged it.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgkeel_localcluster::client::connect;
+use anyhow::Context;
+
+use crate::client::connect;
 
 /// The table every writer inserts into.
 pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS bench (id bigint PRIMARY KEY, port int)";
+
+/// How long the set-up and check connections ([`create_table`], [`present`]) may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Creates the writers' table through `dsn` (the cluster's read-write DSN).
+pub async fn create_table(dsn: &str) -> anyhow::Result<()> {
+    let c = connect(dsn, SETUP_TIMEOUT)
+        .await
+        .context("connecting to create the writers' table")?;
+    c.batch_execute(CREATE_TABLE)
+        .await
+        .context("creating the writers' table")?;
+    Ok(())
+}
+
+/// Which of `ids` the server at `dsn` has in the writers' table: an acknowledged write that
+/// is not there was lost.
+pub async fn present(dsn: &str, ids: &[i64]) -> anyhow::Result<HashSet<i64>> {
+    let c = connect(dsn, SETUP_TIMEOUT)
+        .await
+        .context("connecting to check the writers' table")?;
+    Ok(c.query("SELECT id FROM bench WHERE id = ANY($1)", &[&ids])
+        .await
+        .context("reading the writers' table")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
 
 /// One acknowledged write.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +87,6 @@ impl Journal {
     }
 
     /// When the first failure at or after `t` ended.
-    #[allow(dead_code)] // Used by the fault suite, not by every benchmark that includes this file.
     pub fn first_failure_after(&self, t: Instant) -> Option<Instant> {
         let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         f.iter().find(|&&at| at >= t).copied()
@@ -101,6 +131,18 @@ impl Writer {
             retry: Duration::from_millis(10),
             connect_timeout: Duration::from_millis(300),
             statement_timeout: Duration::from_millis(500),
+        }
+    }
+
+    /// A probe of one node (`node_dsn` names that node alone): the standard client, writing
+    /// only while the node accepts writes, at a slower pace. A deposed leader that still
+    /// accepts writes is caught by its probe; the client, already on the new leader, would
+    /// not go back to it.
+    pub fn probe(node_dsn: &str) -> Writer {
+        Writer {
+            pace: Duration::from_millis(10),
+            retry: Duration::from_millis(100),
+            ..Writer::standard(format!("{node_dsn} target_session_attrs=read-write"))
         }
     }
 

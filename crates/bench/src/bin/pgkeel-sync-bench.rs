@@ -19,7 +19,7 @@
 //! Every acknowledged write records its id, when, and the port and timeline of the server that
 //! acknowledged it.
 //!
-//!   cargo build --release --bins
+//!   cargo build --release -p pgkeel -p pgkeel-bench
 //!   target/release/pgkeel-sync-bench --mode on --mode quorum --failovers 100
 //!   target/release/pgkeel-sync-bench --pgbench-only --pgbench 60
 
@@ -31,24 +31,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
+use pgkeel_bench::deposed::{self, Sighting};
+use pgkeel_bench::leader_fault::LeaderFault;
+use pgkeel_bench::pgbench;
+use pgkeel_bench::ready::{ready, Ready};
+use pgkeel_bench::setup::{self, Profile};
+use pgkeel_bench::writer::{self, Ack, Journal, Writer};
 use pgkeel_dcs::Etcd;
-use pgkeel_localcluster::{LocalCluster, Options, Signal};
-
-#[path = "../bench/deposed.rs"]
-mod deposed;
-#[path = "../bench/pgbench.rs"]
-mod pgbench;
-#[path = "../bench/ready.rs"]
-mod ready;
-#[path = "../bench/setup.rs"]
-mod setup;
-use ready::{ready, Ready};
-#[path = "../bench/writer.rs"]
-mod writer;
-use deposed::Sighting;
-use pgkeel_localcluster::client::connect;
-use setup::Profile;
-use writer::{Ack, Journal, Writer};
+use pgkeel_localcluster::{LocalCluster, Options};
 
 /// How long the cluster may take to become healthy and synchronous again.
 const HEAL: Duration = Duration::from_secs(180);
@@ -120,14 +110,8 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    /// SIGKILL of the leader's agent and every PostgreSQL process; the agent is restarted once
-    /// another node leads.
-    Kill,
-    /// SIGSTOP of the same processes; SIGCONT once another node leads.
-    Freeze,
-}
+/// The faults the failovers take in turn.
+const ROTATION: [LeaderFault; 2] = [LeaderFault::Kill, LeaderFault::Freeze];
 
 /// One failover's figures.
 struct Round {
@@ -265,9 +249,7 @@ impl Bench<'_> {
     }
 
     async fn failovers(&mut self) -> anyhow::Result<()> {
-        let setup = connect(&self.c.rw_dsn(), Duration::from_secs(2)).await?;
-        setup.batch_execute(writer::CREATE_TABLE).await?;
-        drop(setup);
+        writer::create_table(&self.c.rw_dsn()).await?;
 
         let ids = Arc::new(AtomicI64::new(1));
         let stop = Arc::new(AtomicBool::new(false));
@@ -277,12 +259,7 @@ impl Bench<'_> {
             stop.clone(),
         ))];
         for n in &self.c.nodes {
-            let probe = Writer {
-                pace: Duration::from_millis(10),
-                retry: Duration::from_millis(100),
-                ..Writer::standard(format!("{} target_session_attrs=read-write", n.dsn()))
-            };
-            writers.push(tokio::spawn(probe.run(
+            writers.push(tokio::spawn(Writer::probe(&n.dsn()).run(
                 ids.clone(),
                 self.probes.clone(),
                 stop.clone(),
@@ -292,11 +269,7 @@ impl Bench<'_> {
         let mut rounds = Vec::new();
         let mut error = None;
         for k in 1..=self.args.failovers {
-            let fault = if k % 2 == 1 {
-                Fault::Kill
-            } else {
-                Fault::Freeze
-            };
+            let fault = ROTATION[(k - 1) % ROTATION.len()];
             match self.failover(k, fault).await {
                 Ok(r) => rounds.push(r),
                 Err(e) => {
@@ -317,7 +290,7 @@ impl Bench<'_> {
         }
     }
 
-    async fn failover(&mut self, k: usize, fault: Fault) -> anyhow::Result<Round> {
+    async fn failover(&mut self, k: usize, fault: LeaderFault) -> anyhow::Result<Round> {
         let before = self.wait_ready().await?;
         let li = self.c.index_of(&before.leader).context("leader index")?;
         let old_port = self.c.nodes[li].pg_port;
@@ -330,19 +303,10 @@ impl Bench<'_> {
 
         let from = self.client.with_acks(<[_]>::len);
         let t0 = Instant::now();
-        match fault {
-            Fault::Kill => self.c.signal_node(li, Signal::Kill),
-            Fault::Freeze => self.c.signal_node(li, Signal::Stop),
-        }
+        fault.inject(&self.c, li);
         let new = self.c.wait_new_leader(&before.leader, HEAL).await;
         // Bring the old leader back whatever happened, so that it must rejoin.
-        match fault {
-            Fault::Kill => {
-                self.c.reap_agent(li);
-                self.c.start_agent(li)?;
-            }
-            Fault::Freeze => self.c.signal_node(li, Signal::Cont),
-        }
+        fault.undo(&mut self.c, li)?;
         let new = new?;
         if let Ok(view) = self.dcs.load().await {
             if let Some(tl) = view.member(&new).and_then(|m| m.timeline) {
@@ -438,33 +402,25 @@ impl Bench<'_> {
     /// This round's acks missing from `leader`: (acked, lost).
     async fn check_new_acks(&self, leader: &str) -> anyhow::Result<(usize, usize)> {
         let ids: Vec<i64> = self.round_acks().iter().map(|a| a.id).collect();
-        let present = self.present(leader, Some(&ids)).await?;
+        let present = self.present(leader, &ids).await?;
         Ok((
             ids.len(),
             ids.iter().filter(|id| !present.contains(id)).count(),
         ))
     }
 
-    /// The ids in the table on `leader` (among `ids` if given).
-    async fn present(&self, leader: &str, ids: Option<&[i64]>) -> anyhow::Result<HashSet<i64>> {
+    /// Which of `ids` are in the table on `leader`.
+    async fn present(&self, leader: &str, ids: &[i64]) -> anyhow::Result<HashSet<i64>> {
         let i = self.c.index_of(leader).context("leader index")?;
-        let client = connect(&self.c.nodes[i].dsn(), Duration::from_secs(2)).await?;
-        let rows = match ids {
-            Some(ids) => {
-                client
-                    .query("SELECT id FROM bench WHERE id = ANY($1)", &[&ids])
-                    .await?
-            }
-            None => client.query("SELECT id FROM bench", &[]).await?,
-        };
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        writer::present(&self.c.nodes[i].dsn(), ids).await
     }
 
     /// Every acknowledged write against the final leader's table, and the SUMMARY line.
     async fn final_check(&self, rounds: &[Round]) -> anyhow::Result<()> {
         let ready = self.wait_ready().await?;
-        let present = self.present(&ready.leader, None).await?;
         let acks = self.all_acks();
+        let ids: Vec<i64> = acks.iter().map(|a| a.id).collect();
+        let present = self.present(&ready.leader, &ids).await?;
         let mut lost: Vec<Ack> = acks
             .iter()
             .filter(|a| !present.contains(&a.id))

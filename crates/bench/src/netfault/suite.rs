@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pgkeel_dcs::Etcd;
-use pgkeel_localcluster::client::connect;
 use pgkeel_localcluster::{LocalCluster, Signal};
 
-use crate::check::Row;
+use super::check::Row;
+use super::faults::{Budget, Fault, Mode};
+use super::topology::{Ep, Topology};
+use crate::client::connect;
 use crate::deposed::{self, Sighting};
-use crate::faults::{Budget, Fault, Mode};
 use crate::ready::{ready, Ready};
-use crate::topology::{Ep, Topology};
 use crate::writer::{self, Ack, Journal, Writer};
 
 /// How often the observer reads the DCS for timelines seen writable.
@@ -74,9 +74,7 @@ impl Suite {
             "# cluster healthy: leader {} on timeline {}",
             ready.leader, ready.timeline
         );
-        let setup = connect(&s.c.rw_dsn(), Duration::from_secs(3)).await?;
-        setup.batch_execute(writer::CREATE_TABLE).await?;
-        drop(setup);
+        writer::create_table(&s.c.rw_dsn()).await?;
         s.start_writers().await?;
         Ok(s)
     }
@@ -90,12 +88,7 @@ impl Suite {
                 self.stop.clone(),
             )));
         for n in &self.c.nodes {
-            let probe = Writer {
-                pace: Duration::from_millis(10),
-                retry: Duration::from_millis(100),
-                ..Writer::standard(format!("{} target_session_attrs=read-write", n.dsn()))
-            };
-            self.tasks.push(tokio::spawn(probe.run(
+            self.tasks.push(tokio::spawn(Writer::probe(&n.dsn()).run(
                 ids.clone(),
                 self.probes.clone(),
                 self.stop.clone(),
@@ -551,14 +544,9 @@ impl Suite {
 
         let ids: Vec<i64> = window.iter().map(|a| a.id).collect();
         let li = self.index(leader)?;
-        let db = connect(&self.c.nodes[li].dsn(), Duration::from_secs(3)).await?;
-        let present: HashSet<i64> = db
-            .query("SELECT id FROM bench WHERE id = ANY($1)", &[&ids])
+        let present = writer::present(&self.c.nodes[li].dsn(), &ids)
             .await
-            .context("reading the final leader's table")?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .context("the final leader's table")?;
         let lost: Vec<&Ack> = window.iter().filter(|a| !present.contains(&a.id)).collect();
         row.lost = lost.len();
         for a in lost.iter().take(5) {

@@ -3,7 +3,8 @@
 //! downtime (fault → first acknowledged write on the new leader), acknowledged writes lost,
 //! and each agent's resident memory. Prints figures; asserts nothing.
 //!
-//!   cargo build --release && target/release/pgkeel-bench --profile default --trials 5
+//!   cargo build --release -p pgkeel -p pgkeel-bench
+//!   target/release/pgkeel-bench --profile default --trials 5
 //!   target/release/pgkeel-bench --profile fast --trials 5 --pgbench 600
 
 use std::path::PathBuf;
@@ -12,22 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
-
-// Shared by the benchmarks; this one uses only part of it.
-#[allow(dead_code)]
-#[path = "../bench/pgbench.rs"]
-mod pgbench;
-#[path = "../bench/setup.rs"]
-mod setup;
-// Shared by the benchmarks; this one uses only part of it.
-#[allow(dead_code)]
-#[path = "../bench/writer.rs"]
-mod writer;
-use pgkeel_localcluster::client::connect;
-use pgkeel_localcluster::{LocalCluster, Options, Signal};
-use setup::Profile;
-use writer::{Journal, Writer};
+use clap::Parser;
+use pgkeel_bench::leader_fault::LeaderFault;
+use pgkeel_bench::pgbench;
+use pgkeel_bench::setup::{self, Profile};
+use pgkeel_bench::writer::{self, Journal, Writer};
+use pgkeel_localcluster::{LocalCluster, Options};
 
 #[derive(Parser, Debug)]
 #[command(about = "pgkeel failover benchmark (prints figures)")]
@@ -37,7 +28,7 @@ struct Args {
     profile: Profile,
     /// Faults to inject, in turn.
     #[arg(long, value_enum, default_values = ["kill", "freeze"])]
-    fault: Vec<Fault>,
+    fault: Vec<LeaderFault>,
     /// Trials per fault.
     #[arg(long, default_value_t = 5)]
     trials: usize,
@@ -47,14 +38,6 @@ struct Args {
     /// Working directory (default: a new directory under /tmp, removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    /// SIGKILL of the leader's agent, postmaster and backends (the kernel still answers).
-    Kill,
-    /// SIGSTOP of the leader's agent and every PostgreSQL process (a dead host or partition).
-    Freeze,
 }
 
 struct Trial {
@@ -102,9 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn trials(c: &mut LocalCluster, args: &Args) -> anyhow::Result<()> {
     c.wait_healthy(3, Duration::from_secs(180)).await?;
-    let setup = connect(&c.rw_dsn(), Duration::from_secs(2)).await?;
-    setup.batch_execute(writer::CREATE_TABLE).await?;
-    drop(setup);
+    writer::create_table(&c.rw_dsn()).await?;
     let ids = Arc::new(AtomicI64::new(1));
     for &fault in &args.fault {
         let mut results = Vec::new();
@@ -129,7 +110,11 @@ async fn trials(c: &mut LocalCluster, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn trial(c: &mut LocalCluster, fault: Fault, ids: &Arc<AtomicI64>) -> anyhow::Result<Trial> {
+async fn trial(
+    c: &mut LocalCluster,
+    fault: LeaderFault,
+    ids: &Arc<AtomicI64>,
+) -> anyhow::Result<Trial> {
     let leader = c.wait_healthy(3, Duration::from_secs(180)).await?;
     let li = c.index_of(&leader).context("leader index")?;
     let old_port = c.nodes[li].pg_port;
@@ -145,10 +130,7 @@ async fn trial(c: &mut LocalCluster, fault: Fault, ids: &Arc<AtomicI64>) -> anyh
         .collect();
 
     let t0 = Instant::now();
-    match fault {
-        Fault::Kill => c.signal_node(li, Signal::Kill),
-        Fault::Freeze => c.signal_node(li, Signal::Stop),
-    }
+    fault.inject(c, li);
     // Downtime ends at the first write acknowledged by another server.
     let deadline = t0 + Duration::from_secs(120);
     let downtime = loop {
@@ -170,32 +152,22 @@ async fn trial(c: &mut LocalCluster, fault: Fault, ids: &Arc<AtomicI64>) -> anyh
     writer.await?;
 
     // Bring the old leader back: restart its agent, or wake it.
-    match fault {
-        Fault::Kill => {
-            c.reap_agent(li);
-            c.start_agent(li)?;
-        }
-        Fault::Freeze => c.signal_node(li, Signal::Cont),
-    }
+    fault.undo(c, li)?;
     let new_leader = c.wait_healthy(3, Duration::from_secs(180)).await?;
     let ni = c.index_of(&new_leader).context("new leader index")?;
 
     // Every acknowledged write must be on the new leader.
     let ids: Vec<i64> = journal.with_acks(|acks| acks.iter().map(|a| a.id).collect());
-    let check = connect(&c.nodes[ni].dsn(), Duration::from_secs(2)).await?;
-    let present: i64 = check
-        .query_one("SELECT count(*) FROM bench WHERE id = ANY($1)", &[&ids])
-        .await?
-        .get(0);
+    let present = writer::present(&c.nodes[ni].dsn(), &ids).await?;
     Ok(Trial {
         downtime,
         acked: ids.len(),
-        lost: ids.len() - usize::try_from(present).unwrap_or(0),
+        lost: ids.len() - present.len(),
         rss_kb,
     })
 }
 
-fn summary(profile: Profile, fault: Fault, r: &[Trial]) {
+fn summary(profile: Profile, fault: LeaderFault, r: &[Trial]) {
     if r.is_empty() {
         return;
     }
