@@ -59,3 +59,33 @@ async fn killing_only_the_leaders_agent_leaves_no_second_writable_primary() {
         panic!("the old leader did not rejoin: {e:#}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restarted_within_the_ttl_takes_over_from_its_old_guardian_without_a_restart() {
+    let timing = Timing::default(); // ttl 10 s: room to restart well within it
+    let (mut c, leader) = start_healthy("agentrestart", 3, timing).await;
+    let li = c.index_of(&leader).unwrap();
+    let postmaster = c.postmaster_pid(li).expect("the leader's postmaster");
+
+    c.signal_agent(li, Signal::Kill);
+    c.reap_agent(li);
+    c.start_agent(li).unwrap();
+    // Past the old lease's fence deadline, which the old guardian enforced before.
+    tokio::time::sleep(Duration::from_secs_f64(timing.ttl * 1.5)).await;
+    let cl = c.load().await.unwrap();
+    assert_eq!(
+        cl.leader_name(),
+        Some(leader.as_str()),
+        "the leader changed"
+    );
+    assert!(
+        alive(postmaster) && c.postmaster_pid(li) == Some(postmaster),
+        "the primary was restarted (postmaster {postmaster} gone)"
+    );
+    assert!(is_writable(&c.nodes[li].dsn()).await.unwrap());
+    let log = std::fs::read_to_string(&c.nodes[li].log).unwrap();
+    assert!(
+        log.contains("stands down: this agent guards the primary now"),
+        "the old guardian was not relieved:\n{log}"
+    );
+}

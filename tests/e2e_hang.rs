@@ -321,8 +321,8 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
     let dsn = c.nodes[li].dsn();
 
     // Full load: pgbench on every core, with checkpoints forced every second.
-    pgbench(port, &["-i", "-q", "-s", "5"]).await;
-    let load = pgbench_spawn(port, &["-c", "8", "-j", "2", "-T", "20"]);
+    pgkeel_bench::pgbench::init(port, 5).await.unwrap();
+    let load = pgkeel_bench::pgbench::spawn(port, &["-c", "8", "-j", "2", "-T", "20"]).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let checkpoints = {
         let (dsn, stop) = (dsn.clone(), stop.clone());
@@ -341,9 +341,8 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
     let out = load.wait_with_output().await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let n = checkpoints.await.unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout);
-    let tps = summary.lines().find(|l| l.starts_with("tps")).unwrap_or("");
-    println!("busy: 20 s of pgbench -c 8 with {n} checkpoints: {tps}");
+    let tps = pgkeel_bench::pgbench::tps(&String::from_utf8_lossy(&out.stdout));
+    println!("busy: 20 s of pgbench -c 8 with {n} checkpoints: tps {tps:?}");
     if !out.status.success() {
         dump_logs(&c);
         panic!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -389,31 +388,4 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
             .collect::<Vec<_>>()
             .join("\n")
     );
-}
-
-const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
-
-fn pgbench_cmd(port: u16, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(PGBENCH);
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-        .args(args)
-        .arg("postgres")
-        .env("PGPASSWORD", pgkeel_localcluster::SUPERUSER_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd
-}
-
-async fn pgbench(port: u16, args: &[&str]) {
-    let out = pgbench_cmd(port, args).output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "pgbench {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn pgbench_spawn(port: u16, args: &[&str]) -> tokio::process::Child {
-    pgbench_cmd(port, args).spawn().unwrap()
 }

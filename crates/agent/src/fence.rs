@@ -42,9 +42,16 @@ impl Fence {
                 None
             }
         };
+        let predecessors = crate::guard::others(data_dir, guard.as_ref().map(GuardLink::pid));
+        for p in &predecessors {
+            tracing::info!(
+                "the fence guardian of a previous agent (pid {}) still guards this node; it stands down once this agent guards the primary",
+                p.pid
+            );
+        }
         let thread = std::thread::Builder::new()
             .name("pgkeel-fence".into())
-            .spawn(move || watch(&shared, &postmaster, &flag, guard))?;
+            .spawn(move || watch(&shared, &postmaster, &flag, guard, predecessors))?;
         Ok(Fence {
             stop,
             thread: Some(thread),
@@ -66,6 +73,7 @@ fn watch(
     postmaster: &PostmasterCache,
     stop: &AtomicBool,
     mut guard: Option<GuardLink>,
+    mut predecessors: Vec<Proc>,
 ) {
     let mut signalled: Option<(Proc, Instant)> = None;
     let mut suspend = SuspendDetector::new();
@@ -89,6 +97,20 @@ fn watch(
                     .map(|u| u.saturating_duration_since(at)),
                 pm.map(|p| p.pid),
             );
+        }
+        if !predecessors.is_empty()
+            && pgkeel_core::decide::predecessor_guard_may_go(
+                shared.holds_key() && shared.lease_alive(at),
+                shared.may_be_primary(),
+            )
+        {
+            for p in predecessors.drain(..) {
+                tracing::info!(
+                    "the previous agent's fence guardian (pid {}) stands down: this agent guards the primary now",
+                    p.pid
+                );
+                signal::terminate_guardian(p);
+            }
         }
         if shared.fence_due(at) {
             signalled = stop_postmaster(pm, signalled);

@@ -161,6 +161,26 @@ pub fn run_guard(data_dir: &Path) {
     }
 }
 
+/// Fence guardians of `data_dir` other than `mine`: left by an agent of this node that was
+/// killed (they outlive it by design). Found through `/proc` alone.
+pub(crate) fn others(data_dir: &Path, mine: Option<u32>) -> Vec<Proc> {
+    let want = data_dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| Some(*pid as u32) != mine && *pid as u32 != std::process::id())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.get(1) == Some(&&b"fence-guard"[..]) && args.get(2) == Some(&want)
+            })
+        })
+        .filter_map(Proc::of)
+        .collect()
+}
+
 /// The agent's end of the pipe.
 pub(crate) struct GuardLink {
     child: Child,
@@ -197,6 +217,10 @@ impl GuardLink {
             fcntl(pipe, FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
         }
         Ok(GuardLink { child, stdin })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Tells the guardian for how much longer the primary may stay writable (`None`:

@@ -208,6 +208,9 @@ pub async fn run_with<E: Env>(
             obs.last_config = last_cluster.as_ref().and_then(|c| c.config.clone());
         }
         shared.set_paused(obs.paused);
+        if obs.dcs.is_ok() {
+            shared.set_holds_key(holds_key(&cfg.name, &obs));
+        }
         if let Ok(c) = &obs.dcs {
             last_cluster = Some(c.clone());
             dcs_last_seen = Some(env.wall_clock());

@@ -13,6 +13,8 @@ pub struct Shared {
     paused: AtomicBool,
     /// A lease the loop stopped renewing (`Action::AbandonLease`); 0: none.
     abandoned: AtomicI64,
+    /// The last DCS read showed the leader key bound to this agent's current lease.
+    holds_key: AtomicBool,
     /// Failsafe mode, as the loop last saw the DCS: whom to ask while this leader cannot
     /// renew its lease (None: not the leader, or failsafe mode off).
     failsafe_targets: Mutex<Option<crate::failsafe::Targets>>,
@@ -31,6 +33,7 @@ impl Shared {
             may_be_primary: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             abandoned: AtomicI64::new(0),
+            holds_key: AtomicBool::new(false),
             failsafe_targets: Mutex::new(None),
             failsafe_rounds: Mutex::new((None, None)),
         }
@@ -67,6 +70,15 @@ impl Shared {
         true
     }
 
+    /// The leader key is bound to this agent's current lease (as the loop last read it).
+    pub fn holds_key(&self) -> bool {
+        self.holds_key.load(Ordering::SeqCst)
+    }
+
+    pub fn set_holds_key(&self, v: bool) {
+        self.holds_key.store(v, Ordering::SeqCst);
+    }
+
     /// Stops renewals of lease `id`: it expires in etcd after its ttl.
     pub fn abandon(&self, id: i64) {
         self.abandoned.store(id, Ordering::SeqCst);
@@ -90,6 +102,11 @@ impl Shared {
     /// recent enough round (core's rule, on the lease's ttl).
     pub fn failsafe_alive(&self, now: std::time::Instant) -> bool {
         pgkeel_core::decide::failsafe_alive(self.failsafe_rounds().1, self.lease().ttl, now)
+    }
+
+    /// My current lease is provably alive at `at`.
+    pub fn lease_alive(&self, at: std::time::Instant) -> bool {
+        pgkeel_core::decide::lease_alive(&self.lease(), at)
     }
 
     /// The fence's rule: at `at`, a server that may be a primary must be stopped because

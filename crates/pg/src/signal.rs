@@ -103,6 +103,12 @@ pub fn kill_tree(postmaster: Proc) -> Vec<Proc> {
     all
 }
 
+/// SIGTERM to another process of pgkeel's own (a fence guardian standing down), if it is
+/// still the process it was.
+pub fn terminate_guardian(p: Proc) {
+    p.signal(Signal::SIGTERM);
+}
+
 /// SIGQUIT (PostgreSQL's immediate shutdown) to a postmaster that can act on it.
 pub fn quit(postmaster: Proc) {
     postmaster.signal(Signal::SIGQUIT);

@@ -71,6 +71,16 @@ pub fn writable_until(
     )
 }
 
+/// The fence guardian a previous agent of this node left behind (it was `kill -9`ed) keeps
+/// enforcing the old lease's deadline, which would stop a primary the new agent took over.
+/// It may go once the new agent guards what it guarded: the leader key is bound to the new
+/// agent's own lease (its fence and guardian enforce that lease's deadline), or the server
+/// is known not to be a primary (nothing to guard). Before that, the old deadline is the
+/// right one: the key may still be bound to the old lease, which nobody renews.
+pub fn predecessor_guard_may_go(holds_key_on_my_lease: bool, may_be_primary: bool) -> bool {
+    holds_key_on_my_lease || !may_be_primary
+}
+
 /// Whether this server may be accepting writes: a running primary, or a server whose role
 /// is unknown. The fence acts on exactly these.
 pub fn may_be_writable(pg: &PgView) -> bool {
@@ -112,6 +122,17 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
 #[cfg(test)]
 mod writable_until_tests {
     use super::*;
+
+    #[test]
+    fn a_previous_agents_guardian_goes_only_once_the_key_is_on_my_lease_or_nothing_is_guarded() {
+        assert!(predecessor_guard_may_go(true, true));
+        assert!(predecessor_guard_may_go(false, false));
+        assert!(predecessor_guard_may_go(true, false));
+        assert!(
+            !predecessor_guard_may_go(false, true),
+            "a primary whose key is not (yet) on my lease keeps the old deadline"
+        );
+    }
 
     #[test]
     fn the_later_of_lease_and_failsafe_deadline_and_nothing_when_not_a_primary_or_paused() {

@@ -28,7 +28,7 @@ use crate::observation::{Observation, PgView};
 
 pub use fencing::{
     failsafe_alive, failsafe_deadline, fence_deadline, fence_margin, keepalive_interval,
-    lease_alive, may_be_writable, writable_until,
+    lease_alive, may_be_writable, predecessor_guard_may_go, writable_until,
 };
 pub use switchover::{candidate_problem, sync_switchover_problem, takeover_problem};
 
