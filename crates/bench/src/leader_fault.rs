@@ -16,6 +16,16 @@ pub enum LeaderFault {
     /// SIGSTOP of the leader's agent and every PostgreSQL process (a dead host or
     /// partition); SIGCONT once another node leads.
     Freeze,
+    /// SIGSTOP of the leader's postmaster and every backend, its agent running (a hung
+    /// PostgreSQL); SIGCONT once another node leads.
+    Pghang,
+    /// SIGSTOP of the leader's postmaster alone (backends and agent keep running);
+    /// SIGCONT once another node leads.
+    Pmhang,
+    /// The leader's data directory stops completing I/O (its FUSE pass-through daemon is
+    /// stopped; needs the cluster started with stallable disks); resumed once another node
+    /// leads.
+    Diskstall,
 }
 
 impl LeaderFault {
@@ -24,7 +34,19 @@ impl LeaderFault {
         match self {
             LeaderFault::Kill => c.signal_node(i, Signal::Kill),
             LeaderFault::Freeze => c.signal_node(i, Signal::Stop),
+            LeaderFault::Pghang => c.signal_postgres(i, Signal::Stop),
+            LeaderFault::Pmhang => c.signal_postmaster(i, Signal::Stop),
+            LeaderFault::Diskstall => {
+                if let Err(e) = c.stall_disk(i) {
+                    eprintln!("diskstall: {e:#}");
+                }
+            }
         }
+    }
+
+    /// The fault needs the cluster's data directories on stallable disks.
+    pub fn needs_stallable_disks(self) -> bool {
+        self == LeaderFault::Diskstall
     }
 
     /// Brings node `i` back after [`LeaderFault::inject`], so that it must rejoin: its agent
@@ -36,6 +58,10 @@ impl LeaderFault {
                 c.start_agent(i)?;
             }
             LeaderFault::Freeze => c.signal_node(i, Signal::Cont),
+            // What the agent killed is gone; anything left runs on.
+            LeaderFault::Pghang => c.signal_postgres(i, Signal::Cont),
+            LeaderFault::Pmhang => c.signal_postmaster(i, Signal::Cont),
+            LeaderFault::Diskstall => c.resume_disk(i),
         }
         Ok(())
     }

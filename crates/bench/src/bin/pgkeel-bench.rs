@@ -72,6 +72,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         scope: "bench".into(),
         timing,
         rest_auth: None,
+        stallable_disks: args.fault.iter().any(|f| f.needs_stallable_disks()),
         ..Default::default()
     })?;
     let result = trials(&mut cluster, &args).await;

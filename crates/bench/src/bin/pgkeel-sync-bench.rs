@@ -49,9 +49,12 @@ struct Args {
     /// synchronous_mode to measure, in turn (repeat the flag for several).
     #[arg(long, value_enum, default_values = ["off", "on", "quorum"])]
     mode: Vec<Mode>,
-    /// Failovers per mode, kill and freeze in turn.
+    /// Failovers per mode, the faults of --fault in turn.
     #[arg(long, default_value_t = 100)]
     failovers: usize,
+    /// Faults the failovers take in turn.
+    #[arg(long, value_enum, default_values = ["kill", "freeze"])]
+    fault: Vec<LeaderFault>,
     /// Nodes per cluster (default: 3 for off and on, 5 for quorum).
     #[arg(long)]
     nodes: Option<usize>,
@@ -109,9 +112,6 @@ impl Mode {
         self != Mode::Off
     }
 }
-
-/// The faults the failovers take in turn.
-const ROTATION: [LeaderFault; 2] = [LeaderFault::Kill, LeaderFault::Freeze];
 
 /// One failover's figures.
 struct Round {
@@ -189,6 +189,7 @@ async fn bench_mode(args: &Args, mode: Mode, pgkeel: &Path, dir: &Path) -> anyho
         scope: format!("sync-bench-{}", mode.name()),
         timing: args.profile.timing(),
         dcs_extra: mode.dcs().into(),
+        stallable_disks: args.fault.iter().any(|f| f.needs_stallable_disks()),
         ..Default::default()
     })?;
     let dcs = c.dcs().await.context("connecting to the cluster's etcd")?;
@@ -269,7 +270,7 @@ impl Bench<'_> {
         let mut rounds = Vec::new();
         let mut error = None;
         for k in 1..=self.args.failovers {
-            let fault = ROTATION[(k - 1) % ROTATION.len()];
+            let fault = self.args.fault[(k - 1) % self.args.fault.len()];
             match self.failover(k, fault).await {
                 Ok(r) => rounds.push(r),
                 Err(e) => {
