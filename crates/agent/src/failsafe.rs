@@ -80,18 +80,19 @@ pub(crate) async fn keep<E: Env>(
         }
         let lease = shared.lease();
         let every = keepalive_interval(lease.ttl);
-        let stale = lease
-            .renewed_at
-            .is_none_or(|t| clock::since(t) > every + Duration::from_millis(250));
-        let Some(targets) = shared.failsafe_targets() else {
-            continue;
-        };
-        if !stale || !shared.may_be_primary() || shared.paused() {
+        let targets = shared.failsafe_targets();
+        if !pgkeel_core::decide::failsafe_round_due(
+            &lease,
+            shared.abandoned() == lease.id && lease.id != 0,
+            targets.is_some(),
+            shared.may_be_primary(),
+            shared.paused(),
+            last_round,
+            clock::now(),
+        ) {
             continue;
         }
-        if last_round.is_some_and(|t| clock::since(t) < every) {
-            continue;
-        }
+        let Some(targets) = targets else { continue };
         last_round = Some(clock::now());
         let timeout = every.clamp(Duration::from_millis(300), Duration::from_secs(2));
         let r = round(&env, &cfg, &targets, lease.ttl, timeout).await;

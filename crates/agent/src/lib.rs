@@ -1,10 +1,15 @@
 //! The agent runtime: observe → decide → act, once per loop and whenever a watch fires.
 //!
-//! Nothing here decides anything: every rule lives in `pgkeel_core::decide`. The runtime
-//! gathers an [`Observation`](pgkeel_core::Observation), calls `decide`, runs the actions in
-//! order and publishes what it saw to the REST API. Three small tasks run beside the loop:
-//! the lease keeper (renews the etcd lease on its own clock), the fence watchdog (stops a
-//! primary whose lease may expire, even while the loop is busy) and the REST API.
+//! Nothing here decides anything: every rule lives in `pgkeel_core` (`decide` for the HA
+//! loop; `decide::{writable_until, failsafe_round_due, predecessor_guard_may_go,
+//! shutdown_done, moves_to_new_ttl}` for the helpers below; `startup` for the duplicate
+//! name; `admin` for operator requests). The runtime gathers an
+//! [`Observation`](pgkeel_core::Observation), calls `decide`, runs the actions in order,
+//! publishes what it saw to the REST API, and records what its actions met (a failed
+//! rewind or kill, since when PostgreSQL is silent) for the next observation. Beside the
+//! loop: the lease keeper (its own OS thread, runtime and etcd connection), the fence
+//! thread and the fence guardian process (they stop a primary at its deadline, signalling
+//! through `/proc` only), the failsafe task and the REST API.
 
 mod act;
 mod admin;

@@ -27,7 +27,7 @@ struct Args {
     /// The CI subset: faults 1, 2, 5, 6f, 7 and 8 asynchronous, 1 synchronous.
     #[arg(long)]
     short: bool,
-    /// Faults to run (1-10, 6f for 6 with failsafe_mode); repeat the flag. Default: all.
+    /// Faults to run (1-14, 6f for 6 with failsafe_mode); repeat the flag. Default: all.
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// Modes to run each fault in; repeat the flag. Default: async and sync.

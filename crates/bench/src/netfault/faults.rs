@@ -50,6 +50,18 @@ pub enum Fault {
     LeaderWalFull,
     /// 10: the leader's veth down and up every second.
     LeaderLinkFlapping,
+    /// 11: SIGSTOP of the leader's postmaster and every backend, its agent running (a hung
+    /// PostgreSQL); SIGCONT at heal.
+    LeaderPgHung,
+    /// 12: SIGSTOP of the leader's postmaster alone (backends and agent keep running);
+    /// SIGCONT at heal.
+    LeaderPostmasterHung,
+    /// 13: SIGSTOP of a replica's PostgreSQL (in sync mode the synchronous standby's), its
+    /// agent running; SIGCONT at heal.
+    ReplicaPgHung,
+    /// 14: SIGKILL of the leader's postmaster and backends, its agent running: restarted in
+    /// place (crash recovery), the key kept.
+    LeaderPgKilled,
 }
 
 /// The CI subset (`--short`), in order. The faults that once broke a target stay as regression
@@ -79,6 +91,10 @@ impl Fault {
         Fault::LeaderAgentKilled,
         Fault::LeaderWalFull,
         Fault::LeaderLinkFlapping,
+        Fault::LeaderPgHung,
+        Fault::LeaderPostmasterHung,
+        Fault::ReplicaPgHung,
+        Fault::LeaderPgKilled,
     ];
 
     /// The fault's number in issue 5's list.
@@ -94,6 +110,10 @@ impl Fault {
             Fault::LeaderAgentKilled => 8,
             Fault::LeaderWalFull => 9,
             Fault::LeaderLinkFlapping => 10,
+            Fault::LeaderPgHung => 11,
+            Fault::LeaderPostmasterHung => 12,
+            Fault::ReplicaPgHung => 13,
+            Fault::LeaderPgKilled => 14,
         }
     }
 
@@ -110,6 +130,10 @@ impl Fault {
             Fault::LeaderAgentKilled => "leader-agent-killed",
             Fault::LeaderWalFull => "leader-wal-full",
             Fault::LeaderLinkFlapping => "leader-link-flapping",
+            Fault::LeaderPgHung => "leader-postgres-hung",
+            Fault::LeaderPostmasterHung => "leader-postmaster-hung",
+            Fault::ReplicaPgHung => "replica-postgres-hung",
+            Fault::LeaderPgKilled => "leader-postgres-killed",
         }
     }
 
@@ -140,6 +164,10 @@ impl Fault {
             (Fault::EtcdMajorityLost { failsafe: true }, _) => Outage::None,
             (Fault::EtcdMajorityLost { failsafe: false }, _) => Outage::UntilHeal,
             (Fault::LeaderWalFull | Fault::LeaderLinkFlapping, _) => Outage::UntilHeal,
+            (Fault::LeaderPgHung | Fault::LeaderPostmasterHung, _) => Outage::Hang,
+            (Fault::ReplicaPgHung, Mode::Sync) => Outage::SyncStandbyLost,
+            (Fault::ReplicaPgHung, Mode::Async) => Outage::None,
+            (Fault::LeaderPgKilled, _) => Outage::Restart,
         }
     }
 }
@@ -160,6 +188,11 @@ pub enum Outage {
     SyncStandbyLost,
     /// Writes may stop for as long as the fault is held.
     UntilHeal,
+    /// The leader's PostgreSQL answers nobody: after `primary_hang_timeout` it is killed and
+    /// the key released; a replica takes over at once.
+    Hang,
+    /// The leader's PostgreSQL died: its agent restarts it in place (crash recovery).
+    Restart,
 }
 
 /// The settings bounds are computed from.
@@ -195,6 +228,10 @@ impl Budget {
             Outage::EtcdReelection => self.ttl + self.loop_wait * 2 + SLACK,
             Outage::SyncStandbyLost => self.wal_timeout + self.loop_wait * 3 + SLACK,
             Outage::UntilHeal => self.hold + self.ttl * 3 + self.loop_wait * 2 + SLACK,
+            // README: the hang bound (ttl/2, at least 2 s; each probe may take that long)
+            // from the first unanswered probe, a loop_wait late at most, then the promotion.
+            Outage::Hang => (self.ttl / 2).max(Duration::from_secs(2)) + self.loop_wait * 2 + SLACK,
+            Outage::Restart => self.loop_wait * 2 + SLACK,
         };
         // After the heal: a deposed leader notices, is rewound and restarted as a replica,
         // and streams; a lost etcd quorum is re-formed first.

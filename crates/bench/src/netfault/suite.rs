@@ -49,6 +49,8 @@ enum Injected {
     Frozen(usize),
     AgentKilled(usize),
     WalFilled(PathBuf),
+    PgStopped(usize),
+    PostmasterStopped(usize),
 }
 
 impl Suite {
@@ -390,6 +392,27 @@ impl Suite {
                 Injected::WalFilled(path)
             }
             Fault::LeaderLinkFlapping => Injected::Network,
+            Fault::LeaderPgHung => {
+                self.c.signal_postgres(li, Signal::Stop);
+                Injected::PgStopped(li)
+            }
+            Fault::LeaderPostmasterHung => {
+                self.c.signal_postmaster(li, Signal::Stop);
+                Injected::PostmasterStopped(li)
+            }
+            Fault::ReplicaPgHung => {
+                let name =
+                    before.sync.iter().next().cloned().unwrap_or_else(|| {
+                        self.c.nodes[(li + 1) % self.c.nodes.len()].name.clone()
+                    });
+                let ri = self.index(&name)?;
+                self.c.signal_postgres(ri, Signal::Stop);
+                Injected::PgStopped(ri)
+            }
+            Fault::LeaderPgKilled => {
+                self.c.signal_postgres(li, Signal::Kill);
+                Injected::Network
+            }
         })
     }
 
@@ -439,6 +462,9 @@ impl Suite {
             Injected::AgentKilled(li) => self.c.start_agent(*li)?,
             Injected::WalFilled(path) => std::fs::remove_file(path)
                 .with_context(|| format!("removing {}", path.display()))?,
+            // What the agent killed is gone; what is left runs on.
+            Injected::PgStopped(i) => self.c.signal_postgres(*i, Signal::Cont),
+            Injected::PostmasterStopped(i) => self.c.signal_postmaster(*i, Signal::Cont),
         }
         Ok(())
     }

@@ -81,6 +81,34 @@ pub fn predecessor_guard_may_go(holds_key_on_my_lease: bool, may_be_primary: boo
     holds_key_on_my_lease || !may_be_primary
 }
 
+/// Whether a leader runs a failsafe round now (`POST /failsafe` to every member): failsafe
+/// mode gave it members to ask (`has_targets`), it may be a primary, the cluster is not
+/// paused, its lease renewals went stale (a keepalive is overdue by more than 250 ms), and
+/// the last round is at least one keepalive interval old. Never for a lease the agent
+/// abandoned (a hung primary whose processes could not be proven gone): members that
+/// confirmed it would hold off racing for a ttl after every round, keeping the cluster
+/// without a writable primary.
+pub fn failsafe_round_due(
+    lease: &LeaseView,
+    abandoned: bool,
+    has_targets: bool,
+    may_be_primary: bool,
+    paused: bool,
+    last_round: Option<Instant>,
+    now: Instant,
+) -> bool {
+    let every = keepalive_interval(lease.ttl);
+    let stale = lease
+        .renewed_at
+        .is_none_or(|t| now.saturating_duration_since(t) > every + Duration::from_millis(250));
+    has_targets
+        && stale
+        && may_be_primary
+        && !paused
+        && !abandoned
+        && last_round.is_none_or(|t| now.saturating_duration_since(t) >= every)
+}
+
 /// Whether this server may be accepting writes: a running primary, or a server whose role
 /// is unknown. The fence acts on exactly these.
 pub fn may_be_writable(pg: &PgView) -> bool {
@@ -122,6 +150,40 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
 #[cfg(test)]
 mod writable_until_tests {
     use super::*;
+
+    #[test]
+    fn failsafe_rounds_run_once_renewals_are_stale_and_never_for_an_abandoned_lease() {
+        let t0 = Instant::now();
+        let lease = LeaseView {
+            id: 1,
+            ttl: Duration::from_secs(4), // keepalive every 1 s
+            renewed_at: Some(t0),
+        };
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let due = |abandoned, targets, primary, paused, last, now| {
+            failsafe_round_due(&lease, abandoned, targets, primary, paused, last, now)
+        };
+        assert!(
+            !due(false, true, true, false, None, at(1200)),
+            "not stale yet"
+        );
+        assert!(due(false, true, true, false, None, at(1300)));
+        assert!(!due(true, true, true, false, None, at(1300)), "abandoned");
+        assert!(
+            !due(false, false, true, false, None, at(1300)),
+            "failsafe off"
+        );
+        assert!(
+            !due(false, true, false, false, None, at(1300)),
+            "not a primary"
+        );
+        assert!(!due(false, true, true, true, None, at(1300)), "paused");
+        assert!(
+            !due(false, true, true, false, Some(at(800)), at(1300)),
+            "a round 0.5 s ago"
+        );
+        assert!(due(false, true, true, false, Some(at(300)), at(1300)));
+    }
 
     #[test]
     fn a_previous_agents_guardian_goes_only_once_the_key_is_on_my_lease_or_nothing_is_guarded() {

@@ -27,8 +27,8 @@ use crate::config::{effective_dynamic, Config, DynamicConfig};
 use crate::observation::{Observation, PgView};
 
 pub use fencing::{
-    failsafe_alive, failsafe_deadline, fence_deadline, fence_margin, keepalive_interval,
-    lease_alive, may_be_writable, predecessor_guard_may_go, writable_until,
+    failsafe_alive, failsafe_deadline, failsafe_round_due, fence_deadline, fence_margin,
+    keepalive_interval, lease_alive, may_be_writable, predecessor_guard_may_go, writable_until,
 };
 pub use switchover::{candidate_problem, sync_switchover_problem, takeover_problem};
 
