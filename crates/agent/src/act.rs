@@ -48,6 +48,8 @@ pub(crate) struct Memory {
     pub pg_silent_since: Option<std::time::Instant>,
     /// The last kill could not prove PostgreSQL's processes gone.
     pub kill_failed: bool,
+    /// PostgreSQL last answered as a primary, or was made one since.
+    pub pg_was_primary: bool,
     /// Patroni's state string while a long action runs ("creating replica", ...).
     pub activity: Option<&'static str>,
     /// The `synchronous_standby_names` value last seen on the primary, and the WAL position
@@ -174,6 +176,7 @@ impl<E: Env> Actor<'_, E> {
             }
             Action::Bootstrap => {
                 self.shared.set_may_be_primary(true);
+                memory.pg_was_primary = true;
                 if let Err(e) = self.pg.bootstrap().await {
                     // Let another node (or our next attempt) bootstrap instead.
                     if let Err(c) = self.dcs.cancel_initialize().await {
@@ -186,6 +189,7 @@ impl<E: Env> Actor<'_, E> {
             Action::StartPrimary => {
                 let lease = self.lease_still_alive()?;
                 self.shared.set_may_be_primary(true);
+                memory.pg_was_primary = true;
                 if let Err(e) = self.pg.start_primary().await {
                     memory
                         .primary_start_failing_since
@@ -208,6 +212,7 @@ impl<E: Env> Actor<'_, E> {
                 // published as a primary, which is what rewinding peers wait for.
                 let history = cluster.and_then(|c| c.history.clone()).unwrap_or_default();
                 let newest = cluster.map_or(0, Cluster::newest_known_timeline);
+                memory.pg_was_primary = true;
                 self.pg
                     .promote(newest, &history)
                     .await
@@ -220,6 +225,7 @@ impl<E: Env> Actor<'_, E> {
                     return Err(Halt::Failed(e.context("PostgreSQL could not be killed")));
                 }
                 memory.kill_failed = false;
+                memory.pg_was_primary = false;
                 self.shared.set_may_be_primary(false);
             }
             Action::Stop { mode } => {

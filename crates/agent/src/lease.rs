@@ -118,10 +118,14 @@ pub(crate) async fn keep<E: Env>(dcs: E::Dcs, env: Arc<E>, k: Keeper) {
                 tracing::warn!("etcd lease {:x} expired; granting a new one", lease.id);
                 // Failsafe mode: every member confirmed this primary, none will race until
                 // that runs out; the loop takes the free leader key back with the new lease.
-                if shared.may_be_primary() && !shared.failsafe_alive(clock::now()) {
+                let on_failsafe = shared.may_be_primary() && shared.failsafe_alive(clock::now());
+                if shared.may_be_primary() && !on_failsafe {
                     env.fence_now();
                 }
                 grant(&dcs, &shared, ttl).await;
+                if on_failsafe {
+                    shared.lease_without_key(shared.lease().id);
+                }
                 wake.notify_one();
             }
             Ok(Err(e)) => tracing::warn!("lease keepalive failed: {e}"),

@@ -67,6 +67,7 @@ impl<E: Env> Observer<'_, E> {
             primary_start_failing_since: memory.primary_start_failing_since,
             pg_silent_since: memory.pg_silent_since,
             kill_failed: memory.kill_failed,
+            pg_was_primary: memory.pg_was_primary,
             shutting_down,
             wall_clock: self.env.wall_clock(),
             replication,
@@ -87,6 +88,11 @@ impl<E: Env> Observer<'_, E> {
                 memory.pg_silent_since.get_or_insert(started);
             }
             _ => memory.pg_silent_since = None,
+        }
+        match &pg {
+            PgView::Running(r) => memory.pg_was_primary = !r.in_recovery,
+            PgView::NoData | PgView::Stopped(_) => memory.pg_was_primary = false,
+            PgView::Starting | PgView::Unknown | PgView::NoAnswer => {}
         }
         // A kill that failed matters while the processes may still be there.
         if !matches!(pg, PgView::NoAnswer | PgView::Unknown) {

@@ -15,6 +15,9 @@ pub struct Shared {
     abandoned: AtomicI64,
     /// The last DCS read showed the leader key bound to this agent's current lease.
     holds_key: AtomicBool,
+    /// A lease granted after the leader key expired with the previous one, while failsafe
+    /// mode kept the primary writable: it protects nothing until the key is bound to it.
+    unbound_lease: AtomicI64,
     /// Failsafe mode, as the loop last saw the DCS: whom to ask while this leader cannot
     /// renew its lease (None: not the leader, or failsafe mode off).
     failsafe_targets: Mutex<Option<crate::failsafe::Targets>>,
@@ -34,6 +37,7 @@ impl Shared {
             paused: AtomicBool::new(false),
             abandoned: AtomicI64::new(0),
             holds_key: AtomicBool::new(false),
+            unbound_lease: AtomicI64::new(0),
             failsafe_targets: Mutex::new(None),
             failsafe_rounds: Mutex::new((None, None)),
         }
@@ -77,6 +81,15 @@ impl Shared {
 
     pub fn set_holds_key(&self, v: bool) {
         self.holds_key.store(v, Ordering::SeqCst);
+        if v {
+            self.unbound_lease.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Lease `id` was granted after the key expired with the previous lease: until the loop
+    /// sees the key bound to it, the fence does not count it.
+    pub fn lease_without_key(&self, id: i64) {
+        self.unbound_lease.store(id, Ordering::SeqCst);
     }
 
     /// Stops renewals of lease `id`: it expires in etcd after its ttl.
@@ -119,10 +132,12 @@ impl Shared {
     /// and its failsafe deadline (`at` when it has neither). `None` when there is nothing
     /// to guard: PostgreSQL is not a primary, or the cluster is paused.
     pub fn writable_until(&self, at: std::time::Instant) -> Option<std::time::Instant> {
+        let lease = self.lease();
         pgkeel_core::decide::writable_until(
             self.may_be_primary(),
             self.paused(),
-            &self.lease(),
+            &lease,
+            lease.id != self.unbound_lease.load(Ordering::SeqCst),
             self.failsafe_rounds().1,
             at,
         )

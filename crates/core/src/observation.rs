@@ -186,6 +186,9 @@ pub struct Observation {
     /// of the current run of [`PgView::NoAnswer`] observations (None: it answered, or it
     /// does not run).
     pub pg_silent_since: Option<Instant>,
+    /// When PostgreSQL last answered it ran as a primary, or an action has made it one since
+    /// (for a server that now answers nobody: may it be writable when it wakes up?).
+    pub pg_was_primary: bool,
     /// The last [`Action::Kill`](crate::action::Action::Kill) could not prove every process
     /// of PostgreSQL gone (a process in uninterruptible sleep on a dead disk).
     pub kill_failed: bool,

@@ -48,13 +48,14 @@ pub fn failsafe_alive(confirmed: Option<Instant>, ttl: Duration, now: Instant) -
 }
 
 /// Until when a primary may stay writable, as the fence enforces it: the later of its
-/// lease's fence deadline and, in failsafe mode, the deadline of the last round every
+/// lease's fence deadline (unless that lease may not carry the leader key) and, in failsafe mode, the deadline of the last round every
 /// member confirmed (`at` when it has neither: stop now). `None` when there is nothing to
 /// guard: the server is not (about to be) a primary, or the cluster is paused.
 pub fn writable_until(
     may_be_primary: bool,
     paused: bool,
     lease: &LeaseView,
+    lease_may_carry_key: bool,
     failsafe_confirmed: Option<Instant>,
     at: Instant,
 ) -> Option<Instant> {
@@ -62,8 +63,12 @@ pub fn writable_until(
         return None;
     }
     let failsafe = failsafe_confirmed.map(|t| failsafe_deadline(t, lease.ttl));
+    // A lease granted after the leader key expired with the old one (a primary kept
+    // writable by failsafe mode) protects nothing until the key is bound to it again:
+    // found by the simulation (seed 9), where it kept a deposed primary writable.
+    let lease_deadline = fence_deadline(lease).filter(|_| lease_may_carry_key);
     Some(
-        fence_deadline(lease)
+        lease_deadline
             .into_iter()
             .chain(failsafe)
             .max()
@@ -207,12 +212,12 @@ mod writable_until_tests {
         };
         let lease_deadline = t0 + Duration::from_secs(8);
         assert_eq!(
-            writable_until(true, false, &lease, None, t0),
+            writable_until(true, false, &lease, true, None, t0),
             Some(lease_deadline)
         );
         let later = t0 + Duration::from_secs(5);
         assert_eq!(
-            writable_until(true, false, &lease, Some(later), t0),
+            writable_until(true, false, &lease, true, Some(later), t0),
             Some(later + Duration::from_secs(8)),
             "a confirmed failsafe round keeps it writable past the lease"
         );
@@ -221,11 +226,21 @@ mod writable_until_tests {
             ..lease
         };
         assert_eq!(
-            writable_until(true, false, &never, None, t0),
+            writable_until(true, false, &never, true, None, t0),
             Some(t0),
             "stop now"
         );
-        assert_eq!(writable_until(false, false, &lease, None, t0), None);
-        assert_eq!(writable_until(true, true, &lease, None, t0), None);
+        assert_eq!(writable_until(false, false, &lease, true, None, t0), None);
+        assert_eq!(writable_until(true, true, &lease, true, None, t0), None);
+        assert_eq!(
+            writable_until(true, false, &lease, false, None, t0),
+            Some(t0),
+            "a lease that does not carry the key keeps nothing writable"
+        );
+        assert_eq!(
+            writable_until(true, false, &lease, false, Some(later), t0),
+            Some(later + Duration::from_secs(8)),
+            "failsafe still does, while it lasts"
+        );
     }
 }

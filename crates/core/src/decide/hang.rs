@@ -33,17 +33,43 @@ pub(super) fn silent_for(ctx: &Ctx) -> Option<std::time::Duration> {
     Some(ctx.now.saturating_duration_since(since))
 }
 
-/// The leader's side of a hang; `None` when this node does not lead or its server answers.
+/// A hang of this node's PostgreSQL past the bound, when it matters: this node leads (or
+/// may: the DCS cannot be read), or the server last ran as a primary. `None` when the
+/// server answers, or it is a hung replica (unhealthy; it does not race).
 pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
     let silent = silent_for(ctx)?;
-    let cluster = ctx.obs.dcs.as_ref().ok()?;
-    let holds = ctx.holds_leader_key(cluster);
-    if !holds && !ctx.names_me_with_old_lease(cluster) {
-        return None;
-    }
     let me = ctx.me();
     let bound = ctx.dynamic.hang_timeout();
     let secs = |d: std::time::Duration| format!("{:.1}s", d.as_secs_f64());
+    let Ok(cluster) = ctx.obs.dcs.as_ref() else {
+        // Without the DCS nobody can say whether this node still leads (failsafe mode keeps
+        // a leader writable through an outage): a silent server that may be a primary is
+        // killed at the bound; the key, if it is still mine, expires or is released later.
+        return (silent >= bound && ctx.obs.pg_was_primary).then(|| {
+            Decision::act(
+                vec![Action::Kill],
+                format!(
+                    "fencing: I am {me}, the DCS is unreachable and my primary has not answered for {} (primary_hang_timeout {}); killing it",
+                    secs(silent),
+                    secs(bound)
+                ),
+            )
+        });
+    };
+    let holds = ctx.holds_leader_key(cluster);
+    if !holds && !ctx.names_me_with_old_lease(cluster) {
+        // The key is another node's or nobody's: a silent server that last ran as a
+        // primary must not come back writable when it wakes up.
+        return (silent >= bound && ctx.obs.pg_was_primary).then(|| {
+            Decision::act(
+                vec![Action::Kill],
+                format!(
+                    "fencing: I am {me}, my primary has not answered for {} and I do not hold the leader key; killing it",
+                    secs(silent)
+                ),
+            )
+        });
+    }
     if silent < bound {
         return Some(Decision::nothing(format!(
             "waiting: I am {me}, the leader; PostgreSQL has not answered for {} (primary_hang_timeout {})",
@@ -51,29 +77,27 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
             secs(bound)
         )));
     }
+    // My own lease stops being renewed first: if the kill cannot prove every process gone,
+    // the key then expires a ttl after the last renewal instead of a loop later. If the
+    // kill succeeds the key is released at once, and the agent takes a new lease once the
+    // old one has expired.
+    let abandon = holds.then_some(Action::AbandonLease);
     if ctx.obs.kill_failed {
         // Releasing the key now could let a replica be promoted while a process of mine
         // still holds a commit it may acknowledge.
-        return Some(if holds {
-            Decision::act(
-                vec![Action::AbandonLease, Action::Kill],
-                format!(
-                    "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; no longer renewing my lease, the leader key expires with it",
-                    secs(silent)
-                ),
-            )
-        } else {
-            Decision::act(
-                vec![Action::Kill],
-                format!(
-                    "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; the leader key expires with my old lease",
-                    secs(silent)
-                ),
-            )
-        });
+        return Some(Decision::act(
+            abandon.into_iter().chain([Action::Kill]).collect(),
+            format!(
+                "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; the leader key expires with my lease, not renewed any more",
+                secs(silent)
+            ),
+        ));
     }
     Some(Decision::act(
-        vec![Action::Kill, Action::ReleaseLeader],
+        abandon
+            .into_iter()
+            .chain([Action::Kill, Action::ReleaseLeader])
+            .collect(),
         format!(
             "fencing: I am {me}, the leader, and PostgreSQL has not answered for {} (primary_hang_timeout {}); killing it, then releasing the leader key",
             secs(silent),

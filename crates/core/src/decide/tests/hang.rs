@@ -18,7 +18,10 @@ fn silent(o: Obs, after: Duration) -> Decision {
 #[test]
 fn a_leader_silent_past_the_bound_is_killed_then_releases_the_key() {
     let d = silent(Obs::new("n1").i_lead(), Duration::from_secs(5));
-    assert_eq!(d.actions, vec![Action::Kill, Action::ReleaseLeader]);
+    assert_eq!(
+        d.actions,
+        vec![Action::AbandonLease, Action::Kill, Action::ReleaseLeader]
+    );
     assert!(d.reason.contains("primary_hang_timeout"), "{}", d.reason);
 }
 
@@ -53,7 +56,7 @@ fn the_bound_is_the_configured_primary_hang_timeout() {
     assert_eq!(silent(o.clone(), Duration::from_secs(7)).actions, vec![]);
     assert_eq!(
         silent(o, Duration::from_secs(8)).actions,
-        vec![Action::Kill, Action::ReleaseLeader]
+        vec![Action::AbandonLease, Action::Kill, Action::ReleaseLeader]
     );
 }
 
@@ -81,6 +84,37 @@ fn a_restarted_agent_whose_hung_primary_holds_the_old_key_kills_and_releases() {
         silent(o, Duration::from_secs(6)).actions,
         vec![Action::Kill]
     );
+}
+
+#[test]
+fn a_silent_former_primary_without_the_key_is_killed_at_the_bound() {
+    // Someone else leads (the key expired while this node ran on failsafe): when it wakes
+    // up it must not be writable (simulation, seed 9).
+    let o = Obs::new("n1")
+        .leader(Some("n2"), 5)
+        .member("n2", "primary")
+        .with(|obs, _| obs.pg_was_primary = true);
+    assert_eq!(silent(o.clone(), Duration::from_secs(4)).actions, vec![]);
+    assert_eq!(
+        silent(o, Duration::from_secs(5)).actions,
+        vec![Action::Kill]
+    );
+}
+
+#[test]
+fn a_silent_primary_is_killed_at_the_bound_while_the_dcs_is_unreachable() {
+    let o = Obs::new("n1").with(|obs, _| {
+        obs.dcs = Err("etcd unreachable".into());
+        obs.pg_was_primary = true;
+    });
+    assert_eq!(silent(o.clone(), Duration::from_secs(4)).actions, vec![]);
+    assert_eq!(
+        silent(o, Duration::from_secs(5)).actions,
+        vec![Action::Kill]
+    );
+    // A replica that hangs during the outage is left alone.
+    let o = Obs::new("n2").with(|obs, _| obs.dcs = Err("etcd unreachable".into()));
+    assert_eq!(silent(o, Duration::from_secs(60)).actions, vec![]);
 }
 
 #[test]

@@ -170,6 +170,7 @@ impl Obs {
                 primary_start_failing_since: None,
                 pg_silent_since: None,
                 kill_failed: false,
+                pg_was_primary: false,
                 shutting_down: false,
                 paused: false,
                 wall_clock: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
