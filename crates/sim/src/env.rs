@@ -388,9 +388,7 @@ type A<T> = anyhow::Result<T>;
 const CONNECT: Duration = Duration::from_secs(2);
 /// `pg_ctl`'s `-t`, `pg_basebackup`'s and `pg_rewind`'s bounds (`PgSettings::op_timeout`).
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long `kill` waits for the processes to go: a grace for SIGQUIT, then for SIGKILL
-/// (`pgkeel_pg::kill`).
-const KILL_WAIT: Duration = Duration::from_millis(3500);
+use crate::scenario::KILL_WAIT;
 
 impl SimPg {
     fn ms(&self, lo: u64, hi: u64) -> Duration {

@@ -8,7 +8,7 @@ use pgkeel_core::Config;
 
 use crate::postgres::Proc;
 use crate::scenario::{
-    writable_again_within, Ep, Fault, FaultKind, Gray, GrayTiming, Scenario, SyncMode, Target,
+    writable_again_formula, writable_again_within, Ep, Fault, FaultKind, Gray, GrayTiming, Scenario, SyncMode, Target,
     CLIENTS,
 };
 use crate::world::{now, State, World};
@@ -277,10 +277,7 @@ async fn writable_again(
                 bound.as_secs_f64(),
                 node + 1,
                 bound.as_secs_f64(),
-                match gray {
-                    Gray::DiskStall => "ttl + primary_hang_timeout + probe deadline + loop_wait + 2s",
-                    _ => "primary_hang_timeout + probe deadline + loop_wait + 2s",
-                },
+                writable_again_formula(gray),
                 timing.ttl.as_secs_f64(),
                 timing.hang.as_secs_f64(),
                 timing.probe.as_secs_f64(),

@@ -128,21 +128,42 @@ impl GrayTiming {
     }
 }
 
-/// The README's bound: after a gray failure of the leader that lasts longer than
-/// `primary_hang_timeout`, a writable primary exists again within this much of the
-/// failure's start, as long as nothing else fails meanwhile.
+/// How long `pgkeel_pg::Pg::kill` waits for the processes to go before it fails: 0.5 s
+/// after SIGQUIT, then 3 s after SIGKILL (`QUIT_GRACE`, `GONE_WITHIN`).
+pub const KILL_WAIT: Duration = Duration::from_millis(3500);
+
+/// The README's bound: after a gray failure of the leader begins (and lasts longer than
+/// `primary_hang_timeout`), a writable primary exists again within this much, as long as
+/// nothing else fails meanwhile. Term by term, from the failure's start:
 ///
-/// - PostgreSQL hung (all of it, or the postmaster alone): `primary_hang_timeout` + one
-///   probe deadline + `loop_wait` + 2 s. The agent kills it (SIGKILL works on stopped
-///   processes) and releases the key; a replica races at once.
-/// - Storage stalled: `ttl` more. The kill cannot prove the processes gone (uninterruptible
-///   sleep), so the key is never released: the agent stops renewing its lease and the key
-///   expires with it.
+/// - up to `loop_wait` until the first probe that goes unanswered (the loop was waiting);
+///   silence counts from that probe's start;
+/// - `primary_hang_timeout` + one probe deadline + `loop_wait`: the first probe to end
+///   with the silence past the bound ends at most one loop (a wait and a probe) after the
+///   bound is reached;
+/// - PostgreSQL hung (all of it, or the postmaster alone): the kill works at once (SIGKILL
+///   reaches stopped processes), the key is released, a replica races and promotes: 2 s.
+/// - Storage stalled: the kill fails after [`KILL_WAIT`] (uninterruptible sleep), the
+///   loop waits `loop_wait`, then stops renewing its lease; the key expires with the lease
+///   at most `ttl` later; then 2 s as above.
 pub fn writable_again_within(gray: Gray, t: &GrayTiming) -> Duration {
-    let base = t.hang + t.probe + t.loop_wait + Duration::from_secs(2);
+    let detected = t.loop_wait + t.hang + t.probe + t.loop_wait;
+    let promoted = Duration::from_secs(2);
     match gray {
-        Gray::PgHang | Gray::PmHang => base,
-        Gray::DiskStall => t.ttl + base,
+        Gray::PgHang | Gray::PmHang => detected + promoted,
+        Gray::DiskStall => detected + KILL_WAIT + t.loop_wait + t.ttl + promoted,
+    }
+}
+
+/// [`writable_again_within`] in words, for a failure's report.
+pub fn writable_again_formula(gray: Gray) -> &'static str {
+    match gray {
+        Gray::PgHang | Gray::PmHang => {
+            "primary_hang_timeout + probe deadline + 2 loop_wait + 2s"
+        }
+        Gray::DiskStall => {
+            "ttl + primary_hang_timeout + probe deadline + 3 loop_wait + kill wait 3.5s + 2s"
+        }
     }
 }
 
