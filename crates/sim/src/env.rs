@@ -431,7 +431,9 @@ impl SimPg {
     async fn disk_within(&self, within: Duration, what: &str) -> A<()> {
         let i = self.node;
         if !self.world.wait_until(Some(within), |s| !s.stalled(i)).await {
-            anyhow::bail!("{what} did not finish within {within:?}: the data directory does not answer");
+            anyhow::bail!(
+                "{what} did not finish within {within:?}: the data directory does not answer"
+            );
         }
         Ok(())
     }
@@ -439,7 +441,11 @@ impl SimPg {
     /// A connection for an operation, within the adapter's bound.
     async fn connect(&self, what: &str) -> A<()> {
         let i = self.node;
-        if !self.world.wait_until(Some(CONNECT), |s| s.connects(i)).await {
+        if !self
+            .world
+            .wait_until(Some(CONNECT), |s| s.connects(i))
+            .await
+        {
             anyhow::bail!("{what}: PostgreSQL did not answer within {CONNECT:?}");
         }
         Ok(())
@@ -526,7 +532,13 @@ impl Postgres for SimPg {
         let d = self.ms(2, 10);
         self.world
             .local(i, d, |s| {
-                if s.nodes[i].pg.ssn_pending.as_ref().unwrap_or(&s.nodes[i].pg.ssn) != &v {
+                if s.nodes[i]
+                    .pg
+                    .ssn_pending
+                    .as_ref()
+                    .unwrap_or(&s.nodes[i].pg.ssn)
+                    != &v
+                {
                     s.note(format!("node{} synchronous_standby_names = '{v}'", i + 1));
                 }
                 // A hung postmaster does not act on the reload (nor pass it on) until it
@@ -640,7 +652,8 @@ impl Postgres for SimPg {
         let i = self.node;
         if self.gray() {
             self.kill().await?;
-            self.disk_within(OP_TIMEOUT, "removing the data directory").await?;
+            self.disk_within(OP_TIMEOUT, "removing the data directory")
+                .await?;
         }
         self.world
             .local(i, Duration::from_millis(5), |s| {

@@ -8,8 +8,8 @@ use pgkeel_core::Config;
 
 use crate::postgres::Proc;
 use crate::scenario::{
-    writable_again_formula, writable_again_within, Ep, Fault, FaultKind, Gray, GrayTiming, Scenario, SyncMode, Target,
-    CLIENTS,
+    writable_again_formula, writable_again_within, Ep, Fault, FaultKind, Gray, GrayTiming,
+    Scenario, SyncMode, Target, CLIENTS,
 };
 use crate::world::{now, State, World};
 use crate::Agents;
@@ -64,9 +64,9 @@ postgresql:
         rt = sc.retry_timeout,
         snc = sc.sync_node_count,
         fs = sc.failsafe,
-        hang = sc
-            .hang_timeout
-            .map_or(String::new(), |h| format!("    primary_hang_timeout: {h}\n")),
+        hang = sc.hang_timeout.map_or(String::new(), |h| format!(
+            "    primary_hang_timeout: {h}\n"
+        )),
     );
     pgkeel_core::config::load_str(&yaml, "simulation")
         .map(|l| l.config)

@@ -286,7 +286,7 @@ impl World {
     }
 
     /// Waits until `ready` holds, or `within` passed (`None`: for as long as it takes).
-    /// Returns whether it holds. Looks every 10 ms; when it holds at once, returns without
+    /// Returns whether it holds. Looks every 25 ms; when it holds at once, returns without
     /// a timer (a run without gray failures has the same events as before they existed).
     pub async fn wait_until(
         &self,
@@ -299,7 +299,7 @@ impl World {
                 return true;
             }
             let now = tokio::time::Instant::now();
-            let step = Duration::from_millis(10);
+            let step = Duration::from_millis(25);
             match deadline {
                 Some(d) if now >= d => return false,
                 Some(d) => tokio::time::sleep(step.min(d - now)).await,
