@@ -74,20 +74,17 @@ fn range(family: Family, from: u64, to: u64) {
     );
 }
 
-// Split so the test runner spreads them over the cores.
+// Split so the test runner spreads them over the cores. 150 mixed seeds (40 % of them with
+// gray failures) and 200 gray-leader ones cost about what 300 seeds without gray failures
+// did.
 #[test]
-fn seeds_0_to_100() {
-    range(Family::Mixed, 0, 100);
+fn seeds_0_to_75() {
+    range(Family::Mixed, 0, 75);
 }
 
 #[test]
-fn seeds_100_to_200() {
-    range(Family::Mixed, 100, 200);
-}
-
-#[test]
-fn seeds_200_to_300() {
-    range(Family::Mixed, 200, 300);
+fn seeds_75_to_150() {
+    range(Family::Mixed, 75, 150);
 }
 
 /// Gray-leader seeds that fail on pgkeel bugs not fixed yet (in crates/core and
