@@ -138,16 +138,21 @@ pub const KILL_WAIT: Duration = Duration::from_millis(3500);
 ///
 /// - up to `loop_wait` until the first probe that goes unanswered (the loop was waiting);
 ///   silence counts from that probe's start;
-/// - `primary_hang_timeout` + one probe deadline + `loop_wait`: the first probe to end
-///   with the silence past the bound ends at most one loop (a wait and a probe) after the
-///   bound is reached;
+/// - that probe's deadline: when it is the whole `primary_hang_timeout` (pgkeel's probes),
+///   the loop decides as soon as it ends; a shorter deadline takes more probes, and the
+///   first to end with the silence past the bound ends at most one loop (a wait and a
+///   probe) after the bound is reached;
 /// - PostgreSQL hung (all of it, or the postmaster alone): the kill works at once (SIGKILL
-///   reaches stopped processes), the key is released, a replica races and promotes: 2 s.
-/// - Storage stalled: the kill fails after [`KILL_WAIT`] (uninterruptible sleep), the
+///   reaches stopped processes), the key is released, a replica races and promotes: 2 s;
+/// - storage stalled: the kill fails after [`KILL_WAIT`] (uninterruptible sleep), the
 ///   loop waits `loop_wait`, then stops renewing its lease; the key expires with the lease
 ///   at most `ttl` later; then 2 s as above.
 pub fn writable_again_within(gray: Gray, t: &GrayTiming) -> Duration {
-    let detected = t.loop_wait + t.hang + t.probe + t.loop_wait;
+    let detected = if t.probe >= t.hang {
+        t.loop_wait + t.probe
+    } else {
+        t.loop_wait + t.hang + t.probe + t.loop_wait
+    };
     let promoted = Duration::from_secs(2);
     match gray {
         Gray::PgHang | Gray::PmHang => detected + promoted,
@@ -352,10 +357,11 @@ struct Hang {
 }
 
 impl Hang {
-    /// pgkeel's default is ttl/2, never below 1 s (`DynamicConfig::hang_timeout`).
+    /// pgkeel's default is ttl/2, never below 2 s (`DynamicConfig::hang_timeout`); an
+    /// explicit value may go down to 1 s.
     fn new(ttl: u64, loop_wait: u64, explicit: Option<u64>) -> Hang {
         Hang {
-            ms: explicit.map_or((ttl * 500).max(1000), |s| s * 1000),
+            ms: explicit.map_or((ttl * 500).max(2000), |s| s * 1000),
             ttl_ms: ttl * 1000,
             loop_ms: loop_wait * 1000,
         }

@@ -88,18 +88,17 @@ fn seeds_75_to_150() {
 }
 
 /// Gray-leader seeds that fail on pgkeel bugs not fixed yet (in crates/core and
-/// crates/agent): left out until they are, then moved to the regression seeds.
-/// - 9: failsafe mode, the leader cut from etcd, its PostgreSQL hung: the hang rule needs a
-///   DCS read, so nothing kills it; when etcd is back its key has expired, the lease keeper
-///   (failsafe still confirmed) skips the fence and takes a new lease, which satisfies the
-///   fence; `decide` does nothing for a silent server without the key; a replica is
-///   promoted and the old primary resumes beside it (invariant 1).
-/// - 150: failsafe mode, the leader's storage stalls: after `AbandonLease` the failsafe
+/// crates/agent): left out until they are, then moved to the regression seeds. All have
+/// `failsafe_mode` on.
+/// - 9: the leader cut from etcd, its PostgreSQL hung: the hang rule needs a DCS read, so
+///   nothing kills it; when etcd is back its key has expired, the lease keeper (failsafe
+///   still confirmed) skips the fence and takes a new lease, which satisfies the fence;
+///   `decide` does nothing for a silent server without the key; a replica is promoted and
+///   the old primary resumes beside it (invariant 1).
+/// - 71, 133, 150, 157, 177: the leader's storage stalls: after `AbandonLease` the failsafe
 ///   task keeps asking the members to confirm it (the lease is stale), and each holds off
-///   the race for a ttl after the last one (invariant 5 by about a ttl).
-/// - 76: the timeline-number gap of seed 3073 (a promotion nobody recorded), reached
-///   through a postmaster hang and two partitions (invariant 4).
-const GRAY_LEADER_OPEN: [u64; 3] = [9, 76, 150];
+///   the race for a ttl after the last one (invariant 5, by about a ttl).
+const GRAY_LEADER_OPEN: [u64; 6] = [9, 71, 133, 150, 157, 177];
 
 /// Every seed has a gray failure of the leader (PostgreSQL hung, its postmaster hung, or
 /// its storage stalled), shorter or longer than `primary_hang_timeout`; half of them alone,
