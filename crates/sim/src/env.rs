@@ -58,10 +58,12 @@ impl Env for SimEnv {
         Ok(dcs)
     }
 
-    fn postgres(&self, _settings: PgSettings) -> SimPg {
+    fn postgres(&self, settings: PgSettings) -> SimPg {
         SimPg {
             world: self.world.clone(),
             node: self.node,
+            probe: settings.probe_timeout,
+            fs_stuck: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -83,7 +85,7 @@ impl Env for SimEnv {
                 let now = pgkeel_agent::clock::now();
                 *told.lock().unwrap_or_else(|e| e.into_inner()) = shared.writable_until(now);
                 if shared.fence_due(now) {
-                    world.lock().kill_pg(i, "fenced: lease may have expired");
+                    world.lock().sigkill(i, "fenced: lease may have expired");
                 }
             }
         });
@@ -99,7 +101,7 @@ impl Env for SimEnv {
                 let running = world.lock().nodes[i].pg.running();
                 match guard_step(last, crate::world::now(), closed, running) {
                     GuardStep::Exit => return,
-                    GuardStep::Stop => world.lock().kill_pg(i, "fence guardian: deadline passed"),
+                    GuardStep::Stop => world.lock().sigkill(i, "fence guardian: deadline passed"),
                     GuardStep::Wait => {}
                 }
             }
@@ -110,7 +112,7 @@ impl Env for SimEnv {
     fn fence_now(&self) {
         self.world
             .lock()
-            .kill_pg(self.node, "fenced: etcd says the lease is gone");
+            .sigkill(self.node, "fenced: etcd says the lease is gone");
     }
 
     async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {
@@ -364,12 +366,29 @@ impl Dcs for SimDcs {
     }
 }
 
+/// The adapter (`pgkeel_pg::Pg`) over the node's model, with the adapter's bounds: a
+/// probe answers `NoAnswer` after its deadline, operations that connect give up after
+/// theirs, `pg_ctl` after its timeout, and plain file reads and writes of the data
+/// directory (postgresql.auto.conf, the managed configuration, history files,
+/// `postmaster.pid`) wait for a stalled disk as long as it stalls, as they do in the
+/// adapter.
 pub struct SimPg {
     world: Arc<World>,
     node: usize,
+    /// The health probe's deadline (`PgSettings::probe_timeout`).
+    probe: Duration,
+    /// A read of the data directory is stuck on the stalled disk: the adapter starts no
+    /// other until it returns, and answers at once instead.
+    fs_stuck: std::sync::atomic::AtomicBool,
 }
 
 type A<T> = anyhow::Result<T>;
+
+/// The adapter's bound on connecting for an operation (`OBSERVE_TIMEOUT`).
+const CONNECT: Duration = Duration::from_secs(2);
+/// `pg_ctl`'s `-t`, `pg_basebackup`'s and `pg_rewind`'s bounds (`PgSettings::op_timeout`).
+const OP_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::scenario::KILL_WAIT;
 
 impl SimPg {
     fn ms(&self, lo: u64, hi: u64) -> Duration {
@@ -389,13 +408,95 @@ impl SimPg {
         if !s.nodes[u].pg.running() {
             anyhow::bail!("{} is not running", upstream.host);
         }
+        if !s.connects(u) || s.stalled(u) {
+            anyhow::bail!("{} does not answer", upstream.host);
+        }
         Ok(u)
+    }
+
+    /// Node `i`'s server is stopped or its storage stalls: the paths that differ from a
+    /// healthy server's.
+    fn gray(&self) -> bool {
+        let s = self.world.lock();
+        s.pm_hung(self.node) || s.stalled(self.node)
+    }
+
+    /// Waits for the data directory's storage (a plain file access: no bound).
+    async fn disk(&self) {
+        let i = self.node;
+        self.world.wait_until(None, |s| !s.stalled(i)).await;
+    }
+
+    /// Waits, up to `within`, for the storage (a command with a timeout).
+    async fn disk_within(&self, within: Duration, what: &str) -> A<()> {
+        let i = self.node;
+        if !self.world.wait_until(Some(within), |s| !s.stalled(i)).await {
+            anyhow::bail!(
+                "{what} did not finish within {within:?}: the data directory does not answer"
+            );
+        }
+        Ok(())
+    }
+
+    /// A connection for an operation, within the adapter's bound.
+    async fn connect(&self, what: &str) -> A<()> {
+        let i = self.node;
+        if !self
+            .world
+            .wait_until(Some(CONNECT), |s| s.connects(i))
+            .await
+        {
+            anyhow::bail!("{what}: PostgreSQL did not answer within {CONNECT:?}");
+        }
+        Ok(())
+    }
+
+    /// The probe of a server that may not answer: the data directory's files (one read
+    /// at a time, within the deadline), then a fresh connection within a deadline of its
+    /// own.
+    async fn gray_view(&self) -> Option<PgView> {
+        use std::sync::atomic::Ordering;
+        let i = self.node;
+        self.world.gate(i).await;
+        let silent = |s: &State| {
+            if s.nodes[i].pg.running() {
+                PgView::NoAnswer
+            } else {
+                PgView::Unknown
+            }
+        };
+        if self.world.lock().stalled(i) && self.fs_stuck.load(Ordering::SeqCst) {
+            return Some(silent(&self.world.lock()));
+        }
+        if !self
+            .world
+            .wait_until(Some(self.probe), |s| !s.stalled(i))
+            .await
+        {
+            self.fs_stuck.store(true, Ordering::SeqCst);
+            return Some(silent(&self.world.lock()));
+        }
+        self.fs_stuck.store(false, Ordering::SeqCst);
+        if !self
+            .world
+            .wait_until(Some(self.probe), |s| s.connects(i))
+            .await
+        {
+            return Some(PgView::NoAnswer);
+        }
+        None
     }
 }
 
 impl Postgres for SimPg {
     async fn observe(&self) -> PgView {
         let i = self.node;
+        let stuck = self.fs_stuck.load(std::sync::atomic::Ordering::SeqCst);
+        if self.gray() || stuck {
+            if let Some(v) = self.gray_view().await {
+                return v;
+            }
+        }
         let d = self.ms(1, 5);
         let names = self.world.names.clone();
         self.world.local(i, d, |s| s.nodes[i].pg.view(&names)).await
@@ -408,6 +509,7 @@ impl Postgres for SimPg {
     }
     async fn sync_rep_state(&self) -> A<SyncRepState> {
         let i = self.node;
+        self.connect("reading synchronous replication").await?;
         let d = self.ms(1, 3);
         self.world
             .local(i, d, |s| {
@@ -425,13 +527,28 @@ impl Postgres for SimPg {
     }
     async fn set_sync_standbys(&self, value: Option<&str>) -> A<()> {
         let (i, v) = (self.node, value.unwrap_or("").to_string());
+        // postgresql.auto.conf is read and written with plain file calls.
+        self.disk().await;
         let d = self.ms(2, 10);
         self.world
             .local(i, d, |s| {
-                if s.nodes[i].pg.ssn != v {
+                if s.nodes[i]
+                    .pg
+                    .ssn_pending
+                    .as_ref()
+                    .unwrap_or(&s.nodes[i].pg.ssn)
+                    != &v
+                {
                     s.note(format!("node{} synchronous_standby_names = '{v}'", i + 1));
                 }
-                s.nodes[i].pg.ssn = v;
+                // A hung postmaster does not act on the reload (nor pass it on) until it
+                // runs again.
+                if s.pm_hung(i) {
+                    s.nodes[i].pg.ssn_pending = Some(v);
+                } else {
+                    s.nodes[i].pg.ssn = v;
+                    s.nodes[i].pg.ssn_pending = None;
+                }
             })
             .await;
         Ok(())
@@ -444,6 +561,14 @@ impl Postgres for SimPg {
     }
     async fn timeline_history(&self) -> A<Vec<HistoryEntry>> {
         let i = self.node;
+        if self.gray() {
+            // The adapter observes first (bounded), then reads the history file (not).
+            match self.observe().await {
+                PgView::Running(_) | PgView::Stopped(_) => {}
+                other => anyhow::bail!("cannot tell the current timeline: PostgreSQL is {other:?}"),
+            }
+            self.disk().await;
+        }
         Ok(self
             .world
             .local(i, Duration::from_millis(1), |s| s.nodes[i].pg.history())
@@ -451,6 +576,7 @@ impl Postgres for SimPg {
     }
     async fn bootstrap(&self) -> A<()> {
         let i = self.node;
+        self.disk_within(OP_TIMEOUT, "initdb").await?;
         let d = self.ms(300, 1500);
         self.world
             .local(i, d, |s| {
@@ -485,6 +611,7 @@ impl Postgres for SimPg {
             }
             self.source(&s, source)?;
         }
+        self.disk_within(OP_TIMEOUT, "pg_basebackup").await?;
         let d = self.ms(500, 3000);
         self.world
             .local(i, d, |s| {
@@ -501,6 +628,21 @@ impl Postgres for SimPg {
     }
     async fn kill(&self) -> A<()> {
         let i = self.node;
+        if self.world.lock().stalled(i) {
+            // Processes in uninterruptible sleep: the SIGKILL stays pending until the
+            // storage answers again.
+            self.world.lock().sigkill(i, "killed");
+            if !self
+                .world
+                .wait_until(Some(KILL_WAIT), |s| !s.nodes[i].pg.running())
+                .await
+            {
+                anyhow::bail!(
+                    "PostgreSQL's processes are still there {KILL_WAIT:?} after SIGKILL (uninterruptible sleep)"
+                );
+            }
+            return Ok(());
+        }
         self.world
             .local(i, Duration::from_millis(5), |s| s.kill_pg(i, "killed"))
             .await;
@@ -508,6 +650,11 @@ impl Postgres for SimPg {
     }
     async fn reinit(&self, source: &Upstream) -> A<()> {
         let i = self.node;
+        if self.gray() {
+            self.kill().await?;
+            self.disk_within(OP_TIMEOUT, "removing the data directory")
+                .await?;
+        }
         self.world
             .local(i, Duration::from_millis(5), |s| {
                 s.kill_pg(i, "reinit");
@@ -518,6 +665,7 @@ impl Postgres for SimPg {
     }
     async fn start_primary(&self) -> A<()> {
         let i = self.node;
+        self.disk_within(OP_TIMEOUT, "pg_ctl start").await?;
         let d = self.ms(200, 1000);
         self.world
             .local(i, d, |s| {
@@ -538,6 +686,7 @@ impl Postgres for SimPg {
     async fn start_replica(&self, upstream: Option<&Upstream>) -> A<()> {
         let i = self.node;
         let up = upstream.and_then(|u| self.world.node_of(&u.host));
+        self.disk_within(OP_TIMEOUT, "pg_ctl start").await?;
         let d = self.ms(200, 1000);
         self.world
             .local(i, d, |s| {
@@ -557,11 +706,24 @@ impl Postgres for SimPg {
     }
     async fn stop(&self, mode: StopMode) -> A<()> {
         let i = self.node;
+        if self.gray() {
+            // The adapter reads postmaster.pid first (a plain read); pg_ctl's signal then
+            // waits for a stopped postmaster to run again, up to its timeout. An immediate
+            // shutdown's SIGQUIT reaches processes asleep on the disk when it answers.
+            self.disk().await;
+            if mode == StopMode::Immediate {
+                self.world.lock().sigkill(i, "stopped (immediate)");
+            }
+            let stops = |s: &State| !s.nodes[i].pg.running() || !s.pm_hung(i);
+            if !self.world.wait_until(Some(OP_TIMEOUT), stops).await {
+                anyhow::bail!("pg_ctl stop: the server did not stop within {OP_TIMEOUT:?}");
+            }
+        }
         let d = self.ms(50, 500);
         self.world
             .local(i, d, |s| match mode {
                 StopMode::Fast => s.stop_pg(i, "stopped (fast)"),
-                StopMode::Immediate => s.kill_pg(i, "stopped (immediate)"),
+                StopMode::Immediate => s.sigkill(i, "stopped (immediate)"),
             })
             .await;
         Ok(())
@@ -572,6 +734,8 @@ impl Postgres for SimPg {
     async fn follow(&self, upstream: &Upstream) -> A<()> {
         let i = self.node;
         let up = self.world.node_of(&upstream.host);
+        // The managed configuration is written with plain file calls.
+        self.disk().await;
         let d = self.ms(5, 50);
         self.world
             .local(i, d, |s| match s.nodes[i].pg.proc {
@@ -591,12 +755,27 @@ impl Postgres for SimPg {
         // pgkeel_pg writes history files up to the newest known timeline first, so the new
         // timeline is one past both its own and that one.
         let floor = newest_known;
+        if self.gray() {
+            // A connection (bounded), history files (plain writes), then pg_promote, which
+            // needs the postmaster and the disk (up to the operation's timeout).
+            self.connect("promote").await?;
+            self.disk().await;
+            let i = self.node;
+            if !self
+                .world
+                .wait_until(Some(OP_TIMEOUT), |s| s.connects(i) && !s.stalled(i))
+                .await
+            {
+                anyhow::bail!("pg_promote did not return within {OP_TIMEOUT:?}");
+            }
+        }
         self.world
             .local(i, d, |s| s.promote(i, floor).map_err(anyhow::Error::msg))
             .await
     }
     async fn rewind(&self, source: &Upstream) -> A<()> {
         let i = self.node;
+        self.disk_within(OP_TIMEOUT, "pg_rewind").await?;
         let d = self.ms(300, 2000);
         self.world
             .local(i, d, |s| {

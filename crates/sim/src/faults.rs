@@ -7,7 +7,10 @@ use std::time::Duration;
 use pgkeel_core::Config;
 
 use crate::postgres::Proc;
-use crate::scenario::{Ep, Fault, FaultKind, Scenario, SyncMode, CLIENTS};
+use crate::scenario::{
+    writable_again_formula, writable_again_within, Ep, Fault, FaultKind, Gray, GrayTiming,
+    Scenario, SyncMode, Target, CLIENTS,
+};
 use crate::world::{now, State, World};
 use crate::Agents;
 
@@ -40,7 +43,7 @@ bootstrap:
     retry_timeout: {rt}
 {sync}    synchronous_node_count: {snc}
     failsafe_mode: {fs}
-    postgresql:
+{hang}    postgresql:
       use_pg_rewind: true
       use_slots: true
 postgresql:
@@ -61,6 +64,9 @@ postgresql:
         rt = sc.retry_timeout,
         snc = sc.sync_node_count,
         fs = sc.failsafe,
+        hang = sc.hang_timeout.map_or(String::new(), |h| format!(
+            "    primary_hang_timeout: {h}\n"
+        )),
     );
     pgkeel_core::config::load_str(&yaml, "simulation")
         .map(|l| l.config)
@@ -157,14 +163,26 @@ pub async fn drive(world: &Arc<World>, agents: &Arc<Agents>) -> (Option<Duration
     }
     world.note("bootstrap done; faults begin".into());
     let boot = tokio::time::Instant::now();
+    let timing = GrayTiming::of(&agents.configs[0]);
     let mut tasks = Vec::new();
     for (id, f) in sc.faults.iter().enumerate() {
         let (world, agents, f) = (world.clone(), agents.clone(), f.clone());
+        let alone = alone(&sc, id, &timing);
         tasks.push(tokio::task::spawn_local(async move {
             tokio::time::sleep_until(boot + f.at).await;
+            let watch = availability_due(&world, &f, alone);
             apply(&world, &agents, id, &f, true);
+            let watcher = watch.map(|(gray, node)| {
+                let (world, bound) = (world.clone(), writable_again_within(gray, &timing));
+                tokio::task::spawn_local(async move {
+                    writable_again(&world, id, gray, node, bound, &timing).await;
+                })
+            });
             tokio::time::sleep(f.lasts).await;
             apply(&world, &agents, id, &f, false);
+            if let Some(w) = watcher {
+                let _ = w.await;
+            }
         }));
     }
     for t in tasks {
@@ -192,6 +210,80 @@ pub async fn drive(world: &Arc<World>, agents: &Arc<Agents>) -> (Option<Duration
                 ));
             }
             (None, 0)
+        }
+    }
+}
+
+/// Gray failure `id` of the scenario meets no other fault while its bound runs (from a
+/// second before it, so the cluster is not still recovering from one that just ended).
+fn alone(sc: &Scenario, id: usize, timing: &GrayTiming) -> bool {
+    let f = &sc.faults[id];
+    let Some((gray, _)) = f.kind.gray() else {
+        return false;
+    };
+    let from = f.at.saturating_sub(Duration::from_secs(1));
+    let to = f.at + writable_again_within(gray, timing);
+    sc.faults
+        .iter()
+        .enumerate()
+        .all(|(j, g)| j == id || g.at >= to || g.at + g.lasts <= from)
+}
+
+/// Whether the availability bound applies to gray failure `f` beginning now: it hits the
+/// leader of a healthy cluster, and nothing else fails meanwhile. Returns what to watch.
+fn availability_due(world: &World, f: &Fault, alone: bool) -> Option<(Gray, usize)> {
+    let (gray, target) = f.kind.gray()?;
+    if !alone {
+        return None;
+    }
+    let s = world.lock();
+    let leader = converged(&s, world).ok()?;
+    match target {
+        Target::Leader => Some((gray, leader)),
+        Target::Node(i) if i == leader => Some((gray, leader)),
+        Target::Node(_) => None,
+    }
+}
+
+/// Invariant 5: after a gray failure of the leader begins, some node is a writable primary
+/// (one new clients can connect and write to) again within `bound`.
+async fn writable_again(
+    world: &World,
+    id: usize,
+    gray: Gray,
+    node: usize,
+    bound: Duration,
+    timing: &GrayTiming,
+) {
+    let start = now();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let mut s = world.lock();
+        if let Some(w) = (0..s.nodes.len()).find(|j| s.serving(*j)) {
+            let took = now() - start;
+            s.recoveries.push((gray, took, bound));
+            s.note(format!(
+                "fault {id}: node{} writable {:.1}s after the {gray:?} of leader node{} began (bound {:.1}s)",
+                w + 1,
+                took.as_secs_f64(),
+                node + 1,
+                bound.as_secs_f64()
+            ));
+            return;
+        }
+        if now() - start > bound {
+            s.check.violations.push(format!(
+                "invariant 5 (writable again after a gray failure of the leader) broken: no writable primary {:.1}s after the {gray:?} of leader node{} (fault {id}) began; bound {:.1}s = {} (writable_again_within: ttl {:.1}s, primary_hang_timeout {:.1}s, probe deadline {:.1}s, loop_wait {:.1}s)",
+                bound.as_secs_f64(),
+                node + 1,
+                bound.as_secs_f64(),
+                writable_again_formula(gray),
+                timing.ttl.as_secs_f64(),
+                timing.hang.as_secs_f64(),
+                timing.probe.as_secs_f64(),
+                timing.loop_wait.as_secs_f64(),
+            ));
+            return;
         }
     }
 }
@@ -308,6 +400,25 @@ fn apply(world: &Arc<World>, agents: &Arc<Agents>, id: usize, f: &Fault, on: boo
                 s.nodes[*i].slow += 1;
             } else {
                 s.nodes[*i].slow -= 1;
+            }
+        }
+        FaultKind::PgHang(t) | FaultKind::PmHang(t) | FaultKind::DiskStall(t) => {
+            let gray = f.kind.gray().map_or(Gray::PgHang, |(g, _)| g);
+            let mut s = world.lock();
+            if on {
+                let node = match *t {
+                    Target::Node(i) => Some(i),
+                    Target::Leader => s.store.leader().and_then(|l| world.node_of(&l)),
+                };
+                let Some(i) = node else {
+                    s.note(format!("fault {id}: no leader to hit"));
+                    return;
+                };
+                s.note(format!("fault {id}: {gray:?} of node{}", i + 1));
+                s.gray_nodes.insert(id, i);
+                s.begin_gray(i, id, gray);
+            } else if let Some(i) = s.gray_nodes.remove(&id) {
+                s.end_gray(i, id, gray);
             }
         }
     }

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use scenario::{Scenario, SyncMode};
+pub use scenario::{writable_again_within, Family, Gray, GrayTiming, Scenario, SyncMode};
 use world::{Api, World};
 
 /// What one seed did.
@@ -47,6 +47,9 @@ pub struct Outcome {
     pub acked: usize,
     /// Acknowledged writes missing from the final leader (allowed only when asynchronous).
     pub lost: usize,
+    /// Gray failures of the leader the availability bound was checked for: the kind, how
+    /// long until a writable primary, and the bound.
+    pub recoveries: Vec<(Gray, Duration, Duration)>,
     /// The world's events (faults, server state changes, leader key changes).
     pub events: Vec<String>,
     /// The agents' own logs, when asked for.
@@ -69,17 +72,26 @@ impl Outcome {
         for e in &self.events[from..] {
             out.push_str(&format!("    {e}\n"));
         }
+        let family = match self.scenario.family {
+            scenario::Family::Mixed => String::new(),
+            f => format!(" --family {}", f.name()),
+        };
         out.push_str(&format!(
-            "  replay: cargo run --release -p pgkeel-sim -- --seed {} --log\n",
+            "  replay: cargo run --release -p pgkeel-sim -- --seed {}{family} --log\n",
             self.scenario.seed
         ));
         out
     }
 }
 
-/// Runs one seed to the end. `log`: capture the agents' logs too (slower).
+/// Runs one seed (of the mixed family) to the end. `log`: capture the agents' logs too
+/// (slower).
 pub fn run_seed(seed: u64, log: bool) -> Outcome {
-    let scenario = Scenario::from_seed(seed);
+    run_scenario(Scenario::from_seed(seed), log)
+}
+
+/// Runs one scenario to the end.
+pub fn run_scenario(scenario: Scenario, log: bool) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -202,6 +214,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
                 convergence: None,
                 acked: 0,
                 lost: 0,
+                recoveries: Vec::new(),
                 events: Vec::new(),
                 log: String::new(),
             }
@@ -233,6 +246,7 @@ async fn simulate(scenario: Scenario) -> Outcome {
         convergence,
         acked: s.check.acks.len(),
         lost,
+        recoveries: std::mem::take(&mut s.recoveries),
         events: std::mem::take(&mut s.trace),
         log: String::new(),
     }

@@ -86,6 +86,10 @@ pub struct PgModel {
     pub incarnation: u64,
     /// `synchronous_standby_names` (postgresql.auto.conf: survives restarts).
     pub ssn: String,
+    /// A value written to `postgresql.auto.conf` that the running server has not loaded:
+    /// its postmaster was hung when told to reload (it loads it when it runs again, and a
+    /// new run of the server reads it).
+    pub ssn_pending: Option<String>,
     /// The standby streams from its upstream (decided by the last replication pass).
     pub streaming: bool,
 }
@@ -97,6 +101,7 @@ impl Default for PgModel {
             proc: Proc::Stopped,
             incarnation: 0,
             ssn: String::new(),
+            ssn_pending: None,
             streaming: false,
         }
     }

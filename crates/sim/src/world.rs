@@ -15,7 +15,7 @@ use crate::check::Checker;
 use crate::etcd::Store;
 use crate::postgres::{commit_released, Data, PgModel, Proc, Rec};
 use crate::rng::Rng;
-use crate::scenario::{Ep, Scenario};
+use crate::scenario::{Ep, Gray, Scenario};
 
 /// The parts of a running agent the network can reach: its REST API's state.
 pub struct Api {
@@ -32,6 +32,15 @@ pub struct NodeSim {
     /// The agent process runs (its API answers).
     pub api: Option<Api>,
     pub agent_down: u32,
+    /// Hangs of this node's server (`Gray::PgHang`: every process stopped;
+    /// `Gray::PmHang`: the postmaster alone), per fault, with the run of the server they
+    /// stopped: a server started afterwards is not stopped.
+    pub hangs: BTreeMap<usize, (Gray, u64)>,
+    /// Storage stalls in force: no I/O completes.
+    pub stalls: u32,
+    /// A SIGKILL arrived while the storage stalled: the processes, in uninterruptible sleep,
+    /// die when it ends, before they can do anything more.
+    pub kill_pending: bool,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +71,10 @@ impl Net {
 pub struct Pending {
     pub node: usize,
     pub incarnation: u64,
-    pub lsn: pgkeel_core::Lsn,
+    /// `None`: the request reached a server that could not run it yet (all of it stopped,
+    /// or its storage stalled); its record is written once the server runs again.
+    pub lsn: Option<pgkeel_core::Lsn>,
+    pub write: u64,
     pub not_before: Instant,
     pub reply: oneshot::Sender<(u32, bool)>,
 }
@@ -75,6 +87,12 @@ pub struct State {
     pub check: Checker,
     pub trace: Vec<String>,
     pub pending: Vec<Pending>,
+    /// Gray failures in force: the node each one hit (a `Target::Leader` is resolved when
+    /// it begins).
+    pub gray_nodes: BTreeMap<usize, usize>,
+    /// Gray failures of the leader the availability bound was checked for: the kind, how
+    /// long until a writable primary, and the bound.
+    pub recoveries: Vec<(Gray, Duration, Duration)>,
     next_uid: u64,
     pub next_write: u64,
     t0: Instant,
@@ -107,6 +125,9 @@ impl World {
                 slow: 0,
                 api: None,
                 agent_down: 0,
+                hangs: BTreeMap::new(),
+                stalls: 0,
+                kill_pending: false,
             })
             .collect();
         Arc::new(World {
@@ -118,6 +139,8 @@ impl World {
                 check: Checker::new(n, t0),
                 trace: Vec::new(),
                 pending: Vec::new(),
+                gray_nodes: BTreeMap::new(),
+                recoveries: Vec::new(),
                 next_uid: 1,
                 next_write: 1,
                 t0,
@@ -261,6 +284,29 @@ impl World {
     pub fn note(&self, what: String) {
         self.lock().note(what);
     }
+
+    /// Waits until `ready` holds, or `within` passed (`None`: for as long as it takes).
+    /// Returns whether it holds. Looks every 25 ms; when it holds at once, returns without
+    /// a timer (a run without gray failures has the same events as before they existed).
+    pub async fn wait_until(
+        &self,
+        within: Option<Duration>,
+        ready: impl Fn(&State) -> bool,
+    ) -> bool {
+        let deadline = within.map(|d| tokio::time::Instant::now() + d);
+        loop {
+            if ready(&self.lock()) {
+                return true;
+            }
+            let now = tokio::time::Instant::now();
+            let step = Duration::from_millis(25);
+            match deadline {
+                Some(d) if now >= d => return false,
+                Some(d) => tokio::time::sleep(step.min(d - now)).await,
+                None => tokio::time::sleep(step).await,
+            }
+        }
+    }
 }
 
 impl State {
@@ -286,11 +332,111 @@ impl State {
         self.nodes[i].freezes > 0
     }
 
-    /// Tells the checker whether node `i` accepts writes now.
+    /// Every process of node `i`'s server is stopped (`PgHang`).
+    pub fn pg_hung(&self, i: usize) -> bool {
+        self.hung(i, |g| g == Gray::PgHang)
+    }
+
+    /// Node `i`'s postmaster is stopped (`PmHang`, or `PgHang`): no new connection, no new
+    /// walsender or walreceiver, no reload.
+    pub fn pm_hung(&self, i: usize) -> bool {
+        self.hung(i, |_| true)
+    }
+
+    fn hung(&self, i: usize, kind: impl Fn(Gray) -> bool) -> bool {
+        let n = &self.nodes[i];
+        n.pg.running()
+            && n.hangs
+                .values()
+                .any(|(g, inc)| kind(*g) && *inc == n.pg.incarnation)
+    }
+
+    /// Node `i`'s storage completes no I/O.
+    pub fn stalled(&self, i: usize) -> bool {
+        self.nodes[i].stalls > 0
+    }
+
+    /// A new connection to node `i`'s server would be served now.
+    pub fn accepts(&self, i: usize) -> bool {
+        self.nodes[i].pg.running() && !self.frozen(i) && !self.pm_hung(i) && !self.stalled(i)
+    }
+
+    /// A new connection to node `i`'s server gets an answer (a refusal, if it does not run)
+    /// instead of silence.
+    pub fn connects(&self, i: usize) -> bool {
+        !self.nodes[i].pg.running() || !self.pm_hung(i) && !self.stalled(i)
+    }
+
+    /// Node `i` is a primary that new clients can write to (availability).
+    pub fn serving(&self, i: usize) -> bool {
+        self.nodes[i].pg.is_primary() && self.accepts(i)
+    }
+
+    /// Tells the checker whether node `i` can commit now. Open sessions of a primary whose
+    /// postmaster alone hangs still commit: it counts as writable.
     pub fn refresh(&mut self, i: usize) {
-        let w = self.nodes[i].pg.is_primary() && !self.frozen(i);
+        let w = self.nodes[i].pg.is_primary()
+            && !self.frozen(i)
+            && !self.pg_hung(i)
+            && !self.stalled(i);
         let now = now();
         self.check.writable(now, i, w);
+    }
+
+    /// SIGKILL of node `i`'s server (the agent's kill, the fence, the guardian): at once,
+    /// unless its storage stalls; then its processes die when the stall ends.
+    pub fn sigkill(&mut self, i: usize, why: &str) {
+        if !self.nodes[i].pg.running() {
+            return;
+        }
+        if self.stalled(i) {
+            if !self.nodes[i].kill_pending {
+                self.nodes[i].kill_pending = true;
+                self.note(format!(
+                    "node{} SIGKILL pending (storage stalled): {why}",
+                    i + 1
+                ));
+            }
+            return;
+        }
+        self.kill_pg(i, why);
+    }
+
+    /// Gray failure `id` begins on node `i` (`PgHang`, `PmHang` stop the server running
+    /// now; `DiskStall` stalls the storage).
+    pub fn begin_gray(&mut self, i: usize, id: usize, gray: Gray) {
+        match gray {
+            Gray::DiskStall => self.nodes[i].stalls += 1,
+            g => {
+                if self.nodes[i].pg.running() {
+                    let inc = self.nodes[i].pg.incarnation;
+                    self.nodes[i].hangs.insert(id, (g, inc));
+                }
+            }
+        }
+        self.refresh(i);
+    }
+
+    /// Gray failure `id` ends: a stopped server continues where it was (a reload it missed
+    /// takes effect); a stalled one whose kill is pending dies before running anything.
+    pub fn end_gray(&mut self, i: usize, id: usize, gray: Gray) {
+        match gray {
+            Gray::DiskStall => {
+                self.nodes[i].stalls -= 1;
+                if self.nodes[i].stalls == 0 && self.nodes[i].kill_pending {
+                    self.kill_pg(i, "killed (SIGKILL pending since the storage stalled)");
+                }
+            }
+            _ => {
+                self.nodes[i].hangs.remove(&id);
+            }
+        }
+        if !self.pm_hung(i) {
+            if let Some(v) = self.nodes[i].pg.ssn_pending.take() {
+                self.nodes[i].pg.ssn = v;
+            }
+        }
+        self.refresh(i);
     }
 
     /// Changes node `i`'s server process; every change is a new incarnation.
@@ -302,6 +448,12 @@ impl State {
         pg.proc = proc;
         pg.incarnation += 1;
         pg.streaming = false;
+        // A new run of the server reads postgresql.auto.conf afresh.
+        if let Some(v) = pg.ssn_pending.take() {
+            pg.ssn = v;
+        }
+        self.nodes[i].kill_pending = false;
+        let pg = &self.nodes[i].pg;
         let tl = pg.data.as_ref().map_or(0, |d| d.timeline);
         self.note(format!(
             "node{} postgres {proc:?} (timeline {tl}): {why}",
@@ -350,13 +502,20 @@ impl State {
         self.set_proc(i, Proc::Stopped, why);
     }
 
-    /// Standby `s` can stream from `u` now.
+    /// Standby `s` can stream from `u` now. A walsender and a walreceiver that run go on
+    /// while a postmaster alone hangs; starting them needs both postmasters.
     pub fn can_stream(&self, s: usize, u: usize) -> bool {
         let (ps, pu) = (&self.nodes[s].pg, &self.nodes[u].pg);
+        let connected = ps.streaming && ps.proc == (Proc::Standby { upstream: Some(u) });
         s != u
             && pu.running()
             && !self.frozen(s)
             && !self.frozen(u)
+            && !self.pg_hung(s)
+            && !self.pg_hung(u)
+            && !self.stalled(s)
+            && !self.stalled(u)
+            && (connected || !self.pm_hung(s) && !self.pm_hung(u))
             && self.net.up(Ep::Node(s), Ep::Node(u))
             && self.net.up(Ep::Node(u), Ep::Node(s))
             && match (&ps.data, &pu.data) {
@@ -415,17 +574,30 @@ impl State {
     fn release_commits(&mut self) {
         let now = now();
         let pending = std::mem::take(&mut self.pending);
-        for c in pending {
+        for mut c in pending {
             let pg = &self.nodes[c.node].pg;
             if pg.incarnation != c.incarnation || !pg.is_primary() {
                 continue; // the server went away: the client gets an error
             }
-            if self.frozen(c.node) || now < c.not_before {
+            // A stopped backend runs nothing; on stalled storage nothing is written or
+            // flushed.
+            if self.frozen(c.node) || self.pg_hung(c.node) || self.stalled(c.node) {
                 self.pending.push(c);
                 continue;
             }
+            let Some(lsn) = c.lsn else {
+                c.lsn = Some(self.insert_commit(c.node, c.write));
+                c.not_before = now + self.flush_time(c.node);
+                self.pending.push(c);
+                continue;
+            };
+            if now < c.not_before {
+                self.pending.push(c);
+                continue;
+            }
+            let pg = &self.nodes[c.node].pg;
             let standbys = self.standbys_of(c.node);
-            if commit_released(&pg.ssn, &standbys, c.lsn) {
+            if commit_released(&pg.ssn, &standbys, lsn) {
                 let sync = !pgkeel_core::sync::Ssn::parse(&pg.ssn)
                     .unwrap_or_else(pgkeel_core::sync::Ssn::none)
                     .is_empty();
@@ -437,34 +609,59 @@ impl State {
         }
     }
 
-    /// Starts a commit of client write `id` on node `i` (which must be a primary).
-    pub fn begin_commit(&mut self, i: usize, id: u64) -> Option<oneshot::Receiver<(u32, bool)>> {
-        if !self.nodes[i].pg.is_primary() {
+    /// Starts a commit of client write `id` on node `i` (which must be a primary, in run
+    /// `incarnation`: the client's session belongs to one run of the server).
+    pub fn begin_commit(
+        &mut self,
+        i: usize,
+        incarnation: u64,
+        id: u64,
+    ) -> Option<oneshot::Receiver<(u32, bool)>> {
+        let pg = &self.nodes[i].pg;
+        if !pg.is_primary() || pg.incarnation != incarnation || pg.data.is_none() {
             return None;
         }
-        let uid = self.uid();
-        let slow = self.nodes[i].slow > 0;
-        let flush = if slow {
+        // A stopped backend reads the request when it runs again; a stalled disk holds
+        // the commit before its record is flushed (until then nothing of it exists).
+        let held = self.pg_hung(i) || self.stalled(i);
+        let (lsn, not_before) = if held {
+            (None, now())
+        } else {
+            let lsn = self.insert_commit(i, id);
+            (Some(lsn), now() + self.flush_time(i))
+        };
+        let (tx, rx) = oneshot::channel();
+        self.pending.push(Pending {
+            node: i,
+            incarnation,
+            lsn,
+            write: id,
+            not_before,
+            reply: tx,
+        });
+        Some(rx)
+    }
+
+    fn flush_time(&mut self, i: usize) -> Duration {
+        if self.nodes[i].slow > 0 {
             Duration::from_millis(self.rng.range(100, 800))
         } else {
             Duration::from_micros(self.rng.range(200, 3000))
+        }
+    }
+
+    /// Appends the commit record of write `id` to primary `i`'s WAL.
+    fn insert_commit(&mut self, i: usize, id: u64) -> pgkeel_core::Lsn {
+        let uid = self.uid();
+        let Some(d) = self.nodes[i].pg.data.as_mut() else {
+            return pgkeel_core::Lsn(0);
         };
-        let d = self.nodes[i].pg.data.as_mut()?;
         d.wal.push(Rec {
             uid,
             timeline: d.timeline,
             write: Some(id),
         });
-        let lsn = d.lsn();
-        let (tx, rx) = oneshot::channel();
-        self.pending.push(Pending {
-            node: i,
-            incarnation: self.nodes[i].pg.incarnation,
-            lsn,
-            not_before: now() + flush,
-            reply: tx,
-        });
-        Some(rx)
+        d.lsn()
     }
 
     /// Promotes standby `i`: a new timeline starts after its last record, numbered one past

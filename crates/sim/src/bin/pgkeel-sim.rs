@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgkeel_sim::run_seed;
+use pgkeel_sim::{run_scenario, Family, Scenario};
 
 struct Args {
     from: u64,
@@ -18,6 +18,7 @@ struct Args {
     jobs: usize,
     one: Option<u64>,
     log: bool,
+    family: Family,
 }
 
 fn parse() -> Result<Args, String> {
@@ -27,6 +28,7 @@ fn parse() -> Result<Args, String> {
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         one: None,
         log: false,
+        family: Family::Mixed,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,9 +43,15 @@ fn parse() -> Result<Args, String> {
             "--jobs" => a.jobs = value("--jobs")?.max(1) as usize,
             "--seed" => a.one = Some(value("--seed")?),
             "--log" => a.log = true,
+            "--family" => {
+                let v = it.next().ok_or("--family needs a name")?;
+                a.family = Family::parse(&v).ok_or(format!(
+                    "--family: '{v}' is not one of mixed, classic, gray-leader"
+                ))?;
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: pgkeel-sim [--seeds N] [--from S] [--jobs J] | --seed S [--log]".into(),
+                    "usage: pgkeel-sim [--family mixed|classic|gray-leader] [--seeds N] [--from S] [--jobs J] | --seed S [--log]".into(),
                 )
             }
             other => return Err(format!("unknown argument '{other}' (see --help)")),
@@ -61,7 +69,7 @@ fn main() {
         }
     };
     if let Some(seed) = args.one {
-        let o = run_seed(seed, args.log);
+        let o = run_scenario(Scenario::generate(seed, args.family), args.log);
         if args.log {
             print!("{}", o.log);
         }
@@ -86,6 +94,7 @@ fn main() {
     let next = Arc::new(AtomicU64::new(args.from));
     let end = args.from + args.seeds;
     let summary = Arc::new(Mutex::new(Summary::default()));
+    let family = args.family;
     let threads: Vec<_> = (0..args.jobs)
         .map(|_| {
             let (next, summary) = (next.clone(), summary.clone());
@@ -94,7 +103,7 @@ fn main() {
                 if seed >= end {
                     return;
                 }
-                let o = run_seed(seed, false);
+                let o = run_scenario(Scenario::generate(seed, family), false);
                 let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                 s.add(&o);
                 if !o.ok() {
@@ -112,7 +121,8 @@ fn main() {
     let s = summary.lock().unwrap_or_else(|e| e.into_inner());
     let (slow_seed, slow) = s.slowest;
     println!(
-        "SIM seeds={} from={} ran={} failed={} slowest_convergence={:.1}s (seed {slow_seed}) mean_convergence={:.1}s acked={} lost_async={} wall={:.0}s",
+        "SIM family={} seeds={} from={} ran={} failed={} slowest_convergence={:.1}s (seed {slow_seed}) mean_convergence={:.1}s acked={} lost_async={} gray_faults={} leader_gray_checked={} slowest_writable_again={:.1}s of {:.1}s (seed {}) wall={:.0}s",
+        args.family.name(),
         args.seeds,
         args.from,
         s.ran,
@@ -121,6 +131,11 @@ fn main() {
         s.convergence_total.as_secs_f64() / s.converged.max(1) as f64,
         s.acked,
         s.lost,
+        s.gray,
+        s.gray_checked,
+        s.gray_slowest.2.as_secs_f64(),
+        s.gray_slowest.3.as_secs_f64(),
+        s.gray_slowest.0,
         started.elapsed().as_secs_f64()
     );
     if !s.failed.is_empty() {
@@ -138,6 +153,11 @@ struct Summary {
     converged: u64,
     acked: usize,
     lost: usize,
+    /// Gray failures drawn, and those of the leader the availability bound was checked for.
+    gray: usize,
+    gray_checked: usize,
+    /// The slowest recovery after a gray failure of the leader, as a share of its bound.
+    gray_slowest: (u64, f64, Duration, Duration),
 }
 
 impl Summary {
@@ -145,6 +165,19 @@ impl Summary {
         self.ran += 1;
         self.acked += o.acked;
         self.lost += o.lost;
+        self.gray += o
+            .scenario
+            .faults
+            .iter()
+            .filter(|f| f.kind.gray().is_some())
+            .count();
+        for (_, took, bound) in &o.recoveries {
+            self.gray_checked += 1;
+            let share = took.as_secs_f64() / bound.as_secs_f64();
+            if share > self.gray_slowest.1 {
+                self.gray_slowest = (o.scenario.seed, share, *took, *bound);
+            }
+        }
         if !o.ok() {
             self.failed.push(o.scenario.seed);
         }
