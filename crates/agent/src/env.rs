@@ -122,7 +122,7 @@ impl Env for RealEnv {
     }
 
     fn fence_now(&self) {
-        crate::fence::stop_postmaster(self.postmaster.alive(), None);
+        pgkeel_pg::signal::stop_postmaster(self.postmaster.alive(), None);
     }
 
     async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {

@@ -7,7 +7,6 @@
 //! the loop first has to wait out a DCS timeout before it knows the DCS is gone, and by
 //! then a short lease may already be past its fence deadline.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,15 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock;
 use crate::env::Env;
-use crate::shared::Shared;
-
-/// Whom a leader asks, from its last read of the DCS.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Targets {
-    /// `/failsafe`: name → api_url, this node included.
-    pub members: BTreeMap<String, String>,
-    pub conn_url: Option<String>,
-}
+use crate::shared::{Shared, Targets};
 
 /// After each DCS read: remember whom to ask if this node leads with failsafe mode on; on a
 /// failed read, hand the latest round to `decide`.
@@ -159,6 +150,7 @@ mod tests {
     use super::*;
     use pgkeel_core::cluster::LeaderKey;
     use pgkeel_core::observation::{LeaseView, PgView};
+    use std::collections::BTreeMap;
 
     const LEASE: i64 = 7;
 

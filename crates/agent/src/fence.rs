@@ -17,8 +17,6 @@ use crate::shared::Shared;
 
 /// How often the thread looks. Small against any fence margin (at least 500 ms).
 const TICK: Duration = Duration::from_millis(50);
-/// After this long without the postmaster exiting, SIGKILL it.
-const ESCALATE_AFTER: Duration = Duration::from_secs(3);
 
 pub struct Fence {
     stop: Arc<AtomicBool>,
@@ -113,7 +111,7 @@ fn watch(
             }
         }
         if shared.fence_due(at) {
-            signalled = stop_postmaster(pm, signalled);
+            signalled = signal::stop_postmaster(pm, signalled);
         } else {
             signalled = None;
         }
@@ -163,44 +161,5 @@ impl SuspendDetector {
         };
         self.last = now;
         gap
-    }
-}
-
-/// Immediate shutdown of the postmaster now; SIGKILL of it and of its children if it is
-/// still there after [`ESCALATE_AFTER`], or at once if it is stopped (SIGSTOP, a frozen
-/// host coming back piecemeal): a stopped postmaster cannot act on SIGQUIT, while its
-/// backends, which a signal to it alone did not stop, may still be committing. Killing
-/// the children too frees the shared memory a new postmaster needs. Returns what was
-/// signalled, so repeated calls escalate instead of repeating themselves. Reads no file of
-/// the data directory (`postmaster` comes from the cache), so a stalled disk cannot hold
-/// the fence up.
-pub(crate) fn stop_postmaster(
-    postmaster: Option<Proc>,
-    signalled: Option<(Proc, Instant)>,
-) -> Option<(Proc, Instant)> {
-    let pm = postmaster?;
-    match signalled {
-        Some((p, at)) if p == pm => {
-            if at.elapsed() >= ESCALATE_AFTER || signal::is_stopped(pm.pid) {
-                tracing::error!(
-                    "fencing: postmaster {} did not exit on SIGQUIT; sending SIGKILL to it and its children",
-                    pm.pid
-                );
-                signal::kill_tree(pm);
-            }
-            signalled
-        }
-        _ => {
-            tracing::error!(
-                "fencing: my etcd lease may expire before it can be renewed; immediate shutdown of PostgreSQL (postmaster {})",
-                pm.pid
-            );
-            if signal::is_stopped(pm.pid) {
-                signal::kill_tree(pm);
-            } else {
-                signal::quit(pm);
-            }
-            Some((pm, Instant::now()))
-        }
     }
 }

@@ -154,7 +154,7 @@ pub fn run_guard(data_dir: &Path) {
                 if closed && signalled.is_none() {
                     tracing::error!("fence guardian: the agent is gone and the lease of this primary may have expired; stopping PostgreSQL");
                 }
-                signalled = crate::fence::stop_postmaster(postmaster, signalled);
+                signalled = pgkeel_pg::signal::stop_postmaster(postmaster, signalled);
             }
             GuardStep::Wait => signalled = None,
         }

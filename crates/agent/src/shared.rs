@@ -1,10 +1,19 @@
 //! State shared between the loop and its helper tasks.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use pgkeel_core::observation::{FailsafeRound, LeaseView};
+
+/// Whom a leader asks, from its last read of the DCS.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Targets {
+    /// `/failsafe`: name → api_url, this node included.
+    pub members: BTreeMap<String, String>,
+    pub conn_url: Option<String>,
+}
 
 /// The lease as the lease keeper last saw it, and whether PostgreSQL may be a primary.
 pub struct Shared {
@@ -20,7 +29,7 @@ pub struct Shared {
     unbound_lease: AtomicI64,
     /// Failsafe mode, as the loop last saw the DCS: whom to ask while this leader cannot
     /// renew its lease (None: not the leader, or failsafe mode off).
-    failsafe_targets: Mutex<Option<crate::failsafe::Targets>>,
+    failsafe_targets: Mutex<Option<Targets>>,
     /// The last failsafe round and the start of the last one every member confirmed.
     failsafe_rounds: Mutex<(Option<FailsafeRound>, Option<std::time::Instant>)>,
 }
@@ -143,14 +152,14 @@ impl Shared {
         )
     }
 
-    pub(crate) fn failsafe_targets(&self) -> Option<crate::failsafe::Targets> {
+    pub(crate) fn failsafe_targets(&self) -> Option<Targets> {
         self.failsafe_targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    pub(crate) fn set_failsafe_targets(&self, t: Option<crate::failsafe::Targets>) {
+    pub(crate) fn set_failsafe_targets(&self, t: Option<Targets>) {
         *self
             .failsafe_targets
             .lock()

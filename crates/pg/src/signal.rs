@@ -114,6 +114,48 @@ pub fn quit(postmaster: Proc) {
     postmaster.signal(Signal::SIGQUIT);
 }
 
+/// After this long without the postmaster exiting on SIGQUIT, the fence SIGKILLs it.
+const ESCALATE_AFTER: Duration = Duration::from_secs(3);
+
+/// Immediate shutdown of the postmaster now; SIGKILL of it and of its children if it is
+/// still there after [`ESCALATE_AFTER`], or at once if it is stopped (SIGSTOP, a frozen
+/// host coming back piecemeal): a stopped postmaster cannot act on SIGQUIT, while its
+/// backends, which a signal to it alone did not stop, may still be committing. Killing
+/// the children too frees the shared memory a new postmaster needs. Returns what was
+/// signalled, so repeated calls escalate instead of repeating themselves. Reads no file of
+/// the data directory (`postmaster` comes from the cache), so a stalled disk cannot hold
+/// the fence up.
+pub fn stop_postmaster(
+    postmaster: Option<Proc>,
+    signalled: Option<(Proc, Instant)>,
+) -> Option<(Proc, Instant)> {
+    let pm = postmaster?;
+    match signalled {
+        Some((p, at)) if p == pm => {
+            if at.elapsed() >= ESCALATE_AFTER || is_stopped(pm.pid) {
+                tracing::error!(
+                    "fencing: postmaster {} did not exit on SIGQUIT; sending SIGKILL to it and its children",
+                    pm.pid
+                );
+                kill_tree(pm);
+            }
+            signalled
+        }
+        _ => {
+            tracing::error!(
+                "fencing: my etcd lease may expire before it can be renewed; immediate shutdown of PostgreSQL (postmaster {})",
+                pm.pid
+            );
+            if is_stopped(pm.pid) {
+                kill_tree(pm);
+            } else {
+                quit(pm);
+            }
+            Some((pm, Instant::now()))
+        }
+    }
+}
+
 /// Why [`terminate`] could not finish.
 #[derive(Debug, thiserror::Error)]
 #[error("PostgreSQL processes {pids:?} are still there {waited:?} after SIGKILL (uninterruptible sleep on a stalled disk?)")]
