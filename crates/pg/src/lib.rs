@@ -84,6 +84,8 @@ pub struct Pg {
     fs_busy: Arc<AtomicBool>,
     /// The last observation found the server silent.
     last_silent: Arc<AtomicBool>,
+    /// The primary's flushed WAL position at the last probe (see `status::wal_flushes`).
+    last_flush: Arc<std::sync::Mutex<Option<pgkeel_core::Lsn>>>,
 }
 
 impl Pg {
@@ -109,6 +111,7 @@ impl Pg {
             postmaster,
             fs_busy: Arc::default(),
             last_silent: Arc::default(),
+            last_flush: Arc::default(),
         }
     }
 

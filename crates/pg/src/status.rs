@@ -23,6 +23,12 @@ pub(crate) const OBSERVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// answers it, although the status query, which needs no I/O, would.
 const WAL_FLUSH_PROBE: &str = "SELECT txid_current()";
 
+/// The WAL flushed so far, read just before [`WAL_FLUSH_PROBE`].
+const FLUSHED_SQL: &str = "SELECT pg_current_wal_flush_lsn()::text";
+
+/// How much later than a probe's own deadline the whole probe is abandoned.
+const OUTER_SLACK: Duration = Duration::from_millis(500);
+
 /// Set on every connection of the agent's: its probe commits must not wait for standbys,
 /// and a cluster-wide `default_transaction_read_only` must not make them fail.
 const SESSION_OPTIONS: &str = "-c synchronous_commit=local -c default_transaction_read_only=off";
@@ -179,7 +185,9 @@ impl Pg {
                 }
             };
         }
-        match tokio::time::timeout(deadline, self.running_view(deadline)).await {
+        // Each step has its own deadline inside (see `running_view`); this one only catches
+        // what they do not.
+        match tokio::time::timeout(deadline + OUTER_SLACK, self.running_view(deadline)).await {
             Ok(view) => view,
             Err(_) => {
                 tracing::warn!("PostgreSQL did not answer the health probe within {deadline:?}");
@@ -224,6 +232,8 @@ impl Pg {
     }
 
     async fn running_view(&self, deadline: Duration) -> PgView {
+        let until = tokio::time::Instant::now() + deadline;
+        let left = || until.saturating_duration_since(tokio::time::Instant::now());
         let client = match self.connect(deadline).await {
             Ok(c) => c,
             Err(ConnectFailure::NotYetAccepting { .. }) => return PgView::Starting,
@@ -239,31 +249,83 @@ impl Pg {
                 return PgView::Unknown;
             }
         };
-        let mut r = match query_running(&client).await {
-            Ok(r) => r,
-            Err(e) => {
+        let mut r = match tokio::time::timeout(left(), query_running(&client)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
                 tracing::warn!(error = format!("{e:#}"), "status query failed");
                 return PgView::Unknown;
             }
+            Err(_) => {
+                tracing::warn!("PostgreSQL did not answer the status query within {deadline:?}");
+                return PgView::NoAnswer;
+            }
         };
         if !r.in_recovery {
-            if let Err(e) = client.batch_execute(WAL_FLUSH_PROBE).await {
-                tracing::warn!(error = format!("{e:#}"), "the WAL flush probe failed");
-                return PgView::Unknown;
-            }
-        } else {
-            let pg_wal = self.data_dir().join("pg_wal");
-            let at = r.wal_position;
-            let Some(seg) = self
-                .bounded_fs(deadline, move || segment_timeline(&pg_wal, at))
-                .await
-            else {
-                tracing::warn!("pg_wal did not answer within {deadline:?}");
-                return PgView::NoAnswer;
+            return match self.wal_flushes(&client, left()).await {
+                Some(true) => PgView::Running(r),
+                Some(false) => PgView::Unknown,
+                None => PgView::NoAnswer,
             };
-            r.timeline = r.timeline.max(seg.unwrap_or(0));
         }
+        let pg_wal = self.data_dir().join("pg_wal");
+        let at = r.wal_position;
+        let Some(seg) = self
+            .bounded_fs(left(), move || segment_timeline(&pg_wal, at))
+            .await
+        else {
+            tracing::warn!("pg_wal did not answer within {deadline:?}");
+            return PgView::NoAnswer;
+        };
+        r.timeline = r.timeline.max(seg.unwrap_or(0));
         PgView::Running(r)
+    }
+
+    /// Whether the primary's WAL storage completes I/O: a commit is flushed within
+    /// `within` (`Some(true)`), or, if not, the flushed position moved since the last
+    /// probe, so storage is slow but working, as under a heavy write load or a long
+    /// checkpoint (`Some(true)` too); `None`: neither, a stall; `Some(false)`: an error.
+    async fn wal_flushes(&self, client: &Client, within: Duration) -> Option<bool> {
+        let flushed = async {
+            let row = client.query_one(FLUSHED_SQL, &[]).await?;
+            let text: String = row.try_get(0)?;
+            anyhow::Ok(text.parse::<Lsn>().ok())
+        };
+        let flushed = match tokio::time::timeout(within, flushed).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "reading the flushed WAL position failed"
+                );
+                return Some(false);
+            }
+            Err(_) => return None,
+        };
+        let before = std::mem::replace(
+            &mut *self.last_flush.lock().unwrap_or_else(|e| e.into_inner()),
+            flushed,
+        );
+        let remaining = within.saturating_sub(Duration::from_millis(1));
+        match tokio::time::timeout(remaining, client.batch_execute(WAL_FLUSH_PROBE)).await {
+            Ok(Ok(())) => Some(true),
+            Ok(Err(e)) => {
+                tracing::warn!(error = format!("{e:#}"), "the WAL flush probe failed");
+                Some(false)
+            }
+            Err(_) => {
+                let moving = matches!((before, flushed), (Some(b), Some(f)) if f > b);
+                if moving {
+                    tracing::warn!(
+                        "a commit was not flushed within {within:?}, but WAL is still being flushed ({} since the last probe): busy storage, not a stall",
+                        flushed.map(|f| f.to_string()).unwrap_or_default()
+                    );
+                    Some(true)
+                } else {
+                    tracing::warn!("a commit was not flushed within {within:?} and no WAL was flushed since the last probe");
+                    None
+                }
+            }
+        }
     }
 }
 
