@@ -97,13 +97,14 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cluster::{LeaderKey, MemberEntry};
     use crate::dcs_values::{FailoverValue, MemberValue};
     use serde_json::json;
 
-    fn cluster(leader: Option<&str>, failover: bool) -> Cluster {
+    /// Three members (n3 tagged clonefrom), `leader` holding the key, a failover key if asked.
+    pub(crate) fn cluster(leader: Option<&str>, failover: bool) -> Cluster {
         let mut c = Cluster {
             leader: leader.map(|n| LeaderKey {
                 name: n.into(),

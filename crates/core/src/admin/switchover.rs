@@ -251,30 +251,10 @@ fn capitalized(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{LeaderKey, MemberEntry};
+    use crate::cluster::MemberEntry;
     use crate::dcs_values::{MemberValue, StatusValue, SyncValue};
 
-    fn cluster(leader: Option<&str>, failover: bool) -> Cluster {
-        let mut c = Cluster {
-            leader: leader.map(|n| LeaderKey {
-                name: n.into(),
-                lease: 1,
-                revision: 1,
-            }),
-            failover: failover.then(FailoverValue::default),
-            ..Default::default()
-        };
-        for (n, port, clonefrom) in [("n1", 5001, false), ("n2", 5002, false), ("n3", 5003, true)] {
-            let mut m = MemberValue {
-                conn_url: format!("postgres://127.0.0.1:{port}/postgres"),
-                state: "running".into(),
-                ..Default::default()
-            };
-            m.tags.clonefrom = clonefrom;
-            c.members.insert(n.into(), MemberEntry::Ok(m));
-        }
-        c
-    }
+    use crate::admin::tests::cluster;
 
     /// n1 leads; n2 and n3 are streaming replicas publishing an API.
     fn healthy() -> Cluster {
