@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pgkeel_localcluster::{LocalCluster, Options, Signal, Timing};
+use pgkeel_localcluster::{LocalCluster, Signal, Timing};
 
 /// The default profile's hang bound (ttl/2, also each probe's deadline) and loop_wait: a
 /// hung leader has given up its key by then, give or take one loop.
@@ -143,20 +143,10 @@ async fn a_leader_whose_postmaster_alone_hangs_fails_over_and_its_sessions_stop_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_disk_stalls_fails_over_and_its_lease_renewals_are_never_late() {
-    let dir = tempfile::Builder::new()
-        .prefix("pgkeel-diskstall-")
-        .tempdir()
-        .unwrap();
-    let c = LocalCluster::start(Options {
-        nodes: 3,
-        dir: dir.path().to_path_buf(),
-        pgkeel: env!("CARGO_BIN_EXE_pgkeel").into(),
-        scope: "diskstall".into(),
-        timing: Timing::default(),
-        stallable_disks: true,
-        ..Default::default()
-    })
-    .expect("starting a cluster on stallable disks (needs bindfs and /dev/fuse)");
+    // Needs bindfs and /dev/fuse (scripts/deps.sh installs bindfs).
+    let c = start_opts("diskstall", 3, Timing::default(), |o| {
+        o.stallable_disks = true
+    });
     let old = must(&c, c.wait_healthy(3, BOOT).await);
     let oi = c.index_of(&old).unwrap();
     let pids = c.postgres_pids(oi);
@@ -305,23 +295,12 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
     // The default profile: the bound (and each probe's deadline) is 5 s. The fast profile's
     // 2 s is measured by `pgkeel-bench --profile fast --pgbench 600` on an otherwise idle
     // machine; here the whole test suite shares two cores.
-    let dir = tempfile::Builder::new()
-        .prefix("pgkeel-busy-")
-        .tempdir()
-        .unwrap();
-    let c = LocalCluster::start(Options {
-        nodes: 3,
-        dir: dir.path().to_path_buf(),
-        pgkeel: env!("CARGO_BIN_EXE_pgkeel").into(),
-        scope: "busy".into(),
-        timing: Timing::default(),
-        pg_parameters: vec![
+    let c = start_opts("busy", 3, Timing::default(), |o| {
+        o.pg_parameters = vec![
             ("max_connections".into(), "20".into()),
             ("superuser_reserved_connections".into(), "3".into()),
-        ],
-        ..Default::default()
-    })
-    .unwrap();
+        ];
+    });
     let leader = must(&c, c.wait_healthy(3, BOOT).await);
     let li = c.index_of(&leader).unwrap();
     let pm = c.postmaster_pid(li).unwrap();

@@ -43,22 +43,34 @@ pub fn start_with(
     dcs_extra: &str,
     node_tags: &[&str],
 ) -> TestCluster {
+    start_opts(scope, nodes, timing, |o| {
+        o.dcs_extra = dcs_extra.into();
+        o.node_tags = node_tags.iter().map(|t| t.to_string()).collect();
+    })
+}
+
+/// A cluster in a temporary directory with whatever else `tweak` sets in its options.
+pub fn start_opts(
+    scope: &str,
+    nodes: usize,
+    timing: Timing,
+    tweak: impl FnOnce(&mut Options),
+) -> TestCluster {
     let dir = tempfile::Builder::new()
         .prefix(&format!("pgkeel-{scope}-"))
         .tempdir()
         .expect("tempdir");
-    let cluster = LocalCluster::start(Options {
+    let mut opts = Options {
         nodes,
         dir: dir.path().to_path_buf(),
         pgkeel: env!("CARGO_BIN_EXE_pgkeel").into(),
         scope: scope.into(),
         timing,
         rest_auth: None,
-        dcs_extra: dcs_extra.into(),
-        node_tags: node_tags.iter().map(|t| t.to_string()).collect(),
         ..Default::default()
-    })
-    .expect("starting the local cluster");
+    };
+    tweak(&mut opts);
+    let cluster = LocalCluster::start(opts).expect("starting the local cluster");
     TestCluster { cluster, _dir: dir }
 }
 
