@@ -52,17 +52,7 @@ pub(crate) fn read_json_object(
     }
 }
 
-/// Python's `bool(value)` for a JSON value.
-pub(crate) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub(crate) use pgkeel_core::flag::truthy;
 
 /// Patroni's `parse_bool(value) or False`: `str(value).lower()` among on/true/yes/1.
 pub(crate) fn parse_bool(v: Option<&Value>) -> bool {

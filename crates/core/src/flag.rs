@@ -7,6 +7,19 @@
 
 use serde_json::Value;
 
+/// Python's `bool(value)` for a JSON value (how Patroni and patronictl test an optional
+/// field): null, false, 0, "", [] and {} are false, anything else is true (`"false"` too).
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 /// Patroni's `parse_bool` for a JSON value: `Some(true)`, `Some(false)`, or `None` when
 /// the value is not one of Patroni's spellings (`null`, `2`, `1.0`, `"maybe"`, a list...).
 pub fn parse_bool(v: &Value) -> Option<bool> {

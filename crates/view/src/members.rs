@@ -337,17 +337,8 @@ fn service_info(json: &Value) -> Vec<String> {
     info
 }
 
-/// Python's `bool(v)`, as patronictl tests a member's value (`if member.get(...)`).
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+// Python's `bool(v)`, as patronictl tests a member's value (`if member.get(...)`).
+use pgkeel_core::flag::truthy;
 
 #[cfg(test)]
 mod tests {
