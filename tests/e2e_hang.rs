@@ -23,6 +23,12 @@ fn takeover_bound() -> Duration {
     BOUND + LOOP_WAIT + Duration::from_secs(20)
 }
 
+/// A process that can never run again: gone, a zombie, or asleep in the kernel with SIGKILL
+/// pending (on a stalled disk), which it acts on before any return to its own code.
+fn finished(pid: i32) -> bool {
+    gone(pid) || pgkeel_pg::signal::sigkill_pending(pid)
+}
+
 /// A process that is gone, or a zombie (it runs no code and holds nothing).
 fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -159,6 +165,7 @@ async fn a_leader_whose_disk_stalls_fails_over_and_its_lease_renewals_are_never_
     // remaining ttl going up. Until the key moves, the renewals must keep their period.
     let mut renewals = Vec::new();
     let mut last_ttl = None;
+    let mut left_at_release = None;
     let deadline = stalled + takeover_bound();
     let new = loop {
         if let Ok(Some(ttl)) = dcs.lease_time_to_live(lease).await {
@@ -168,6 +175,16 @@ async fn a_leader_whose_disk_stalls_fails_over_and_its_lease_renewals_are_never_
             last_ttl = Some(ttl);
         }
         if let Ok(cl) = dcs.load().await {
+            if left_at_release.is_none() && cl.leader_name() != Some(old.as_str()) {
+                // The key is gone: by then no process of the stalled primary may run again.
+                left_at_release = Some((
+                    pids.iter()
+                        .copied()
+                        .filter(|p| !finished(*p))
+                        .collect::<Vec<_>>(),
+                    dcs.lease_time_to_live(lease).await,
+                ));
+            }
             if let Some(l) = cl.leader_name().filter(|l| *l != old) {
                 if cl.member(l).is_some_and(|m| m.role == "primary") {
                     break l.to_string();
@@ -219,12 +236,23 @@ async fn a_leader_whose_disk_stalls_fails_over_and_its_lease_renewals_are_never_
         pct(1.0) < period.as_secs_f64() + 0.5,
         "a renewal came late during the stall: {gaps:?}"
     );
-    // FUSE waits are killable: the hung processes were killed before the key was released.
-    let left: Vec<i32> = pids.iter().copied().filter(|p| !gone(*p)).collect();
+    // The hung processes were killed (gone, or doomed in D state) before the key went, and
+    // the key went because the agent released it, not because its lease ran out.
+    let (left, lease_ttl) = left_at_release.expect("the key left the old leader");
+    let stuck: Vec<i32> = pids.iter().copied().filter(|p| !gone(*p)).collect();
     c.resume_disk(oi);
+    println!(
+        "disk stalled: at the release {} of {} processes had SIGKILL pending in D state; old lease ttl left {lease_ttl:?}",
+        stuck.len(),
+        pids.len()
+    );
     assert!(
         left.is_empty(),
-        "processes of the stalled primary still there: {left:?}"
+        "processes of the stalled primary could still run when the key went: {left:?}"
+    );
+    assert!(
+        matches!(lease_ttl, Ok(Some(t)) if t > 0),
+        "the key expired with the lease instead of being released: {lease_ttl:?}"
     );
     must(&c, c.wait_healthy(3, Duration::from_secs(180)).await);
 }

@@ -186,6 +186,9 @@ pub async fn run_with<E: Env>(
     let mut dcs_last_seen: Option<SystemTime> = None;
     let mut last_reason = String::new();
     let mut published_member = None;
+    // A configuration change whose files could not be written (a stalled or failing disk)
+    // is tried again every loop until it lands.
+    let mut config_unapplied = false;
     // The local server as the end of the last loop found it, when it did not answer.
     let mut silent_pg = None;
 
@@ -245,8 +248,14 @@ pub async fn run_with<E: Env>(
             let target = pg_settings(&cfg, &wanted);
             if pg.set_config(target.parameters, target.pg_hba) {
                 tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
-                if let Err(e) = pg.apply().await {
-                    tracing::error!("applying the dynamic configuration failed: {e:#}");
+                config_unapplied = true;
+            }
+            if config_unapplied {
+                match pg.apply().await {
+                    Ok(()) => config_unapplied = false,
+                    Err(e) => tracing::error!(
+                        "applying the dynamic configuration failed (trying again next loop): {e:#}"
+                    ),
                 }
             }
             dynamic = wanted;

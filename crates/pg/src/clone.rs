@@ -7,9 +7,11 @@ use anyhow::{bail, Context};
 use pgkeel_core::{StopMode, Upstream};
 
 use crate::conf::Role;
-use crate::control::live_postmaster;
 use crate::run_as::Invocation;
 use crate::Pg;
+
+/// Bound on emptying a data directory before a re-clone.
+const CLEAR_WITHIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Removes everything inside `dir` but not `dir` itself, which may be a mount point.
 pub(crate) fn clear_dir(dir: &Path) -> anyhow::Result<()> {
@@ -40,12 +42,20 @@ impl Pg {
     pub async fn clone_from(&self, source: &Upstream) -> anyhow::Result<()> {
         let s = self.settings();
         let dir = self.data_dir();
-        if !self.data_dir_empty() {
-            bail!("cannot clone into {}: it is not empty", dir.display());
-        }
-        let owner = self.owner()?;
-        owner.create_dir(dir)?;
-        self.write_pgpass()?;
+        let owner = self
+            .on_disk_op("preparing the data directory for a clone", |pg| {
+                if !pg.data_dir_empty() {
+                    bail!(
+                        "cannot clone into {}: it is not empty",
+                        pg.data_dir().display()
+                    );
+                }
+                let owner = pg.owner()?;
+                owner.create_dir(pg.data_dir())?;
+                pg.write_pgpass()?;
+                Ok(owner)
+            })
+            .await?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "-D".into(),
             dir.into(),
@@ -82,16 +92,25 @@ impl Pg {
         })?;
         // The copy carries the source's managed files (its port, its name): make them ours,
         // and make a plain start come up as a replica of the source.
-        self.write_managed(Role::Replica(Some(source)))
+        self.write_managed(Role::Replica(Some(source))).await
     }
 
     pub async fn reinit(&self, source: &Upstream) -> anyhow::Result<()> {
-        let dir = self.data_dir();
-        if live_postmaster(dir).is_some() {
+        if self.postmaster_pid().await?.is_some() {
             // The data is being thrown away: no need for a clean shutdown.
             self.stop(StopMode::Immediate).await?;
         }
-        clear_dir(dir).with_context(|| format!("emptying {} before re-cloning", dir.display()))?;
+        // Removing a large data directory takes as long as it takes (like the copy).
+        self.on_disk(
+            "emptying the data directory before re-cloning",
+            CLEAR_WITHIN,
+            |pg| {
+                clear_dir(pg.data_dir()).with_context(|| {
+                    format!("emptying {} before re-cloning", pg.data_dir().display())
+                })
+            },
+        )
+        .await?;
         self.clone_from(source).await
     }
 }

@@ -95,7 +95,12 @@ impl Pg {
 
     pub(crate) async fn stopped_view(&self) -> anyhow::Result<Stopped> {
         let fields = self.controldata().await?;
-        stopped_from(&fields, self.standby_signal_path().exists()).with_context(|| {
+        let standby_signal = self
+            .on_disk_quick("looking for standby.signal", |pg| {
+                Ok(pg.standby_signal_path().exists())
+            })
+            .await?;
+        stopped_from(&fields, standby_signal).with_context(|| {
             format!(
                 "reading the control file of {}",
                 self.settings().data_dir.display()

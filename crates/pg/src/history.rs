@@ -56,15 +56,22 @@ impl Pg {
             .data_dir()
             .join("pg_wal")
             .join(format!("{timeline:08X}.history"));
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        // Patroni's format: the moment the history file appeared, i.e. the promotion.
-        let timestamp = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .map(|t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Micros, false));
+        let (text, timestamp) = self
+            .on_disk_quick("reading the timeline history", move |_| {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                // Patroni's format: the moment the history file appeared, i.e. the promotion.
+                let timestamp = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|t| {
+                        DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Micros, false)
+                    });
+                Ok((text, timestamp))
+            })
+            .await?;
         parse_history(&text, timestamp.as_deref())
-            .with_context(|| format!("parsing {}", path.display()))
+            .with_context(|| format!("parsing the history file of timeline {timeline}"))
     }
 }
 

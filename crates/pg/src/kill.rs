@@ -50,8 +50,11 @@ impl Pg {
     }
 
     /// Remembers the postmaster a start just launched, for the fence.
-    pub(crate) fn remember_postmaster(&self) {
-        self.postmaster.set(live_postmaster(self.data_dir()));
+    pub(crate) async fn remember_postmaster(&self) {
+        if let Err(e) = self.postmaster_pid().await {
+            // The next observation reads postmaster.pid again.
+            tracing::warn!("cannot remember the postmaster just started: {e:#}");
+        }
     }
 
     /// The postmaster as last seen, for the fence.

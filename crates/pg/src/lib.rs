@@ -19,6 +19,7 @@ mod clone;
 mod conf;
 mod control;
 mod details;
+mod disk;
 mod hba;
 mod history;
 mod kill;
@@ -86,6 +87,9 @@ pub struct Pg {
     last_silent: Arc<AtomicBool>,
     /// The primary's flushed WAL position at the last probe (see `status::wal_flushes`).
     last_flush: Arc<std::sync::Mutex<Option<pgkeel_core::Lsn>>>,
+    /// Who PostgreSQL programs run as, once the data directory exists: not looked up
+    /// (`stat`, `getpwuid`) again for every program the agent runs.
+    owner: Arc<std::sync::Mutex<Option<run_as::Owner>>>,
 }
 
 impl Pg {
@@ -112,6 +116,7 @@ impl Pg {
             fs_busy: Arc::default(),
             last_silent: Arc::default(),
             last_flush: Arc::default(),
+            owner: Arc::default(),
         }
     }
 
@@ -146,7 +151,15 @@ impl Pg {
     }
 
     pub(crate) fn owner(&self) -> anyhow::Result<run_as::Owner> {
-        run_as::Owner::resolve(self.data_dir())
+        let mut cached = self.owner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = &*cached {
+            return Ok(o.clone());
+        }
+        let owner = run_as::Owner::resolve(self.data_dir())?;
+        if owner.from_data_dir {
+            *cached = Some(owner.clone());
+        }
+        Ok(owner)
     }
 
     pub(crate) fn standby_signal_path(&self) -> PathBuf {

@@ -10,7 +10,6 @@ use pgkeel_core::{StopMode, Upstream};
 use tokio::io::AsyncReadExt;
 
 use crate::conf::Role;
-use crate::control::live_postmaster;
 use crate::run_as::{tail, Invocation};
 use crate::status::ConnectFailure;
 use crate::Pg;
@@ -51,17 +50,22 @@ impl Pg {
 
     pub async fn bootstrap(&self) -> anyhow::Result<()> {
         let dir = self.data_dir();
-        if !self.data_dir_empty() {
-            bail!(
-                "cannot bootstrap: data directory {} is not empty",
-                dir.display()
-            );
-        }
-        let owner = self.owner()?;
-        owner.create_dir(dir)?;
+        let owner = self
+            .on_disk_op("preparing the data directory for initdb", |pg| {
+                if !pg.data_dir_empty() {
+                    bail!(
+                        "cannot bootstrap: data directory {} is not empty",
+                        pg.data_dir().display()
+                    );
+                }
+                let owner = pg.owner()?;
+                owner.create_dir(pg.data_dir())?;
+                Ok(owner)
+            })
+            .await?;
         self.initdb(&owner).await?;
         let result = async {
-            self.write_managed(Role::Primary)?;
+            self.write_managed(Role::Primary).await?;
             self.start(Role::Primary).await?;
             self.create_roles().await
         }
@@ -70,7 +74,12 @@ impl Pg {
             // A half-bootstrapped directory would block the next attempt (bootstrap wants an
             // empty directory), so it goes, as in Patroni.
             let _ = self.stop(StopMode::Immediate).await;
-            if let Err(rm) = crate::clone::clear_dir(dir) {
+            let cleared = self
+                .on_disk_op("removing a half-bootstrapped data directory", |pg| {
+                    crate::clone::clear_dir(pg.data_dir())
+                })
+                .await;
+            if let Err(rm) = cleared {
                 tracing::warn!(
                     error = format!("{rm:#}"),
                     "cannot clean up after a failed bootstrap"
@@ -177,13 +186,13 @@ impl Pg {
     /// may be down.
     async fn start(&self, role: Role<'_>) -> anyhow::Result<()> {
         let dir = self.data_dir();
-        if let Some(pid) = live_postmaster(dir) {
+        if let Some(pid) = self.postmaster_pid().await? {
             bail!(
                 "PostgreSQL in {} is already running (pid {pid})",
                 dir.display()
             );
         }
-        self.write_managed(role)?;
+        self.write_managed(role).await?;
         let owner = self.owner()?;
         let log = self.server_log_path();
         let secs = self.secs();
@@ -207,17 +216,23 @@ impl Pg {
             status = child.wait() => status.with_context(|| format!("waiting for pg_ctl start for {}", dir.display()))?,
             () = self.wait_recovering(), if replica => {
                 tracing::info!(data_dir = %dir.display(), "replica started; waiting for WAL to become consistent");
-                self.remember_postmaster();
+                self.remember_postmaster().await;
                 return Ok(());
             }
             () = tokio::time::sleep(inv.timeout) => bail!("pg_ctl start for {} did not finish within {:?}", dir.display(), inv.timeout),
         };
         if status.success() {
-            self.remember_postmaster();
+            self.remember_postmaster().await;
             return Ok(());
         }
         let pg_ctl_said = stderr_text.await.unwrap_or_default();
-        let server_said = std::fs::read_to_string(&log).unwrap_or_default();
+        let log_read = log.clone();
+        let server_said = self
+            .on_disk_quick("reading the server log", move |_| {
+                Ok(std::fs::read_to_string(&log_read).unwrap_or_default())
+            })
+            .await
+            .unwrap_or_else(|e| format!("({e:#})"));
         Err(anyhow!(
             "pg_ctl start for {} failed ({status}): {}\nserver log {}:\n{}",
             dir.display(),
@@ -232,7 +247,7 @@ impl Pg {
     /// it against pg_ctl, which reports a postmaster that died).
     async fn wait_recovering(&self) {
         loop {
-            if live_postmaster(self.data_dir()).is_some() {
+            if matches!(self.postmaster_pid().await, Ok(Some(_))) {
                 // Any answer counts: the texts that tell "starting up" from "not consistent
                 // yet" are translated (lc_messages), and a startup failure past this point
                 // is one the agent observes later anyway (the postmaster exits).
@@ -246,7 +261,7 @@ impl Pg {
     }
 
     pub async fn stop(&self, mode: StopMode) -> anyhow::Result<()> {
-        if live_postmaster(self.data_dir()).is_none() {
+        if self.postmaster_pid().await?.is_none() {
             return Ok(());
         }
         let m = match mode {
@@ -260,7 +275,7 @@ impl Pg {
             .await;
         match result {
             // It may have stopped on its own meanwhile.
-            Err(_) if live_postmaster(self.data_dir()).is_none() => Ok(()),
+            Err(_) if matches!(self.postmaster_pid().await, Ok(None)) => Ok(()),
             Err(e) => Err(e),
             Ok(_) => Ok(()),
         }
@@ -273,7 +288,7 @@ impl Pg {
     }
 
     pub async fn follow(&self, upstream: &Upstream) -> anyhow::Result<()> {
-        self.write_managed(Role::Replica(Some(upstream)))?;
+        self.write_managed(Role::Replica(Some(upstream))).await?;
         // PostgreSQL >= 13 restarts the WAL receiver when primary_conninfo or
         // primary_slot_name change on SIGHUP.
         self.pg_ctl(&["reload"])?.run(&self.owner()?).await?;
@@ -294,7 +309,11 @@ impl Pg {
         let deadline = tokio::time::Instant::now() + s.op_timeout;
         let client = self.client().await.context("promote")?;
         if in_recovery(&client).await? {
-            self.write_known_history(newest_known, cluster_history)?;
+            let history = cluster_history.to_vec();
+            self.on_disk_op("writing the cluster's history files", move |pg| {
+                pg.write_known_history(newest_known, &history)
+            })
+            .await?;
             let secs = i32::try_from(s.op_timeout.as_secs().max(1)).unwrap_or(60);
             let promoted = tokio::time::timeout(
                 s.op_timeout + Duration::from_secs(5),
@@ -326,7 +345,7 @@ impl Pg {
             .context("CHECKPOINT after promote")?;
         // Keep the files consistent with what runs now; nothing to reload (the recovery
         // settings are ignored without standby.signal).
-        self.write_managed(Role::Primary)?;
+        self.write_managed(Role::Primary).await?;
         Ok(())
     }
 }

@@ -9,9 +9,19 @@ use crate::hba;
 use crate::Pg;
 
 impl Pg {
+    /// [`Pg::write_managed_now`] off the runtime, bounded like the operation it is part of.
+    pub(crate) async fn write_managed(&self, role: Role<'_>) -> anyhow::Result<()> {
+        let role = conf::OwnedRole::of(&role);
+        self.on_disk_op("writing the managed configuration files", move |pg| {
+            pg.write_managed_now(role.as_role())
+        })
+        .await
+    }
+
     /// Writes `postgresql.conf`, `pg_hba.conf`, the pgpass file and the signal file for
-    /// `role`. Safe to repeat; the server picks the files up on start or reload.
-    pub(crate) fn write_managed(&self, role: Role<'_>) -> anyhow::Result<()> {
+    /// `role`. Safe to repeat; the server picks the files up on start or reload. Blocking:
+    /// callers on the runtime use [`Pg::write_managed`].
+    pub(crate) fn write_managed_now(&self, role: Role<'_>) -> anyhow::Result<()> {
         let s = self.settings();
         let owner = self.owner()?;
         let dir = self.data_dir();
@@ -67,8 +77,14 @@ impl Pg {
         let Some(role) = role else {
             return Ok(()); // never written by this agent: the next start writes them
         };
-        self.write_managed(role.as_role())?;
-        if crate::control::live_postmaster(self.data_dir()).is_some() {
+        // A configuration change on a loaded server: bounded like the loop's other reads.
+        let running = self
+            .on_disk_quick("rewriting the managed configuration files", move |pg| {
+                pg.write_managed_now(role.as_role())?;
+                Ok(crate::control::live_postmaster(pg.data_dir()).is_some())
+            })
+            .await?;
+        if running {
             self.reload().await?;
         }
         Ok(())

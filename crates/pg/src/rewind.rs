@@ -4,7 +4,6 @@ use anyhow::{bail, Context};
 use pgkeel_core::Upstream;
 
 use crate::conf::{quote_conninfo, Role};
-use crate::control::live_postmaster;
 use crate::managed::remove_if_exists;
 use crate::run_as::Invocation;
 use crate::Pg;
@@ -18,7 +17,7 @@ impl Pg {
     pub async fn rewind(&self, source: &Upstream) -> anyhow::Result<()> {
         let s = self.settings();
         let dir = self.data_dir();
-        if let Some(pid) = live_postmaster(dir) {
+        if let Some(pid) = self.postmaster_pid().await? {
             bail!(
                 "cannot rewind {}: PostgreSQL is running (pid {pid})",
                 dir.display()
@@ -28,7 +27,8 @@ impl Pg {
         if !cleanly_shut_down(&state) {
             self.ensure_clean_shutdown(&state).await?;
         }
-        self.write_pgpass()?;
+        self.on_disk_op("writing the pgpass file", |pg| pg.write_pgpass())
+            .await?;
         let conninfo = [
             ("host", source.host.clone()),
             ("port", source.port.to_string()),
@@ -68,7 +68,7 @@ impl Pg {
         // pg_rewind copied the source's config files over ours (even when it failed part
         // way). Whatever happened, this node must not come back as a primary on its own:
         // the managed files say replica of the source.
-        self.write_managed(Role::Replica(Some(source)))?;
+        self.write_managed(Role::Replica(Some(source))).await?;
         result.map(|_| ())
     }
 
@@ -77,16 +77,21 @@ impl Pg {
     /// backup needs its WAL source, which single-user mode does not have.
     async fn ensure_clean_shutdown(&self, state: &str) -> anyhow::Result<()> {
         let dir = self.data_dir();
-        if dir.join("backup_label").exists() {
-            bail!(
-                "cannot rewind {}: it was not shut down cleanly ({state}) and has a backup_label",
-                dir.display()
-            );
-        }
+        let state_now = state.to_owned();
+        self.on_disk_op("preparing crash recovery", move |pg| {
+            let dir = pg.data_dir();
+            if dir.join("backup_label").exists() {
+                bail!(
+                    "cannot rewind {}: it was not shut down cleanly ({state_now}) and has a backup_label",
+                    dir.display()
+                );
+            }
+            // Single-user mode refuses to run as a standby.
+            remove_if_exists(&pg.standby_signal_path())?;
+            remove_if_exists(&dir.join("recovery.signal"))
+        })
+        .await?;
         tracing::info!(data_dir = %dir.display(), state, "crash recovery in single-user mode before pg_rewind");
-        // Single-user mode refuses to run as a standby.
-        remove_if_exists(&self.standby_signal_path())?;
-        remove_if_exists(&dir.join("recovery.signal"))?;
         let args: Vec<std::ffi::OsString> = [
             "--single",
             "-D",

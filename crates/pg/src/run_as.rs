@@ -22,8 +22,13 @@ pub(crate) struct Owner {
     pub uid: Uid,
     pub gid: Gid,
     pub home: PathBuf,
+    /// The user's name, for `USER` and `LOGNAME` (looked up once, not per spawn).
+    pub name: Option<String>,
     /// Switch user when spawning: only when the agent is root.
     pub switch: bool,
+    /// The owner came from an existing data directory (not the `postgres` default), so it
+    /// holds for as long as the directory does.
+    pub from_data_dir: bool,
 }
 
 impl Owner {
@@ -32,16 +37,17 @@ impl Owner {
     pub fn resolve(data_dir: &Path) -> anyhow::Result<Owner> {
         if !Uid::effective().is_root() {
             let uid = Uid::effective();
-            let home = User::from_uid(uid)
-                .ok()
-                .flatten()
-                .map(|u| u.dir)
-                .unwrap_or_else(|| PathBuf::from("/"));
+            let user = User::from_uid(uid).ok().flatten();
             return Ok(Owner {
                 uid,
                 gid: Gid::effective(),
-                home,
+                home: user
+                    .as_ref()
+                    .map(|u| u.dir.clone())
+                    .unwrap_or_else(|| PathBuf::from("/")),
+                name: user.map(|u| u.name),
                 switch: false,
+                from_data_dir: true,
             });
         }
         let existing = fs::metadata(data_dir)
@@ -65,7 +71,9 @@ impl Owner {
             uid: user.uid,
             gid: user.gid,
             home: user.dir,
+            name: Some(user.name),
             switch: true,
+            from_data_dir: existing.is_some(),
         })
     }
 
@@ -175,8 +183,8 @@ impl Invocation<'_> {
             // without explicit groups, so root's groups do not leak into PostgreSQL.
             cmd.uid(owner.uid.as_raw()).gid(owner.gid.as_raw());
             cmd.env("HOME", &owner.home);
-            if let Ok(Some(u)) = User::from_uid(owner.uid) {
-                cmd.env("USER", &u.name).env("LOGNAME", &u.name);
+            if let Some(name) = &owner.name {
+                cmd.env("USER", name).env("LOGNAME", name);
             }
         }
         cmd.stdin(Stdio::null());

@@ -16,6 +16,8 @@ use nix::unistd::Pid;
 pub struct ProcStat {
     pub state: char,
     pub ppid: i32,
+    /// Process group: `pg_ctl` makes the postmaster a group leader.
+    pub pgrp: i32,
     /// Clock ticks after boot at which the process started: with the pid, its identity.
     pub start: u64,
 }
@@ -25,11 +27,32 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // state is field 3 of the line, ppid 4, starttime 22: here 0, 1 and 19.
+    // state is field 3 of the line, ppid 4, pgrp 5, starttime 22: here 0, 1, 2 and 19.
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
         start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether a `SigPnd:`/`ShdPnd:` mask of `/proc/PID/status` holds SIGKILL (signal 9: bit 8).
+fn mask_has_sigkill(hex: &str) -> bool {
+    u64::from_str_radix(hex.trim(), 16).is_ok_and(|m| m & (1 << 8) != 0)
+}
+
+/// The process has SIGKILL pending (it sleeps uninterruptibly, in D state, on a stalled
+/// disk). The kernel acts on SIGKILL before any return to user space, so such a process
+/// never runs another instruction of its own: it can neither commit nor answer a client.
+/// It only finishes the system call it is in (a write to its WAL lands locally, and a
+/// rewind takes care of that) and dies.
+pub fn sigkill_pending(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|text| {
+        text.lines().any(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+                .is_some_and(mask_has_sigkill)
+        })
     })
 }
 
@@ -66,6 +89,12 @@ impl Proc {
         stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z' && s.state != 'X')
     }
 
+    /// Gone, or doomed: SIGKILL is pending and it will never run its own code again (see
+    /// [`sigkill_pending`]).
+    pub fn finished(&self) -> bool {
+        !self.alive() || sigkill_pending(self.pid)
+    }
+
     fn signal(&self, sig: Signal) {
         if self.alive() {
             let _ = kill(Pid::from_raw(self.pid), sig);
@@ -92,12 +121,25 @@ pub fn children(parent: i32) -> Vec<Proc> {
 }
 
 /// SIGKILL to the postmaster and every process it started; the children are listed first,
-/// before the postmaster's death orphans them. Returns every process signalled.
+/// before the postmaster's death orphans them, and listed again afterwards: a child forked
+/// in between appears in `/proc` before the fork returns, so the second listing holds it.
+/// Each PostgreSQL child leaves the postmaster's process group (`setsid`) as it starts; a
+/// group signal as well catches one forked that very moment. Returns every process
+/// signalled.
 pub fn kill_tree(postmaster: Proc) -> Vec<Proc> {
     let mut all = children(postmaster.pid);
+    if postmaster.alive() && stat(postmaster.pid).is_some_and(|s| s.pgrp == postmaster.pid) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(postmaster.pid), Signal::SIGKILL);
+    }
     postmaster.signal(Signal::SIGKILL);
     for c in &all {
         c.signal(Signal::SIGKILL);
+    }
+    for c in children(postmaster.pid) {
+        if !all.contains(&c) {
+            c.signal(Signal::SIGKILL);
+            all.push(c);
+        }
     }
     all.push(postmaster);
     all
@@ -158,7 +200,9 @@ pub fn stop_postmaster(
 
 /// Why [`terminate`] could not finish.
 #[derive(Debug, thiserror::Error)]
-#[error("PostgreSQL processes {pids:?} are still there {waited:?} after SIGKILL (uninterruptible sleep on a stalled disk?)")]
+#[error(
+    "PostgreSQL processes {pids:?} are still running {waited:?} after SIGKILL, without it pending"
+)]
 pub struct NotGone {
     pub pids: Vec<i32>,
     pub waited: Duration,
@@ -167,7 +211,9 @@ pub struct NotGone {
 /// Stops the postmaster and all its processes, whatever state they are in: an immediate
 /// shutdown if the postmaster can act on it and does so within `grace`; otherwise (or if it
 /// is stopped) SIGKILL of the postmaster and every backend. Waits up to `wait` for all of
-/// them to be gone. Blocking (it sleeps between looks): call it off the async runtime.
+/// them to be finished: gone, or in uninterruptible sleep with SIGKILL pending (a stalled
+/// disk), where they can never commit or answer again (see [`sigkill_pending`]). Blocking
+/// (it sleeps between looks): call it off the async runtime.
 pub fn terminate(postmaster: Proc, grace: Duration, wait: Duration) -> Result<(), NotGone> {
     let started = Instant::now();
     let mut procs = children(postmaster.pid);
@@ -189,10 +235,21 @@ pub fn terminate(postmaster: Proc, grace: Duration, wait: Duration) -> Result<()
         p.signal(Signal::SIGKILL);
     }
     if wait_gone(&procs, wait) {
+        let doomed: Vec<i32> = procs.iter().filter(|p| p.alive()).map(|p| p.pid).collect();
+        if !doomed.is_empty() {
+            tracing::warn!(
+                "PostgreSQL processes {doomed:?} sleep uninterruptibly with SIGKILL pending \
+                 (a stalled disk?): they can never run again and die once the disk answers"
+            );
+        }
         return Ok(());
     }
     Err(NotGone {
-        pids: procs.iter().filter(|p| p.alive()).map(|p| p.pid).collect(),
+        pids: procs
+            .iter()
+            .filter(|p| !p.finished())
+            .map(|p| p.pid)
+            .collect(),
         waited: started.elapsed(),
     })
 }
@@ -200,7 +257,7 @@ pub fn terminate(postmaster: Proc, grace: Duration, wait: Duration) -> Result<()
 fn wait_gone(procs: &[Proc], within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
-        if procs.iter().all(|p| !p.alive()) {
+        if procs.iter().all(Proc::finished) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -249,6 +306,16 @@ mod tests {
             .alive(),
             "another start time is another process"
         );
+    }
+
+    #[test]
+    fn sigkill_is_bit_eight_of_the_pending_masks() {
+        assert!(mask_has_sigkill("0000000000000100"));
+        assert!(mask_has_sigkill("0000000000004100"));
+        assert!(!mask_has_sigkill("0000000000000000"));
+        assert!(!mask_has_sigkill("0000000000000080")); // signal 8, SIGFPE
+        assert!(!mask_has_sigkill("garbage"));
+        assert!(!sigkill_pending(std::process::id() as i32));
     }
 
     #[test]

@@ -161,8 +161,13 @@ impl Pg {
         let deadline = self.settings().probe_timeout;
         let dir = self.data_dir().to_path_buf();
         let files = self
-            .bounded_fs(deadline, move || {
-                (crate::data_dir_is_empty(&dir), live_postmaster(&dir))
+            .bounded_fs(deadline, {
+                let pg = self.clone();
+                move || {
+                    // Looked up here, off the runtime, once: operations then find it cached.
+                    let _ = pg.owner();
+                    (crate::data_dir_is_empty(&dir), live_postmaster(&dir))
+                }
             })
             .await;
         let Some((empty, pid)) = files else {
@@ -209,26 +214,6 @@ impl Pg {
     /// are skipped instead of waiting out their own deadlines.
     pub(crate) fn was_silent(&self) -> bool {
         self.last_silent.load(Ordering::SeqCst)
-    }
-
-    /// Runs a blocking read of the data directory on a blocking thread, bounded by
-    /// `within`. A read stuck on a stalled disk keeps its thread until the disk answers, so
-    /// none is started while one is still stuck: the answer is then `None` at once.
-    pub(crate) async fn bounded_fs<T: Send + 'static>(
-        &self,
-        within: Duration,
-        read: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        if self.fs_busy.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        let busy = self.fs_busy.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let out = read();
-            busy.store(false, Ordering::SeqCst);
-            out
-        });
-        tokio::time::timeout(within, task).await.ok()?.ok()
     }
 
     async fn running_view(&self, deadline: Duration) -> PgView {

@@ -74,7 +74,7 @@ impl Pg {
             ssn,
             current: lsn(&current)?,
             rows,
-            managed: self.sync_standbys_set(),
+            managed: self.sync_standbys_set().await?,
         })
     }
 
@@ -85,20 +85,29 @@ impl Pg {
     /// keeps waiting for the standbys the sync key names. It is what `ALTER SYSTEM` writes,
     /// so it works on a stopped server too (before a start as primary).
     pub async fn set_sync_standbys(&self, value: Option<&str>) -> anyhow::Result<()> {
-        let path = self.data_dir().join(AUTO_CONF);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let updated = with_setting(&text, SSN, value);
-        self.owner()?.write_file(&path, &updated, 0o600)?;
-        if crate::control::live_postmaster(self.data_dir()).is_some() {
+        let value = value.map(str::to_owned);
+        let running = self
+            .on_disk_quick("setting synchronous_standby_names", move |pg| {
+                let path = pg.data_dir().join(AUTO_CONF);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let updated = with_setting(&text, SSN, value.as_deref());
+                pg.owner()?.write_file(&path, &updated, 0o600)?;
+                Ok(crate::control::live_postmaster(pg.data_dir()).is_some())
+            })
+            .await?;
+        if running {
             self.reload().await?;
         }
         Ok(())
     }
 
     /// Whether `postgresql.auto.conf` sets `synchronous_standby_names`.
-    pub fn sync_standbys_set(&self) -> bool {
-        std::fs::read_to_string(self.data_dir().join(AUTO_CONF))
-            .is_ok_and(|t| t.lines().any(|l| setting_name(l) == Some(SSN)))
+    pub async fn sync_standbys_set(&self) -> anyhow::Result<bool> {
+        self.on_disk_quick("reading postgresql.auto.conf", |pg| {
+            Ok(std::fs::read_to_string(pg.data_dir().join(AUTO_CONF))
+                .is_ok_and(|t| t.lines().any(|l| setting_name(l) == Some(SSN))))
+        })
+        .await
     }
 }
 

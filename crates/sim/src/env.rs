@@ -368,10 +368,11 @@ impl Dcs for SimDcs {
 
 /// The adapter (`pgkeel_pg::Pg`) over the node's model, with the adapter's bounds: a
 /// probe answers `NoAnswer` after its deadline, operations that connect give up after
-/// theirs, `pg_ctl` after its timeout, and plain file reads and writes of the data
-/// directory (postgresql.auto.conf, the managed configuration, history files,
-/// `postmaster.pid`) wait for a stalled disk as long as it stalls, as they do in the
-/// adapter.
+/// theirs, `pg_ctl` after its timeout, and file reads and writes of the data directory
+/// (postgresql.auto.conf, the managed configuration, history files, `postmaster.pid`) give
+/// up after the probe's deadline (the loop's small ones) or the operation's timeout (a role
+/// change's), at most one stuck at a time, as they do in the adapter (`pgkeel_pg`'s
+/// `disk.rs`).
 pub struct SimPg {
     world: Arc<World>,
     node: usize,
@@ -388,7 +389,7 @@ type A<T> = anyhow::Result<T>;
 const CONNECT: Duration = Duration::from_secs(2);
 /// `pg_ctl`'s `-t`, `pg_basebackup`'s and `pg_rewind`'s bounds (`PgSettings::op_timeout`).
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
-use crate::scenario::KILL_WAIT;
+use crate::scenario::QUIT_GRACE;
 
 impl SimPg {
     fn ms(&self, lo: u64, hi: u64) -> Duration {
@@ -421,10 +422,30 @@ impl SimPg {
         s.pm_hung(self.node) || s.stalled(self.node)
     }
 
-    /// Waits for the data directory's storage (a plain file access: no bound).
-    async fn disk(&self) {
+    /// A file access the loop makes every time round, bounded like a probe (the adapter's
+    /// `on_disk_quick`): one stuck on the stalled disk keeps its thread until the disk
+    /// answers, and the next fails at once meanwhile.
+    async fn disk(&self, what: &str) -> A<()> {
+        self.disk_bounded(self.probe, what).await
+    }
+
+    /// A role change's file writes, bounded like the operation (`on_disk_op`).
+    async fn disk_op(&self, what: &str) -> A<()> {
+        self.disk_bounded(OP_TIMEOUT, what).await
+    }
+
+    async fn disk_bounded(&self, within: Duration, what: &str) -> A<()> {
+        use std::sync::atomic::Ordering;
         let i = self.node;
-        self.world.wait_until(None, |s| !s.stalled(i)).await;
+        if self.world.lock().stalled(i) && self.fs_stuck.load(Ordering::SeqCst) {
+            anyhow::bail!("{what}: an earlier operation on the data directory is still blocked");
+        }
+        if !self.world.wait_until(Some(within), |s| !s.stalled(i)).await {
+            self.fs_stuck.store(true, Ordering::SeqCst);
+            anyhow::bail!("{what}: the data directory did not answer within {within:?}");
+        }
+        self.fs_stuck.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Waits, up to `within`, for the storage (a command with a timeout).
@@ -527,8 +548,8 @@ impl Postgres for SimPg {
     }
     async fn set_sync_standbys(&self, value: Option<&str>) -> A<()> {
         let (i, v) = (self.node, value.unwrap_or("").to_string());
-        // postgresql.auto.conf is read and written with plain file calls.
-        self.disk().await;
+        // postgresql.auto.conf is read and written off the loop, bounded.
+        self.disk("setting synchronous_standby_names").await?;
         let d = self.ms(2, 10);
         self.world
             .local(i, d, |s| {
@@ -562,12 +583,12 @@ impl Postgres for SimPg {
     async fn timeline_history(&self) -> A<Vec<HistoryEntry>> {
         let i = self.node;
         if self.gray() {
-            // The adapter observes first (bounded), then reads the history file (not).
+            // The adapter observes first, then reads the history file: both bounded.
             match self.observe().await {
                 PgView::Running(_) | PgView::Stopped(_) => {}
                 other => anyhow::bail!("cannot tell the current timeline: PostgreSQL is {other:?}"),
             }
-            self.disk().await;
+            self.disk("reading the timeline history").await?;
         }
         Ok(self
             .world
@@ -630,17 +651,11 @@ impl Postgres for SimPg {
         let i = self.node;
         if self.world.lock().stalled(i) {
             // Processes in uninterruptible sleep: the SIGKILL stays pending until the
-            // storage answers again.
+            // storage answers again, and they die before running anything more. The
+            // adapter sees it pending (`/proc/PID/status`) after the immediate shutdown's
+            // grace and calls them finished.
             self.world.lock().sigkill(i, "killed");
-            if !self
-                .world
-                .wait_until(Some(KILL_WAIT), |s| !s.nodes[i].pg.running())
-                .await
-            {
-                anyhow::bail!(
-                    "PostgreSQL's processes are still there {KILL_WAIT:?} after SIGKILL (uninterruptible sleep)"
-                );
-            }
+            tokio::time::sleep(QUIT_GRACE).await;
             return Ok(());
         }
         self.world
@@ -707,10 +722,10 @@ impl Postgres for SimPg {
     async fn stop(&self, mode: StopMode) -> A<()> {
         let i = self.node;
         if self.gray() {
-            // The adapter reads postmaster.pid first (a plain read); pg_ctl's signal then
-            // waits for a stopped postmaster to run again, up to its timeout. An immediate
+            // The adapter reads postmaster.pid first (bounded); pg_ctl's signal then waits
+            // for a stopped postmaster to run again, up to its timeout. An immediate
             // shutdown's SIGQUIT reaches processes asleep on the disk when it answers.
-            self.disk().await;
+            self.disk("reading postmaster.pid").await?;
             if mode == StopMode::Immediate {
                 self.world.lock().sigkill(i, "stopped (immediate)");
             }
@@ -734,8 +749,9 @@ impl Postgres for SimPg {
     async fn follow(&self, upstream: &Upstream) -> A<()> {
         let i = self.node;
         let up = self.world.node_of(&upstream.host);
-        // The managed configuration is written with plain file calls.
-        self.disk().await;
+        // The managed configuration is written off the loop, bounded like the operation.
+        self.disk_op("writing the managed configuration files")
+            .await?;
         let d = self.ms(5, 50);
         self.world
             .local(i, d, |s| match s.nodes[i].pg.proc {
@@ -756,10 +772,10 @@ impl Postgres for SimPg {
         // timeline is one past both its own and that one.
         let floor = newest_known;
         if self.gray() {
-            // A connection (bounded), history files (plain writes), then pg_promote, which
-            // needs the postmaster and the disk (up to the operation's timeout).
+            // A connection (bounded), history files (written within the operation's
+            // timeout), then pg_promote, which needs the postmaster and the disk (likewise).
             self.connect("promote").await?;
-            self.disk().await;
+            self.disk_op("writing the cluster's history files").await?;
             let i = self.node;
             if !self
                 .world

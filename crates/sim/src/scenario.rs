@@ -128,9 +128,10 @@ impl GrayTiming {
     }
 }
 
-/// How long `pgkeel_pg::Pg::kill` waits for the processes to go before it fails: 0.5 s
-/// after SIGQUIT, then 3 s after SIGKILL (`QUIT_GRACE`, `GONE_WITHIN`).
-pub const KILL_WAIT: Duration = Duration::from_millis(3500);
+/// How long `pgkeel_pg::Pg::kill` gives an immediate shutdown before SIGKILL (its
+/// `QUIT_GRACE`); processes asleep on a stalled disk then have SIGKILL pending, which the
+/// adapter counts as finished.
+pub const QUIT_GRACE: Duration = Duration::from_millis(500);
 
 /// The README's bound: after a gray failure of the leader begins (and lasts longer than
 /// `primary_hang_timeout`), a writable primary exists again within this much, as long as
@@ -144,9 +145,10 @@ pub const KILL_WAIT: Duration = Duration::from_millis(3500);
 ///   probe) after the bound is reached;
 /// - PostgreSQL hung (all of it, or the postmaster alone): the kill works at once (SIGKILL
 ///   reaches stopped processes), the key is released, a replica races and promotes: 2 s;
-/// - storage stalled: the kill fails after [`KILL_WAIT`] (uninterruptible sleep), the
-///   loop waits `loop_wait`, then stops renewing its lease; the key expires with the lease
-///   at most `ttl` later; then 2 s as above.
+/// - storage stalled: a file access of the loop may be stuck up to one probe deadline
+///   first; then the kill takes [`QUIT_GRACE`] (the SIGKILL stays pending in
+///   uninterruptible sleep, which counts as finished), the key is released; then 2 s as
+///   above.
 pub fn writable_again_within(gray: Gray, t: &GrayTiming) -> Duration {
     let detected = if t.probe >= t.hang {
         t.loop_wait + t.probe
@@ -156,7 +158,7 @@ pub fn writable_again_within(gray: Gray, t: &GrayTiming) -> Duration {
     let promoted = Duration::from_secs(2);
     match gray {
         Gray::PgHang | Gray::PmHang => detected + promoted,
-        Gray::DiskStall => detected + KILL_WAIT + t.loop_wait + t.ttl + promoted,
+        Gray::DiskStall => detected + t.probe + QUIT_GRACE + promoted,
     }
 }
 
@@ -165,7 +167,7 @@ pub fn writable_again_formula(gray: Gray) -> &'static str {
     match gray {
         Gray::PgHang | Gray::PmHang => "primary_hang_timeout + probe deadline + 2 loop_wait + 2s",
         Gray::DiskStall => {
-            "ttl + primary_hang_timeout + probe deadline + 3 loop_wait + kill wait 3.5s + 2s"
+            "primary_hang_timeout + 2 probe deadlines + 2 loop_wait + quit grace 0.5s + 2s"
         }
     }
 }

@@ -6,11 +6,12 @@
 //! The rule, in order:
 //! 1. A leader whose PostgreSQL has answered no probe for `primary_hang_timeout` is killed
 //!    (immediate shutdown, SIGKILL of the postmaster and every backend) and, only once no
-//!    process of it is left, gives up the key: a replica takes over at once.
-//! 2. If its processes cannot be proven gone (uninterruptible sleep on a dead disk: one of
-//!    them might still acknowledge a commit when the disk comes back), the key is never
-//!    released; the agent stops renewing its lease, which expires after ttl and takes the
-//!    key with it, while the fence keeps trying to stop the server.
+//!    process of it can run again (gone, or asleep on a stalled disk with SIGKILL pending,
+//!    which the kernel acts on before the process runs any code of its own), gives up the
+//!    key: a replica takes over at once.
+//! 2. If its processes cannot be proven finished, the key is never released; the agent
+//!    stops renewing its lease, which expires after ttl and takes the key with it, while
+//!    the fence keeps trying to stop the server.
 //! 3. Before the bound, nothing happens: a leader whose server answers again keeps leading.
 //!
 //! "Answered" means any answer, however slow: an error, `too many clients`, a refused
@@ -88,7 +89,7 @@ pub(super) fn check(ctx: &Ctx) -> Option<Decision> {
         return Some(Decision::act(
             abandon.into_iter().chain([Action::Kill]).collect(),
             format!(
-                "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven gone; the leader key expires with my lease, not renewed any more",
+                "fencing: I am {me}, PostgreSQL has not answered for {} and its processes cannot be proven finished; the leader key expires with my lease, not renewed any more",
                 secs(silent)
             ),
         ));
