@@ -327,7 +327,13 @@ pub async fn run_with<E: Env>(
         let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
         let lease_id = shared.lease().id;
         let key = Some((value.clone(), lease_id));
-        if lease_id != 0 && published_member != key {
+        // Also when the key in the DCS is not what was published (deleted, corrupt, written
+        // by hand, on another lease): it heals within one loop.
+        let dcs_differs = obs
+            .dcs
+            .as_ref()
+            .is_ok_and(|c| c.member_key_differs(&cfg.name, &value, lease_id));
+        if lease_id != 0 && (published_member != key || dcs_differs) {
             match dcs.touch_member(&cfg.name, &value, lease_id).await {
                 Ok(()) => published_member = key,
                 Err(e) => tracing::warn!("could not publish my member key: {e}"),

@@ -77,6 +77,15 @@ impl Cluster {
         self.members.get(name).and_then(MemberEntry::value)
     }
 
+    /// `members/<me>` as this read found it is not `wanted` bound to `lease`: deleted,
+    /// corrupt, another value (written by hand), or on another lease (a key written without
+    /// one never expires). The agent then writes it again, so its key heals within one loop
+    /// (Patroni rewrites its member key every loop).
+    pub fn member_key_differs(&self, me: &str, wanted: &MemberValue, lease: i64) -> bool {
+        !matches!(self.members.get(me), Some(MemberEntry::Ok(v)) if v == wanted)
+            || self.member_leases.get(me) != Some(&lease)
+    }
+
     /// The leader's last published WAL position (`/status.optime`).
     pub fn last_leader_lsn(&self) -> Option<u64> {
         self.status.as_ref().map(|s| s.optime)
@@ -125,6 +134,60 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_member_key_deleted_corrupt_changed_or_on_another_lease_differs() {
+        let mine = MemberValue {
+            conn_url: "postgres://10.0.0.2:5432/postgres".into(),
+            api_url: "http://10.0.0.2:8008/patroni".into(),
+            state: "streaming".into(),
+            role: "replica".into(),
+            version: Some("15.8".into()),
+            xlog_location: Some(0x300_0060),
+            receive_lsn: Some(0x300_0060),
+            replay_lsn: Some(0x300_0000),
+            replication_state: Some("streaming".into()),
+            timeline: Some(3),
+            pending_restart: Some(true),
+            ..Default::default()
+        };
+        // What the agent writes reads back equal, or it would rewrite its key every loop.
+        let json = serde_json::to_vec(&mine).unwrap();
+        let read = MemberValue::parse("/service/c/members/n2", &json).unwrap();
+        assert_eq!(read, mine);
+        let with = |entry: Option<MemberEntry>, lease: Option<i64>| {
+            let mut c = Cluster::default();
+            if let Some(e) = entry {
+                c.members.insert("n2".into(), e);
+            }
+            if let Some(l) = lease {
+                c.member_leases.insert("n2".into(), l);
+            }
+            c
+        };
+        assert!(
+            !with(Some(MemberEntry::Ok(read.clone())), Some(7)).member_key_differs("n2", &mine, 7)
+        );
+        assert!(
+            with(None, None).member_key_differs("n2", &mine, 7),
+            "deleted"
+        );
+        assert!(
+            with(Some(MemberEntry::Corrupt("garbage".into())), Some(7))
+                .member_key_differs("n2", &mine, 7),
+            "corrupt"
+        );
+        let mut other = mine.clone();
+        other.role = "primary".into();
+        assert!(
+            with(Some(MemberEntry::Ok(other)), Some(7)).member_key_differs("n2", &mine, 7),
+            "changed"
+        );
+        assert!(
+            with(Some(MemberEntry::Ok(mine.clone())), Some(0)).member_key_differs("n2", &mine, 7),
+            "written without a lease"
+        );
+    }
 
     #[test]
     fn pause_is_read_as_patroni_reads_it() {
