@@ -2,8 +2,8 @@
 //!
 //! Nothing here decides anything: every rule lives in `pgkeel_core` (`decide` for the HA
 //! loop; `decide::{writable_until, failsafe_round_due, predecessor_guard_may_go,
-//! shutdown_done, moves_to_new_ttl}` for the helpers below; `startup` for the duplicate
-//! name; `admin` for operator requests). The runtime gathers an
+//! shutdown_exit, forced_exit, moves_to_new_ttl}` for the helpers below; `pace` for when
+//! the next round runs; `startup` for the duplicate name; `admin` for operator requests). The runtime gathers an
 //! [`Observation`](pgkeel_core::Observation), calls `decide`, runs the actions in order,
 //! publishes what it saw to the REST API, and records what its actions met (a failed
 //! rewind or kill, since when PostgreSQL is silent) for the next observation. Beside the
@@ -30,6 +30,6 @@ pub use env::{Env, RealEnv};
 pub use fence::Fence;
 pub use lease::Keeper;
 pub use peers::parse_status;
-pub use run::{run, run_with, Io};
+pub use run::{run, run_with, Io, Stop};
 pub use settings::pg_settings;
 pub use shared::Shared;

@@ -8,8 +8,11 @@ use anyhow::Context;
 use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::effective_dynamic;
-use pgkeel_core::decide::{lease_alive, may_be_writable, moves_to_new_ttl, shutdown_done};
+use pgkeel_core::decide::{
+    forced_exit, lease_alive, may_be_writable, moves_to_new_ttl, shutdown_exit, ShutdownExit,
+};
 use pgkeel_core::observation::{Observation, PgView};
+use pgkeel_core::pace::next_round;
 use pgkeel_core::{decide, Config};
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
@@ -27,9 +30,18 @@ use crate::observe::Observer;
 use crate::settings::pg_settings;
 use crate::shared::Shared;
 
-/// Runs the agent until `shutdown` is cancelled, then stops PostgreSQL (a leader releases
-/// its key after the shutdown checkpoint) and revokes the lease.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// How the agent is asked to stop: `graceful` (the first SIGTERM/SIGINT) stops PostgreSQL
+/// (a leader releases its key after the shutdown checkpoint) and revokes the lease, within
+/// `pgkeel_core::decide::SHUTDOWN_BOUND`; `at_once` (a second signal) exits now, safely
+/// (see `pgkeel_core::decide::shutdown_exit`).
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub graceful: CancellationToken,
+    pub at_once: CancellationToken,
+}
+
+/// Runs the agent until `stop` says so.
+pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
     // Fail on a busy API port before touching anything.
     let listener = tokio::net::TcpListener::bind(cfg.restapi.listen)
         .await
@@ -91,12 +103,8 @@ pub struct Io {
 /// The agent over any [`Env`]: production passes [`RealEnv`], the simulator its in-memory
 /// world. Helper tasks live in a `JoinSet` owned by this future, so dropping it (an agent
 /// crash, in the simulator) ends them all, as a killed process would.
-pub async fn run_with<E: Env>(
-    env: Arc<E>,
-    cfg: Config,
-    io: Io,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> anyhow::Result<()> {
+    let shutdown = stop.graceful.clone();
     let Io {
         snap,
         admin: mut admin_rx,
@@ -191,201 +199,227 @@ pub async fn run_with<E: Env>(
     let mut config_unapplied = false;
     // The local server as the end of the last loop found it, when it did not answer.
     let mut silent_pg = None;
+    // Rounds in a row that followed at once (`pgkeel_core::pace`).
+    let mut streak = 0;
+    let mut shutdown_since = None;
 
-    loop {
-        let shutting_down = shutdown.is_cancelled();
-        let started = clock::now();
-        let mut obs = observer
-            .observe(
-                &mut memory,
-                shutting_down,
-                shared.paused(),
-                silent_pg.take(),
-            )
-            .await;
-        crate::failsafe::note(&mut obs, &shared, &cfg);
-        obs.failsafe_contact = failsafe_inbox
-            .last()
-            .map(|c| (c.leader.clone(), c.hold_until(dynamic.ttl)));
-        if obs.dcs.is_err() {
-            obs.last_config = last_cluster.as_ref().and_then(|c| c.config.clone());
-        }
-        shared.set_paused(obs.paused);
-        if obs.dcs.is_ok() {
-            shared.set_holds_key(holds_key(&cfg.name, &obs));
-        }
-        if let Ok(c) = &obs.dcs {
-            last_cluster = Some(c.clone());
-            dcs_last_seen = Some(env.wall_clock());
-            for w in &c.warnings {
-                tracing::warn!("DCS: {w}");
+    let rounds = async {
+        loop {
+            let shutting_down = shutdown.is_cancelled();
+            let started = clock::now();
+            if shutting_down && shutdown_since.is_none() {
+                shutdown_since = Some(started);
             }
-        }
-        track_writable(&shared, &obs.pg);
-        if matches!(&obs.pg, PgView::Running(r) if !r.in_recovery) {
-            memory.primary_start_failing_since = None;
-        }
-        // The cluster-wide configuration reaches this node within one loop: parameters and
-        // pg_hba are rewritten and reloaded (a parameter that needs a restart then shows as
-        // pending_restart), loop_wait applies to the next wait, and a new ttl moves the
-        // agent to a new lease (see `lease::change_ttl`).
-        if let Ok(c) = &obs.dcs {
-            let wanted = effective_dynamic(&cfg, c.config.as_ref());
-            if wanted.loop_wait != dynamic.loop_wait {
-                tracing::info!("loop_wait is now {:?}", wanted.loop_wait);
-            }
-            if moves_to_new_ttl(&shared.lease(), wanted.ttl, shutting_down) {
-                lease::change_ttl(
-                    &dcs,
-                    &shared,
-                    &cfg.name,
-                    wanted.ttl,
-                    holds_key(&cfg.name, &obs),
+            let mut obs = observer
+                .observe(
+                    &mut memory,
+                    shutting_down,
+                    shared.paused(),
+                    silent_pg.take(),
                 )
                 .await;
-                published_member = None; // re-publish under the new lease
+            crate::failsafe::note(&mut obs, &shared, &cfg);
+            obs.failsafe_contact = failsafe_inbox
+                .last()
+                .map(|c| (c.leader.clone(), c.hold_until(dynamic.ttl)));
+            if obs.dcs.is_err() {
+                obs.last_config = last_cluster.as_ref().and_then(|c| c.config.clone());
             }
-            let target = pg_settings(&cfg, &wanted);
-            if pg.set_config(target.parameters, target.pg_hba) {
-                tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
-                config_unapplied = true;
+            shared.set_paused(obs.paused);
+            if obs.dcs.is_ok() {
+                shared.set_holds_key(holds_key(&cfg.name, &obs));
             }
-            if config_unapplied {
-                match pg.apply().await {
-                    Ok(()) => config_unapplied = false,
-                    Err(e) => tracing::error!(
-                        "applying the dynamic configuration failed (trying again next loop): {e:#}"
-                    ),
+            if let Ok(c) = &obs.dcs {
+                last_cluster = Some(c.clone());
+                dcs_last_seen = Some(env.wall_clock());
+                for w in &c.warnings {
+                    tracing::warn!("DCS: {w}");
                 }
             }
-            dynamic = wanted;
-        }
-        if shutdown_done(&obs, &cfg.name) {
-            break;
-        }
-        let decision = decide(&obs, &cfg, clock::now());
-        if decision.reason != last_reason || decision.actions.iter().any(|a| !a.is_routine()) {
-            tracing::info!("{}", decision.reason);
-            last_reason = decision.reason.clone();
-        }
-
-        let details = pg.details().await;
-        let holds = holds_key(&cfg.name, &obs) && lease_alive(&obs.lease, clock::now());
-        let publish_now = |memory: &Memory| {
-            pgkeel_api::publish(
-                &snap,
-                member::snapshot(SnapshotInput {
-                    cfg: &cfg,
-                    dynamic: &dynamic,
-                    obs: &obs,
-                    memory,
-                    details: &details,
-                    last_cluster: last_cluster.as_ref(),
-                    dcs_last_seen,
-                    loop_started: started,
-                    holds_leader_key: holds,
-                }),
-            )
-        };
-        publish_now(&memory);
-
-        let mut publish = |m: &Memory| publish_now(m);
-        let outcome = actor
-            .run(
-                &decision.actions,
-                obs.dcs.as_ref().ok(),
-                &mut memory,
-                &mut publish,
-            )
-            .await;
-        let acted = outcome.is_ok() && !decision.actions.is_empty();
-        let changed_something = outcome.is_ok() && decision.actions.iter().any(|a| !a.is_routine());
-        match outcome {
-            Ok(()) => {}
-            Err(Halt::Lost(why)) => tracing::info!("{why}"),
-            Err(Halt::Failed(e)) => tracing::error!("{e:#}"),
-        }
-        if shutting_down {
-            // Loop until PostgreSQL is observed stopped (a failed stop is retried): the
-            // lease keeper and the fence stay on duty meanwhile.
-            if !changed_something {
-                tokio::time::sleep(dynamic.loop_wait).await;
+            track_writable(&shared, &obs.pg);
+            if matches!(&obs.pg, PgView::Running(r) if !r.in_recovery) {
+                memory.primary_start_failing_since = None;
             }
-            continue;
-        }
-
-        // Publish this node's member key (bound to the lease) when it changed.
-        // Looked at again only when the actions may have changed it: after a failed step
-        // (a server that does not answer, typically) another probe would only wait again.
-        let pg_now = if acted {
-            observer.local_pg(&mut memory).await
-        } else {
-            obs.pg.clone()
-        };
-        track_writable(&shared, &pg_now);
-        let value = member::member_value(&cfg, &pg_now, &memory, &details);
-        let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
-        let lease_id = shared.lease().id;
-        let key = Some((value.clone(), lease_id));
-        // Also when the key in the DCS is not what was published (deleted, corrupt, written
-        // by hand, on another lease): it heals within one loop.
-        let dcs_differs = obs
-            .dcs
-            .as_ref()
-            .is_ok_and(|c| c.member_key_differs(&cfg.name, &value, lease_id));
-        if lease_id != 0 && (published_member != key || dcs_differs) {
-            match dcs.touch_member(&cfg.name, &value, lease_id).await {
-                Ok(()) => published_member = key,
-                Err(e) => tracing::warn!("could not publish my member key: {e}"),
+            // The cluster-wide configuration reaches this node within one loop: parameters and
+            // pg_hba are rewritten and reloaded (a parameter that needs a restart then shows as
+            // pending_restart), loop_wait applies to the next wait, and a new ttl moves the
+            // agent to a new lease (see `lease::change_ttl`).
+            if let Ok(c) = &obs.dcs {
+                let wanted = effective_dynamic(&cfg, c.config.as_ref());
+                if wanted.loop_wait != dynamic.loop_wait {
+                    tracing::info!("loop_wait is now {:?}", wanted.loop_wait);
+                }
+                if moves_to_new_ttl(&shared.lease(), wanted.ttl, shutting_down) {
+                    lease::change_ttl(
+                        &dcs,
+                        &shared,
+                        &cfg.name,
+                        wanted.ttl,
+                        holds_key(&cfg.name, &obs),
+                    )
+                    .await;
+                    published_member = None; // re-publish under the new lease
+                }
+                let target = pg_settings(&cfg, &wanted);
+                if pg.set_config(target.parameters, target.pg_hba) {
+                    tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
+                    config_unapplied = true;
+                }
+                if config_unapplied {
+                    match pg.apply().await {
+                        Ok(()) => config_unapplied = false,
+                        Err(e) => tracing::error!(
+                        "applying the dynamic configuration failed (trying again next loop): {e:#}"
+                    ),
+                    }
+                }
+                dynamic = wanted;
             }
-        }
-
-        // After a change (a promotion, a start), or when the server stopped answering after
-        // this loop's actions, decide again at once; otherwise wait.
-        let mut request = None;
-        if silent_now {
-            silent_pg = Some(pg_now.clone());
-        }
-        if !changed_something && !silent_now {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {}
-                r = admin_rx.recv() => request = r,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(dynamic.loop_wait) => {}
+            if let Some(exit) = shutdown_since.and_then(|since| {
+                shutdown_exit(
+                    &obs,
+                    &cfg.name,
+                    since,
+                    clock::now(),
+                    stop.at_once.is_cancelled(),
+                )
+            }) {
+                break exit;
             }
-        }
-        let local = admin::Local {
-            actor: &actor,
-            observer: &observer,
-            pg: &pg,
-            use_slots: dynamic.use_slots,
-            publish: &publish_now,
-        };
-        if !obs.paused {
-            admin::scheduled_restart_if_due(&local, &mut memory).await;
-        }
-        if let Some((req, reply)) = request {
-            if admin::is_local(&req) {
-                admin::handle_local(&local, req, reply, &mut memory).await;
+            let decision = decide(&obs, &cfg, clock::now());
+            if decision.reason != last_reason || decision.actions.iter().any(|a| !a.is_routine()) {
+                tracing::info!("{}", decision.reason);
+                last_reason = decision.reason.clone();
+            }
+
+            let details = pg.details().await;
+            let holds = holds_key(&cfg.name, &obs) && lease_alive(&obs.lease, clock::now());
+            let publish_now = |memory: &Memory| {
+                pgkeel_api::publish(
+                    &snap,
+                    member::snapshot(SnapshotInput {
+                        cfg: &cfg,
+                        dynamic: &dynamic,
+                        obs: &obs,
+                        memory,
+                        details: &details,
+                        last_cluster: last_cluster.as_ref(),
+                        dcs_last_seen,
+                        loop_started: started,
+                        holds_leader_key: holds,
+                    }),
+                )
+            };
+            publish_now(&memory);
+
+            let mut publish = |m: &Memory| publish_now(m);
+            let outcome = actor
+                .run(
+                    &decision.actions,
+                    obs.dcs.as_ref().ok(),
+                    &mut memory,
+                    &mut publish,
+                )
+                .await;
+            let acted = outcome.is_ok() && !decision.actions.is_empty();
+            let changed_something =
+                outcome.is_ok() && decision.actions.iter().any(|a| !a.is_routine());
+            match outcome {
+                Ok(()) => {}
+                Err(Halt::Lost(why)) => tracing::info!("{why}"),
+                Err(Halt::Failed(e)) => tracing::error!("{e:#}"),
+            }
+            if shutting_down {
+                // Loop until PostgreSQL is observed stopped (a failed stop is retried) or the
+                // shutdown's bound passes: the lease keeper and the fence stay on duty meanwhile.
+                let pace = next_round(changed_something, false, streak, dynamic.loop_wait);
+                streak = pace.streak;
+                if !pace.wait.is_zero() {
+                    tokio::time::sleep(pace.wait).await;
+                }
+                continue;
+            }
+
+            // Publish this node's member key (bound to the lease) when it changed.
+            // Looked at again only when the actions may have changed it: after a failed step
+            // (a server that does not answer, typically) another probe would only wait again.
+            let pg_now = if acted {
+                observer.local_pg(&mut memory).await
             } else {
-                let (dcs, loop_wait, max_lag) = (
-                    dcs.clone(),
-                    dynamic.loop_wait,
-                    dynamic.maximum_lag_on_failover,
-                );
-                tasks_set.spawn(async move {
-                    let _ = reply.send(admin::handle_dcs(&dcs, req, loop_wait, max_lag).await);
-                });
+                obs.pg.clone()
+            };
+            track_writable(&shared, &pg_now);
+            let value = member::member_value(&cfg, &pg_now, &memory, &details);
+            let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
+            let lease_id = shared.lease().id;
+            let key = Some((value.clone(), lease_id));
+            // Also when the key in the DCS is not what was published (deleted, corrupt, written
+            // by hand, on another lease): it heals within one loop.
+            let dcs_differs = obs
+                .dcs
+                .as_ref()
+                .is_ok_and(|c| c.member_key_differs(&cfg.name, &value, lease_id));
+            if lease_id != 0 && (published_member != key || dcs_differs) {
+                match dcs.touch_member(&cfg.name, &value, lease_id).await {
+                    Ok(()) => published_member = key,
+                    Err(e) => tracing::warn!("could not publish my member key: {e}"),
+                }
+            }
+
+            // After a change (a promotion, a start), or when the server stopped answering after
+            // this loop's actions, decide again at once; otherwise wait.
+            let mut request = None;
+            if silent_now {
+                silent_pg = Some(pg_now.clone());
+            }
+            let pace = next_round(changed_something, silent_now, streak, dynamic.loop_wait);
+            streak = pace.streak;
+            if !pace.wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => {}
+                    r = admin_rx.recv() => request = r,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(pace.wait) => {}
+                }
+            }
+            let local = admin::Local {
+                actor: &actor,
+                observer: &observer,
+                pg: &pg,
+                use_slots: dynamic.use_slots,
+                publish: &publish_now,
+            };
+            if !obs.paused {
+                admin::scheduled_restart_if_due(&local, &mut memory).await;
+            }
+            if let Some((req, reply)) = request {
+                if admin::is_local(&req) {
+                    admin::handle_local(&local, req, reply, &mut memory).await;
+                } else {
+                    let (dcs, loop_wait, max_lag) = (
+                        dcs.clone(),
+                        dynamic.loop_wait,
+                        dynamic.maximum_lag_on_failover,
+                    );
+                    tasks_set.spawn(async move {
+                        let _ = reply.send(admin::handle_dcs(&dcs, req, loop_wait, max_lag).await);
+                    });
+                }
             }
         }
-    }
-
+    };
+    // A second signal ends the rounds wherever they are (a probe, a stop, a wait).
+    let exit: ShutdownExit = tokio::select! {
+        biased;
+        _ = stop.at_once.cancelled() => forced_exit(shared.holds_key(), shared.may_be_primary(), shared.paused()),
+        exit = rounds => exit,
+    };
+    tracing::info!("exiting: {}", exit.reason);
     let lease_id = shared.lease().id;
     tasks.cancel();
-    // Revoking the lease deletes the leader key: not while paused (the key then simply
-    // expires after ttl, as Patroni leaves it).
-    if lease_id != 0 && !shared.paused() {
+    // Revoking the lease deletes every key bound to it, the leader key included.
+    if lease_id != 0 && exit.revoke_lease {
         if let Err(e) = dcs.revoke_lease(lease_id).await {
             tracing::warn!("could not revoke my lease: {e}");
         }

@@ -13,6 +13,7 @@ pub mod flag;
 pub mod history;
 pub mod lsn;
 pub mod observation;
+pub mod pace;
 pub mod startup;
 pub mod sync;
 pub mod tags;

@@ -31,7 +31,6 @@ use std::time::Duration;
 use pgkeel_agent::{run_with, Io};
 use pgkeel_core::Config;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use scenario::{writable_again_within, Family, Gray, GrayTiming, Scenario, SyncMode};
@@ -176,7 +175,12 @@ impl Agents {
             admin: rx,
             failsafe_inbox: inbox,
         };
-        let agent = run_with(env, self.configs[i].clone(), io, CancellationToken::new());
+        let agent = run_with(
+            env,
+            self.configs[i].clone(),
+            io,
+            pgkeel_agent::Stop::default(),
+        );
         let span = tracing::info_span!("agent", node = %name);
         let task = tokio::task::spawn_local(
             async move {

@@ -12,6 +12,7 @@ mod pause;
 mod primary;
 mod race;
 mod replica;
+mod shutdown;
 mod stopped;
 mod switchover;
 mod sync_duties;
@@ -30,6 +31,7 @@ pub use fencing::{
     failsafe_alive, failsafe_deadline, failsafe_round_due, fence_deadline, fence_margin,
     keepalive_interval, lease_alive, may_be_writable, predecessor_guard_may_go, writable_until,
 };
+pub use shutdown::{forced_exit, shutdown_exit, ShutdownExit, SHUTDOWN_BOUND};
 pub use switchover::{candidate_problem, sync_switchover_problem, takeover_problem};
 
 /// Decides this loop's actions. Pure: no I/O, no clock (time is `now`).
@@ -52,7 +54,7 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
         return d;
     }
     if obs.shutting_down {
-        return shutdown(&ctx);
+        return shutdown::decide(&ctx);
     }
     let Ok(cluster) = &obs.dcs else {
         return dcs_unreachable(&ctx);
@@ -77,14 +79,6 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
         PgView::Running(r) if r.in_recovery => replica::running_replica(&ctx, cluster, r),
         PgView::Running(r) => primary::running_primary(&ctx, cluster, r),
     }
-}
-
-/// A shutting-down agent may exit now: in maintenance mode (PostgreSQL is left running, as
-/// Patroni does), or once its PostgreSQL is stopped and it no longer holds the leader key.
-pub fn shutdown_done(obs: &Observation, me: &str) -> bool {
-    let holds = obs.dcs.as_ref().is_ok_and(|c| c.held_by(me, obs.lease.id));
-    obs.shutting_down
-        && (obs.paused || matches!(obs.pg, PgView::NoData | PgView::Stopped(_)) && !holds)
 }
 
 /// The agent moves to a lease with `/config`'s ttl (see the agent's `lease::change_ttl`)
@@ -185,46 +179,6 @@ impl<'a> Ctx<'a> {
             port,
             slot: self.dynamic.use_slots.then(|| slot_name(self.me())),
         })
-    }
-}
-
-fn shutdown(ctx: &Ctx) -> Decision {
-    let holds = ctx.obs.dcs.as_ref().is_ok_and(|c| ctx.holds_leader_key(c));
-    match &ctx.obs.pg {
-        PgView::Running(r) if !r.in_recovery && holds => Decision::act(
-            vec![
-                Action::Stop {
-                    mode: StopMode::Fast,
-                },
-                Action::ReleaseLeader,
-            ],
-            "shutting down: stopping the primary with a checkpoint, then releasing the leader key",
-        ),
-        // A server silent past the bound cannot shut down cleanly: a fast stop would wait for
-        // it for the whole stop timeout, again and again.
-        PgView::NoAnswer
-            if hang::silent_for(ctx).is_some_and(|s| s >= ctx.dynamic.hang_timeout()) =>
-        {
-            Decision::act(
-                vec![Action::Kill],
-                "shutting down: PostgreSQL does not answer; killing it",
-            )
-        }
-        PgView::Running(_) | PgView::Starting | PgView::Unknown | PgView::NoAnswer => {
-            Decision::act(
-                vec![Action::Stop {
-                    mode: StopMode::Fast,
-                }],
-                "shutting down: stopping PostgreSQL",
-            )
-        }
-        PgView::NoData | PgView::Stopped(_) if holds => Decision::act(
-            vec![Action::ReleaseLeader],
-            "shutting down: releasing the leader key",
-        ),
-        PgView::NoData | PgView::Stopped(_) => {
-            Decision::nothing("shutting down: PostgreSQL is not running")
-        }
     }
 }
 
