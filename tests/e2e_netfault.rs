@@ -6,8 +6,9 @@
 //! synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
 //! acknowledged by two primaries, and each must recover within its bound.
 //!
-//! It needs root, iproute2 (`ip`, `tc`) and tmpfs mounts. CI runs as root, so a missing piece
-//! fails the test with its name rather than skipping it.
+//! It needs root, iproute2 (`ip`, `tc`), tmpfs mounts, bindfs and /dev/fuse (each node's
+//! storage is a FUSE pass-through). CI runs as root, so a missing piece fails the test with
+//! its name rather than skipping it.
 
 use std::process::Command;
 

@@ -62,6 +62,9 @@ pub enum Fault {
     /// 14: SIGKILL of the leader's postmaster and backends, its agent running: restarted in
     /// place (crash recovery), the key kept.
     LeaderPgKilled,
+    /// 15: the leader's storage (data directory and WAL, one FUSE pass-through) stops
+    /// completing I/O, its agent running; resumed at heal.
+    LeaderDiskStalled,
 }
 
 /// The CI subset (`--short`), in order. The faults that once broke a target stay as regression
@@ -95,6 +98,7 @@ impl Fault {
         Fault::LeaderPostmasterHung,
         Fault::ReplicaPgHung,
         Fault::LeaderPgKilled,
+        Fault::LeaderDiskStalled,
     ];
 
     /// The fault's number in issue 5's list.
@@ -114,6 +118,7 @@ impl Fault {
             Fault::LeaderPostmasterHung => 12,
             Fault::ReplicaPgHung => 13,
             Fault::LeaderPgKilled => 14,
+            Fault::LeaderDiskStalled => 15,
         }
     }
 
@@ -134,6 +139,7 @@ impl Fault {
             Fault::LeaderPostmasterHung => "leader-postmaster-hung",
             Fault::ReplicaPgHung => "replica-postgres-hung",
             Fault::LeaderPgKilled => "leader-postgres-killed",
+            Fault::LeaderDiskStalled => "leader-disk-stalled",
         }
     }
 
@@ -168,6 +174,7 @@ impl Fault {
             (Fault::ReplicaPgHung, Mode::Sync) => Outage::SyncStandbyLost,
             (Fault::ReplicaPgHung, Mode::Async) => Outage::None,
             (Fault::LeaderPgKilled, _) => Outage::Restart,
+            (Fault::LeaderDiskStalled, _) => Outage::Stall,
         }
     }
 }
@@ -193,6 +200,11 @@ pub enum Outage {
     Hang,
     /// The leader's PostgreSQL died: its agent restarts it in place (crash recovery).
     Restart,
+    /// The leader's storage stopped: as [`Outage::Hang`], except that a process waiting on
+    /// the storage may not be killable (uninterruptible sleep); the agent then cannot prove
+    /// its server gone, never releases the key and stops renewing its lease, which expires
+    /// a ttl later.
+    Stall,
 }
 
 /// The settings bounds are computed from.
@@ -219,6 +231,11 @@ pub struct Bounds {
 const SLACK: Duration = Duration::from_secs(5);
 
 impl Budget {
+    /// `primary_hang_timeout` at its default: ttl/2, at least 2 s.
+    fn hang(&self) -> Duration {
+        (self.ttl / 2).max(Duration::from_secs(2))
+    }
+
     pub fn bounds(&self, outage: Outage) -> Bounds {
         let write = match outage {
             Outage::None => SLACK,
@@ -230,8 +247,10 @@ impl Budget {
             Outage::UntilHeal => self.hold + self.ttl * 3 + self.loop_wait * 2 + SLACK,
             // README: the hang bound (ttl/2, at least 2 s; each probe may take that long)
             // from the first unanswered probe, a loop_wait late at most, then the promotion.
-            Outage::Hang => (self.ttl / 2).max(Duration::from_secs(2)) + self.loop_wait * 2 + SLACK,
+            Outage::Hang => self.hang() + self.loop_wait * 2 + SLACK,
             Outage::Restart => self.loop_wait * 2 + SLACK,
+            // README: the hang bound, then at worst the lease's expiry.
+            Outage::Stall => self.hang() + self.ttl + self.loop_wait * 2 + SLACK,
         };
         // After the heal: a deposed leader notices, is rewound and restarted as a replica,
         // and streams; a lost etcd quorum is re-formed first.
