@@ -173,7 +173,8 @@ impl Fault {
             (Fault::LeaderPgHung | Fault::LeaderPostmasterHung, _) => Outage::Hang,
             (Fault::ReplicaPgHung, Mode::Sync) => Outage::SyncStandbyLost,
             (Fault::ReplicaPgHung, Mode::Async) => Outage::None,
-            (Fault::LeaderPgKilled, _) => Outage::Restart,
+            (Fault::LeaderPgKilled, Mode::Async) => Outage::Restart,
+            (Fault::LeaderPgKilled, Mode::Sync) => Outage::RestartSync,
             (Fault::LeaderDiskStalled, _) => Outage::Stall,
         }
     }
@@ -200,6 +201,10 @@ pub enum Outage {
     Hang,
     /// The leader's PostgreSQL died: its agent restarts it in place (crash recovery).
     Restart,
+    /// As [`Outage::Restart`], and commits then wait for the synchronous standby, whose WAL
+    /// receiver lost its upstream and tries again only every `wal_retrieve_retry_interval`
+    /// (or until the leader takes it out of the `sync` key).
+    RestartSync,
     /// The leader's storage stopped: as [`Outage::Hang`], except that a process waiting on
     /// the storage may not be killable (uninterruptible sleep); the agent then cannot prove
     /// its server gone, never releases the key and stops renewing its lease, which expires
@@ -230,6 +235,9 @@ pub struct Bounds {
 /// three etcd members and the suite share it.
 const SLACK: Duration = Duration::from_secs(5);
 
+/// PostgreSQL's `wal_retrieve_retry_interval` (its default; the suite does not set it).
+const WAL_RETRIEVE_RETRY: Duration = Duration::from_secs(5);
+
 impl Budget {
     /// `primary_hang_timeout` at its default: ttl/2, at least 2 s.
     fn hang(&self) -> Duration {
@@ -249,6 +257,7 @@ impl Budget {
             // from the first unanswered probe, a loop_wait late at most, then the promotion.
             Outage::Hang => self.hang() + self.loop_wait * 2 + SLACK,
             Outage::Restart => self.loop_wait * 2 + SLACK,
+            Outage::RestartSync => self.loop_wait * 2 + WAL_RETRIEVE_RETRY + SLACK,
             // README: the hang bound, then at worst the lease's expiry.
             Outage::Stall => self.hang() + self.ttl + self.loop_wait * 2 + SLACK,
         };
