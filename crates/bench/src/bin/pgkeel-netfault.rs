@@ -25,7 +25,7 @@ use pgkeel_bench::setup::{self, Profile};
     about = "network-fault suite: a pgkeel cluster in network namespaces, faulted under writes"
 )]
 struct Args {
-    /// The CI subset: faults 1, 2, 5, 6f, 7 and 8 asynchronous, 1 synchronous.
+    /// The CI subset: faults 1, 2, 5, 6f, 7, 8 and 15 asynchronous, 1 synchronous.
     #[arg(long)]
     short: bool,
     /// Faults to run (1-15, 6f for 6 with failsafe_mode); repeat the flag. Default: all.

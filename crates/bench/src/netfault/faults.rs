@@ -69,7 +69,8 @@ pub enum Fault {
 
 /// The CI subset (`--short`), in order. The faults that once broke a target stay as regression
 /// scenarios: 7 and 8 (overlapping primaries before the fence guardian and the SIGKILL of a
-/// stopped postmaster), 6f (failsafe mode never armed in time).
+/// stopped postmaster), 6f (failsafe mode never armed in time), 15 (a stall that began just
+/// after a probe was noticed three deadlines late).
 pub const SHORT: &[(Mode, Fault)] = &[
     (Mode::Async, Fault::LeaderFromEtcd),
     (Mode::Async, Fault::LeaderIsolated),
@@ -77,6 +78,7 @@ pub const SHORT: &[(Mode, Fault)] = &[
     (Mode::Async, Fault::LeaderFrozen),
     (Mode::Async, Fault::LeaderAgentKilled),
     (Mode::Async, Fault::EtcdMajorityLost { failsafe: true }),
+    (Mode::Async, Fault::LeaderDiskStalled),
     (Mode::Sync, Fault::LeaderFromEtcd),
 ];
 
