@@ -157,6 +157,11 @@ impl Fault {
         Fault::ALL.iter().copied().find(|f| f.key() == key.trim())
     }
 
+    /// The fault stalls the nodes' storage: the cluster must run on FUSE pass-throughs.
+    pub fn needs_stallable_disks(self) -> bool {
+        self == Fault::LeaderDiskStalled
+    }
+
     /// The writes the fault is expected to interrupt.
     pub fn expect(self, mode: Mode) -> Outage {
         match (self, mode) {

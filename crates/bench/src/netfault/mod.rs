@@ -4,10 +4,11 @@
 //! total it reports acknowledged writes lost, writes acknowledged by two primaries in
 //! overlapping time, and time to recover, against targets.
 //!
-//! Needs root (namespaces, veths, tc, tmpfs and FUSE mounts) and bindfs. The client (writer),
-//! the per-node probes and the observer run in the root namespace, reaching the cluster
-//! through the bridge. Each node's data directory and WAL (a small tmpfs) sit behind one
-//! FUSE pass-through (localcluster's stallable disk), which fault 15 stalls.
+//! Needs root (namespaces, veths, tc, tmpfs mounts; FUSE and bindfs for fault 15). The client
+//! (writer), the per-node probes and the observer run in the root namespace, reaching the
+//! cluster through the bridge. In a plan with fault 15, each node's data directory and WAL (a
+//! small tmpfs) sit behind one FUSE pass-through (localcluster's stallable disk), which the
+//! fault stalls.
 //!
 //! - [`faults`]: the scenarios (what each fault is, what it should do to writes, the bounds),
 //!   and the CI subset;
@@ -104,7 +105,7 @@ pub fn plan(faults: &[String], modes: &[Mode]) -> anyhow::Result<Vec<(Mode, Faul
 }
 
 /// Everything the suite needs, checked up front so that a missing piece is named.
-fn preflight() -> anyhow::Result<()> {
+fn preflight(fuse: bool) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (network namespaces, veths, tc and tmpfs mounts need it)".to_string());
@@ -118,16 +119,17 @@ fn preflight() -> anyhow::Result<()> {
             missing.push(format!("{what} ({program} on PATH)"));
         }
     }
-    if Command::new("bindfs")
-        .arg("--version")
-        .output()
-        .map_or(true, |o| !o.status.success())
+    if fuse
+        && Command::new("bindfs")
+            .arg("--version")
+            .output()
+            .map_or(true, |o| !o.status.success())
     {
         missing.push(
             "bindfs (each node's storage is a FUSE pass-through that fault 15 stalls)".into(),
         );
     }
-    if !Path::new("/dev/fuse").exists() {
+    if fuse && !Path::new("/dev/fuse").exists() {
         missing.push("/dev/fuse".into());
     }
     if !Path::new("/usr/lib/postgresql/15/bin/postgres").exists() {
@@ -149,8 +151,11 @@ fn preflight() -> anyhow::Result<()> {
 /// Runs the scenarios and prints each one's SUMMARY line, then the table and the total.
 /// `Ok(false)`: a target was missed; an error: the suite could not run.
 pub async fn run(args: Run) -> anyhow::Result<bool> {
-    preflight()?;
     let plan = &args.plan;
+    // Storage that can be stalled only when a scenario stalls it: through FUSE every I/O is a
+    // round trip to a daemon, and crash recovery in place (14) takes seconds longer.
+    let fuse = plan.iter().any(|(_, f)| f.needs_stallable_disks());
+    preflight(fuse)?;
     let prefix = args
         .prefix
         .clone()
@@ -171,7 +176,7 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
     let cleanup = topo.cleanup();
     install_cleanup_hooks(cleanup.clone());
     println!(
-        "# pgkeel-netfault prefix={prefix} subnet={} bridge={} profile={:?} ttl={}s loop_wait={}s hold={}s scenarios={} dir={}",
+        "# pgkeel-netfault prefix={prefix} subnet={} bridge={} profile={:?} ttl={}s loop_wait={}s hold={}s scenarios={} storage={} dir={}",
         topo.subnet(),
         topo.bridge(),
         args.profile,
@@ -179,11 +184,12 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
         timing.loop_wait,
         args.hold.as_secs(),
         plan.len(),
+        if fuse { "fuse" } else { "local" },
         dir.display()
     );
 
     let sockets = dir.join("sockets");
-    let (opts, network) = layout(&topo, &dir, &sockets, args.pgkeel.clone(), timing)?;
+    let (opts, network) = layout(&topo, &dir, &sockets, fuse, args.pgkeel.clone(), timing)?;
     postgres_dir(&sockets)?;
     for i in 0..NODES {
         mount_wal_fs(&opts.wal_fs_dir(i), &cleanup)?;
@@ -250,8 +256,8 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
     Ok(pass)
 }
 /// The cluster's options and layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each
-/// started through `ip netns exec`; each node's data directory and WAL on a stallable disk;
-/// PostgreSQL's Unix sockets in `sockets`, this run's own directory.
+/// started through `ip netns exec`; with `fuse`, each node's data directory and WAL on a
+/// stallable disk; PostgreSQL's Unix sockets in `sockets`, this run's own directory.
 ///
 /// The ports are fixed: every node and etcd member has a network namespace of its own, so
 /// two runs' TCP ports never meet. Unix sockets are files, and the namespaces share the file
@@ -260,6 +266,7 @@ fn layout(
     topo: &Topology,
     dir: &Path,
     sockets: &Path,
+    fuse: bool,
     pgkeel: PathBuf,
     timing: pgkeel_localcluster::Timing,
 ) -> anyhow::Result<(Options, Network)> {
@@ -293,7 +300,7 @@ fn layout(
             .collect(),
     };
     let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-    let opts = Options {
+    let mut opts = Options {
         nodes: NODES,
         dir: dir.to_path_buf(),
         pgkeel,
@@ -310,17 +317,18 @@ fn layout(
                 &format!("{}s", WAL_TIMEOUT.as_secs()),
             ),
             p("unix_socket_directories", sockets),
-            // Crash recovery first fsyncs every file of the data directory; through FUSE one
-            // file at a time that took seconds (scenario 14 missed its bound by 6 s). One
-            // syncfs() of the file system instead.
-            p("recovery_init_sync_method", "syncfs"),
         ],
         separate_waldir: true,
-        // Every scenario runs on the same storage, so that a row does not depend on which
-        // others were in the plan; fault 15 stalls it.
-        stallable_disks: true,
+        stallable_disks: fuse,
         ..Default::default()
     };
+    if fuse {
+        // Crash recovery first fsyncs every file of the data directory; through FUSE, one
+        // file at a time, that took seconds (scenario 14 missed its bound by 6 s). One
+        // syncfs() of the file system instead.
+        opts.pg_parameters
+            .push(p("recovery_init_sync_method", "syncfs"));
+    }
     Ok((opts, network))
 }
 
