@@ -326,12 +326,16 @@ pub async fn run_with<E: Env>(
         }
 
         // After a change (a promotion, a start), or when the server stopped answering after
-        // this loop's actions, decide again at once; otherwise wait.
+        // this loop's actions, decide again at once; otherwise wait. A server that answered
+        // this loop's probe but then left a call unanswered (a stall that began mid-loop) is
+        // probed again at once too: the hang bound counts from that probe. Never a busy loop:
+        // that call waited out its deadline.
         let mut request = None;
         if silent_now {
             silent_pg = Some(pg_now.clone());
         }
-        if !changed_something && !silent_now {
+        let went_silent = !matches!(obs.pg, PgView::NoAnswer) && pg.was_silent();
+        if !changed_something && !silent_now && !went_silent {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {}

@@ -214,7 +214,7 @@ impl Pg {
     /// clears the mark on any answer. Without it a storage stall that begins just after a
     /// probe cost three deadlines (6 s) before the next probe even started, and the hang
     /// bound only counts from that probe.
-    pub(crate) fn was_silent(&self) -> bool {
+    pub fn was_silent(&self) -> bool {
         self.last_silent.load(Ordering::SeqCst)
     }
 
