@@ -6,7 +6,8 @@
 #   sudo scripts/netfault.sh --short    # the CI subset (a few minutes)
 #   sudo scripts/netfault.sh --fault 7 --mode sync --keep
 #
-# Needs root, iproute2 (ip, tc), PostgreSQL 15 and etcd (scripts/deps.sh installs them).
+# Needs root, iproute2 (ip, tc), bindfs (FUSE), PostgreSQL 15 and etcd (scripts/deps.sh
+# installs them).
 # The suite removes its namespaces, bridge and mounts itself on exit, panic and Ctrl-C; this
 # script also sweeps anything left under its prefix if the suite was killed outright.
 set -eu
@@ -26,7 +27,7 @@ sweep() {
         ip netns del "$ns" 2>/dev/null || true
     done
     ip link del "${prefix}br" 2>/dev/null || true
-    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | while read -r mnt; do
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | tac | while read -r mnt; do
         umount -l "$mnt" 2>/dev/null || true
     done
 }

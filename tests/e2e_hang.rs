@@ -404,3 +404,201 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
             .join("\n")
     );
 }
+
+/// One sample of the leader's WAL and of the cluster while WAL is written as fast as the
+/// machine allows.
+#[derive(Debug, Clone)]
+struct WalSample {
+    at: Instant,
+    /// Bytes in `pg_wal` (`pg_ls_waldir()`).
+    pg_wal: i64,
+    /// `pg_stat_bgwriter.checkpoints_req`: checkpoints asked for because WAL reached
+    /// `max_wal_size`'s trigger (not the timer).
+    checkpoints_req: i64,
+    /// `pg_current_wal_lsn()` in bytes.
+    written: i64,
+    /// The leader key's holder and its member key's timeline.
+    leader: Option<String>,
+    timeline: Option<u32>,
+}
+
+const WAL_SAMPLE_SQL: &str = "SELECT (SELECT coalesce(sum(size), 0) FROM pg_ls_waldir())::bigint, \
+     (SELECT checkpoints_req FROM pg_stat_bgwriter)::bigint, \
+     (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint";
+
+async fn wal_sample(c: &LocalCluster, s: &tokio_postgres::Client) -> Option<WalSample> {
+    let row = tokio::time::timeout(Duration::from_secs(5), s.query_one(WAL_SAMPLE_SQL, &[]))
+        .await
+        .ok()?
+        .ok()?;
+    let cl = c.load().await.ok()?;
+    let leader = cl.leader_name().map(str::to_string);
+    let timeline = leader
+        .as_deref()
+        .and_then(|l| cl.member(l))
+        .and_then(|m| m.timeline);
+    Some(WalSample {
+        at: Instant::now(),
+        pg_wal: row.get(0),
+        checkpoints_req: row.get(1),
+        written: row.get(2),
+        leader,
+        timeline,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_leader_is_not_hung_pg_wal_at_its_limit_under_heavy_writes() {
+    // pg_wal filling up: WAL written faster than checkpoints can recycle it, with
+    // `max_wal_size` at its minimum (two segments) and no `wal_keep_size`, so that a
+    // checkpoint is requested every few seconds and every commit and probe competes with
+    // one. PostgreSQL keeps answering (slowly): not a hang. The default profile, as in the
+    // other busy test: the bound is 5 s.
+    const MAX_WAL: i64 = 32 << 20;
+    let c = start_opts("walfull", 3, Timing::default(), |o| {
+        o.pg_parameters = vec![
+            ("max_wal_size".into(), "32MB".into()),
+            ("min_wal_size".into(), "32MB".into()),
+            ("wal_keep_size".into(), "0".into()),
+            ("checkpoint_completion_target".into(), "0.9".into()),
+        ];
+    });
+    let leader = must(&c, c.wait_healthy(3, BOOT).await);
+    let li = c.index_of(&leader).unwrap();
+    let pm = c.postmaster_pid(li).unwrap();
+    let port = c.nodes[li].pg_port;
+    let dsn = c.nodes[li].dsn();
+    let stats = connect(&dsn).await.unwrap();
+    let max_wal: String = stats
+        .query_one("SHOW max_wal_size", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(max_wal, "32MB", "the small max_wal_size is not in force");
+
+    // pgbench on every core, and a bulk writer adding about 5 MB of WAL per statement.
+    pgkeel_bench::pgbench::init(port, 5).await.unwrap();
+    connect(&dsn)
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE fill (id bigint, pad text)")
+        .await
+        .unwrap();
+    let before = wal_sample(&c, &stats).await.expect("a first sample");
+    let load = pgkeel_bench::pgbench::spawn(port, &["-c", "6", "-j", "2", "-T", "25"]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let bulk = {
+        let (dsn, stop) = (dsn.clone(), stop.clone());
+        tokio::spawn(async move {
+            let Ok(s) = connect(&dsn).await else { return 0 };
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let sql = if n % 10 == 9 {
+                    "TRUNCATE fill"
+                } else {
+                    "INSERT INTO fill SELECT g, repeat('x', 1000) FROM generate_series(1, 5000) g"
+                };
+                if s.batch_execute(sql).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    // Sample until pgbench is done (deadline-bound: it runs 25 s).
+    let mut samples = vec![before.clone()];
+    let sampler = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Some(s) = wal_sample(&c, &stats).await {
+                samples.push(s);
+            }
+        }
+    };
+    let out = tokio::select! {
+        out = tokio::time::timeout(Duration::from_secs(90), load.wait_with_output()) => out,
+        _ = sampler => unreachable!(),
+    };
+    let after = wal_sample(&c, &stats).await;
+    stop.store(true, Ordering::Relaxed);
+    let statements = bulk.await.unwrap();
+    let out = out
+        .expect("pgbench -T 25 still running after 90 s")
+        .unwrap();
+    if !out.status.success() {
+        dump_logs(&c);
+        panic!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    samples.extend(after);
+    let last = samples.last().unwrap().clone();
+    let held = last.at - before.at;
+    let checkpoints = last.checkpoints_req - before.checkpoints_req;
+    let written = last.written - before.written;
+    let peak = samples.iter().map(|s| s.pg_wal).max().unwrap();
+    let tps = pgkeel_bench::pgbench::tps(&String::from_utf8_lossy(&out.stdout));
+    println!(
+        "walfull: {:.1}s of pgbench -c 6 (tps {tps:?}) and {statements} bulk statements: {} MB of WAL, {checkpoints} checkpoints requested, pg_wal peaked at {} MB (max_wal_size {} MB), {} samples",
+        held.as_secs_f64(),
+        written >> 20,
+        peak >> 20,
+        MAX_WAL >> 20,
+        samples.len()
+    );
+
+    // The condition held: WAL many times max_wal_size, checkpoints requested all along (one
+    // per hang bound at least), and pg_wal at its limit. (An idle 2-core machine writes
+    // about 480 MB here, 23 requested checkpoints, pg_wal at 64 MB.)
+    assert!(
+        held > BOUND * 4,
+        "the load lasted only {held:?} (bound {BOUND:?})"
+    );
+    assert!(
+        written > MAX_WAL * 5,
+        "only {written} bytes of WAL were written"
+    );
+    let per_bound = held.as_secs_f64() / BOUND.as_secs_f64();
+    assert!(
+        checkpoints as f64 >= per_bound,
+        "{checkpoints} checkpoints requested in {held:?}: fewer than one per {BOUND:?}"
+    );
+    assert!(
+        peak >= MAX_WAL,
+        "pg_wal peaked at {peak} bytes, below max_wal_size"
+    );
+
+    // And nothing failed over meanwhile: the same leader on the same timeline in every
+    // sample, its PostgreSQL never restarted or killed.
+    for s in &samples {
+        assert_eq!(
+            s.leader.as_deref(),
+            Some(leader.as_str()),
+            "the leader changed {:.1}s into the load",
+            (s.at - before.at).as_secs_f64()
+        );
+        assert_eq!(
+            s.timeline,
+            before.timeline,
+            "the timeline changed {:.1}s into the load",
+            (s.at - before.at).as_secs_f64()
+        );
+    }
+    assert_eq!(
+        c.postmaster_pid(li),
+        Some(pm),
+        "the leader's PostgreSQL was restarted"
+    );
+    let log = std::fs::read_to_string(&c.nodes[li].log).unwrap();
+    let missed = log
+        .lines()
+        .filter(|l| l.contains("has not answered for") || l.contains("not flushed within"))
+        .count();
+    println!("walfull: the leader logged {missed} probe(s) without an answer in time");
+    assert!(
+        !log.contains("killing it"),
+        "the busy leader was killed:\n{}",
+        log.lines()
+            .filter(|l| l.contains("answered") || l.contains("flushed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -2,12 +2,13 @@
 //! suite's library against this package's `pgkeel` binary): a 3-node cluster and a 3-member
 //! etcd in their own network namespaces, the leader cut from etcd, the leader cut from
 //! everything, an etcd member killed, the etcd majority lost with failsafe mode, the leader
-//! frozen and the leader's agent killed (asynchronous), then the leader cut from etcd in
-//! synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
+//! frozen, the leader's agent killed and the leader's disk stalled (asynchronous), then the
+//! leader cut from etcd in synchronous mode; no acknowledged write may be lost in synchronous mode, none may be
 //! acknowledged by two primaries, and each must recover within its bound.
 //!
-//! It needs root, iproute2 (`ip`, `tc`) and tmpfs mounts. CI runs as root, so a missing piece
-//! fails the test with its name rather than skipping it.
+//! It needs root, iproute2 (`ip`, `tc`), tmpfs mounts, bindfs and /dev/fuse (each node's
+//! storage is a FUSE pass-through). CI runs as root, so a missing piece fails the test with
+//! its name rather than skipping it.
 
 use std::process::Command;
 

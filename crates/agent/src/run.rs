@@ -372,7 +372,16 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             if silent_now {
                 silent_pg = Some(pg_now.clone());
             }
-            let pace = next_round(changed_something, silent_now, streak, dynamic.loop_wait);
+            // A server that answered this loop's probe but then left a call unanswered (a stall
+            // that began mid-loop) is probed again at once too: the hang bound counts from that
+            // probe. Never a busy loop: that call waited out its deadline.
+            let went_silent = !matches!(obs.pg, PgView::NoAnswer) && pg.was_silent();
+            let pace = next_round(
+                changed_something,
+                silent_now || went_silent,
+                streak,
+                dynamic.loop_wait,
+            );
             streak = pace.streak;
             if !pace.wait.is_zero() {
                 tokio::select! {

@@ -5,7 +5,9 @@
 //! below the mount wait for an answer that does not come, exactly as processes wait on a
 //! dead NFS server or a SAN path that stopped answering: the page cache does not help
 //! (FUSE sends opens and lookups to the daemon). Like I/O on a hard NFS mount, the wait is
-//! killable, so SIGKILL still ends PostgreSQL's processes. Device-mapper (`dmsetup
+//! killable, so SIGKILL still ends PostgreSQL's processes. A file system mounted inside the
+//! backing directory (a small tmpfs for the WAL) is reached through the mount as well, so it
+//! stalls with the rest. Device-mapper (`dmsetup
 //! suspend`) would stall a block device instead, but this kernel has no device-mapper.
 
 use std::path::{Path, PathBuf};
@@ -28,8 +30,13 @@ impl StallableDisk {
         for d in [backing, at] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
+        // Multithreaded: single-threaded bindfs answers one request at a time, so every
+        // fsync (a commit, a checkpoint) held up every open and read behind it, and a
+        // connection to a node in a checkpoint could take seconds. (Its man page's warning
+        // is about a race in the user and permission mapping options, which are not used.)
         let daemon = Command::new("bindfs")
             .arg("-f")
+            .arg("--multithreaded")
             .arg(backing)
             .arg(at)
             .stdin(Stdio::null())
@@ -57,6 +64,11 @@ impl StallableDisk {
             m.lines()
                 .any(|l| l.split_whitespace().nth(1) == Some(at.as_ref()))
         })
+    }
+
+    /// The bindfs daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
     }
 
     /// From now on no I/O below the mount completes.

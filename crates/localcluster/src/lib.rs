@@ -48,11 +48,12 @@ pub struct Options {
     /// PostgreSQL parameters for `bootstrap.dcs.postgresql.parameters`, added to (or
     /// replacing) the local cluster's own.
     pub pg_parameters: Vec<(String, String)>,
-    /// Put each node's WAL in `<node dir>/walfs/pg_wal` (`waldir` for initdb and
-    /// pg_basebackup), so that the caller can mount a small file system at `walfs`.
+    /// Put each node's WAL in `walfs/pg_wal` beside its data directory (`waldir` for initdb
+    /// and pg_basebackup), so that the caller can mount a small file system at
+    /// [`Options::wal_fs_dir`].
     pub separate_waldir: bool,
-    /// Put each node's data directory (its WAL included) on a [`disk::StallableDisk`], so
-    /// that a test can stop its I/O ([`LocalCluster::stall_disk`]).
+    /// Put each node's data directory (its WAL included, separate or not) on a
+    /// [`disk::StallableDisk`], so that a test can stop its I/O ([`LocalCluster::stall_disk`]).
     pub stallable_disks: bool,
 }
 
@@ -80,6 +81,23 @@ impl Options {
     /// Node `i`'s directory (0 is node1), where its config, data and log live.
     pub fn node_dir(&self, i: usize) -> PathBuf {
         self.dir.join(format!("node{}", i + 1))
+    }
+
+    /// The directory node `i`'s stallable disk passes through to.
+    fn disk_backing(&self, i: usize) -> PathBuf {
+        self.dir.join(".disks").join(format!("node{}", i + 1))
+    }
+
+    /// Where the caller mounts node `i`'s WAL file system ([`Options::separate_waldir`]),
+    /// before the cluster starts: `<node dir>/walfs`, or on a stallable disk `walfs` in the
+    /// disk's backing directory, so that the WAL is reached through the same FUSE mount as
+    /// the data directory and stalls with it.
+    pub fn wal_fs_dir(&self, i: usize) -> PathBuf {
+        if self.stallable_disks {
+            self.disk_backing(i).join("walfs")
+        } else {
+            self.node_dir(i).join("walfs")
+        }
     }
 }
 
@@ -174,27 +192,26 @@ impl LocalCluster {
             let dir = opts.node_dir(i);
             prepare_dir(&dir)?;
             let disk = if opts.stallable_disks {
-                let backing = opts.dir.join(".disks").join(format!("node{}", i + 1));
+                let backing = opts.disk_backing(i);
                 prepare_dir(&backing)?;
                 Some(disk::StallableDisk::mount(&backing, &dir.join("disk"))?)
             } else {
                 None
             };
-            let data_dir = match &disk {
-                Some(d) => d.at.join("data"),
-                None => dir.join("data"),
-            };
+            // The data directory and a separate WAL directory share one root: on a
+            // stallable disk both are below its mount.
+            let root = disk.as_ref().map_or_else(|| dir.clone(), |d| d.at.clone());
             let node = Node {
                 name: format!("node{}", i + 1),
                 host: host.ip,
                 pg_port: host.pg_port,
                 api_port: host.api_port,
                 config: dir.join("pgkeel.yml"),
-                data_dir,
+                data_dir: root.join("data"),
                 log: dir.join("agent.log"),
                 wal_dir: opts
                     .separate_waldir
-                    .then(|| dir.join("walfs").join("pg_wal")),
+                    .then(|| root.join("walfs").join("pg_wal")),
                 exec_prefix: host.exec_prefix,
                 dir,
                 agent: None,
@@ -327,6 +344,17 @@ impl LocalCluster {
         if let Some(d) = &self.nodes[i].disk {
             d.resume();
         }
+    }
+
+    /// The mount point and daemon pid of each node's stallable disk (none without
+    /// [`Options::stallable_disks`]), for a caller that must undo them on a path where
+    /// nothing is dropped (a signal handler that exits).
+    pub fn disks(&self) -> Vec<(PathBuf, u32)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.disk.as_ref())
+            .map(|d| (d.at.clone(), d.pid()))
+            .collect()
     }
 
     /// Sends `sig` to the agent and the postmaster only (backends keep running).

@@ -45,7 +45,10 @@ impl Pg {
                 tracing::debug!(error = %e, "details query failed");
                 PgDetails::default()
             }
-            Err(_) => PgDetails::default(),
+            Err(_) => {
+                self.mark_silent();
+                PgDetails::default()
+            }
         }
     }
 }

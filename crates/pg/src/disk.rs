@@ -46,6 +46,8 @@ impl Pg {
         self.bounded_fs(within, move || work(pg))
             .await
             .unwrap_or_else(|| {
+                // The rest of this loop's calls are skipped, and the loop probes again.
+                self.mark_silent();
                 Err(anyhow!(
                     "{what}: the data directory {} did not answer within {within:?} \
                      (or an earlier operation on it is still blocked)",

@@ -83,7 +83,8 @@ pub struct Pg {
     postmaster: Arc<signal::PostmasterCache>,
     /// A blocking read of the data directory is in flight (see `bounded_fs`).
     fs_busy: Arc<AtomicBool>,
-    /// The last observation found the server silent.
+    /// The server is silent: the last observation, or a call made since, got no answer
+    /// within its deadline (see `status::was_silent`).
     last_silent: Arc<AtomicBool>,
     /// The primary's flushed WAL position at the last probe (see `status::wal_flushes`).
     last_flush: Arc<std::sync::Mutex<Option<pgkeel_core::Lsn>>>,

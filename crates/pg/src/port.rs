@@ -43,6 +43,11 @@ pub trait Postgres: Send + Sync + 'static {
     ) -> impl Future<Output = R<()>> + Send;
     fn rewind(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
     fn ensure_slots(&self, names: &[String]) -> impl Future<Output = R<()>> + Send;
+    /// A call since the last observation got no answer within its deadline (the loop's
+    /// remaining calls were skipped). A model that never times out has nothing to report.
+    fn was_silent(&self) -> bool {
+        false
+    }
 }
 
 /// Delegation to the inherent methods (which take precedence in these bodies).
@@ -52,6 +57,9 @@ impl Postgres for Pg {
     }
     async fn details(&self) -> PgDetails {
         Pg::details(self).await
+    }
+    fn was_silent(&self) -> bool {
+        Pg::was_silent(self)
     }
     async fn sync_rep_state(&self) -> R<SyncRepState> {
         Pg::sync_rep_state(self).await

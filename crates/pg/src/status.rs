@@ -134,10 +134,13 @@ impl Pg {
     pub(crate) async fn client(&self) -> anyhow::Result<Client> {
         match self.connect(OBSERVE_TIMEOUT).await {
             Ok(c) => Ok(c),
-            Err(ConnectFailure::NoAnswer) => Err(anyhow!(
-                "PostgreSQL in {} did not answer within {OBSERVE_TIMEOUT:?}",
-                self.data_dir().display()
-            )),
+            Err(ConnectFailure::NoAnswer) => {
+                self.mark_silent();
+                Err(anyhow!(
+                    "PostgreSQL in {} did not answer within {OBSERVE_TIMEOUT:?}",
+                    self.data_dir().display()
+                ))
+            }
             Err(ConnectFailure::NotYetAccepting { .. }) => Err(anyhow!(
                 "PostgreSQL in {} is not accepting connections",
                 self.data_dir().display()
@@ -210,10 +213,27 @@ impl Pg {
         }
     }
 
-    /// The last observation found the server silent: other reads of this loop (details)
-    /// are skipped instead of waiting out their own deadlines.
-    pub(crate) fn was_silent(&self) -> bool {
+    /// The last observation found the server silent, or a call since got no answer: the
+    /// other calls of this loop (details, synchronous replication, slots) are skipped
+    /// instead of each waiting out its own deadline. The next observation probes again and
+    /// clears the mark on any answer. Without it a storage stall that begins just after a
+    /// probe cost three deadlines (6 s) before the next probe even started, and the hang
+    /// bound only counts from that probe.
+    pub fn was_silent(&self) -> bool {
         self.last_silent.load(Ordering::SeqCst)
+    }
+
+    /// A call other than the observation got no answer within its deadline.
+    pub(crate) fn mark_silent(&self) {
+        self.last_silent.store(true, Ordering::SeqCst);
+    }
+
+    /// An error for a call skipped because the server is silent ([`Pg::was_silent`]).
+    pub(crate) fn skipped_silent(&self, what: &str) -> anyhow::Error {
+        anyhow!(
+            "{what}: skipped, PostgreSQL in {} gave no answer this loop",
+            self.data_dir().display()
+        )
     }
 
     async fn running_view(&self, deadline: Duration) -> PgView {

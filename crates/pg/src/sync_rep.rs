@@ -27,6 +27,9 @@ impl Pg {
     /// Reads the setting, then the WAL position, then `pg_stat_replication`, in that order:
     /// every commit acknowledged before this setting took effect lies below `current`.
     pub async fn sync_rep_state(&self) -> anyhow::Result<SyncRepState> {
+        if self.was_silent() {
+            return Err(self.skipped_silent("reading synchronous replication"));
+        }
         let client = self
             .client()
             .await
@@ -50,9 +53,11 @@ impl Pg {
                 .await?;
             Ok::<_, anyhow::Error>((ssn, current, rows))
         };
-        let (ssn, current, rows) = tokio::time::timeout(OBSERVE_TIMEOUT, query)
-            .await
-            .context("reading synchronous replication timed out")??;
+        let Ok(answer) = tokio::time::timeout(OBSERVE_TIMEOUT, query).await else {
+            self.mark_silent();
+            anyhow::bail!("reading synchronous replication timed out");
+        };
+        let (ssn, current, rows) = answer?;
         let lsn = |t: &str| -> anyhow::Result<Lsn> {
             t.parse::<Lsn>()
                 .map_err(|e| anyhow::anyhow!("bad LSN {t:?}: {e}"))

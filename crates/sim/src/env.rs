@@ -64,6 +64,7 @@ impl Env for SimEnv {
             node: self.node,
             probe: settings.probe_timeout,
             fs_stuck: std::sync::atomic::AtomicBool::new(false),
+            silent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -381,6 +382,9 @@ pub struct SimPg {
     /// A read of the data directory is stuck on the stalled disk: the adapter starts no
     /// other until it returns, and answers at once instead.
     fs_stuck: std::sync::atomic::AtomicBool,
+    /// A file access since the last observation gave up on the stalled disk (the adapter's
+    /// `was_silent`): the loop probes again at once.
+    silent: std::sync::atomic::AtomicBool,
 }
 
 type A<T> = anyhow::Result<T>;
@@ -438,10 +442,12 @@ impl SimPg {
         use std::sync::atomic::Ordering;
         let i = self.node;
         if self.world.lock().stalled(i) && self.fs_stuck.load(Ordering::SeqCst) {
+            self.silent.store(true, Ordering::SeqCst);
             anyhow::bail!("{what}: an earlier operation on the data directory is still blocked");
         }
         if !self.world.wait_until(Some(within), |s| !s.stalled(i)).await {
             self.fs_stuck.store(true, Ordering::SeqCst);
+            self.silent.store(true, Ordering::SeqCst);
             anyhow::bail!("{what}: the data directory did not answer within {within:?}");
         }
         self.fs_stuck.store(false, Ordering::SeqCst);
@@ -510,7 +516,12 @@ impl SimPg {
 }
 
 impl Postgres for SimPg {
+    fn was_silent(&self) -> bool {
+        self.silent.load(std::sync::atomic::Ordering::SeqCst)
+    }
     async fn observe(&self) -> PgView {
+        self.silent
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let i = self.node;
         let stuck = self.fs_stuck.load(std::sync::atomic::Ordering::SeqCst);
         if self.gray() || stuck {

@@ -5,7 +5,8 @@
 //! by two primaries in overlapping time, and time to recover, against targets; exits non-zero
 //! if one is missed.
 //!
-//! Needs root (namespaces, veths, tc, tmpfs mounts), and the `pgkeel` binary next to it:
+//! Needs root (namespaces, veths, tc, tmpfs and FUSE mounts), bindfs, and the `pgkeel`
+//! binary next to it:
 //!
 //!   cargo build -p pgkeel -p pgkeel-bench && sudo target/debug/pgkeel-netfault    # everything
 //!   sudo target/debug/pgkeel-netfault --short                          # the CI subset
@@ -24,10 +25,10 @@ use pgkeel_bench::setup::{self, Profile};
     about = "network-fault suite: a pgkeel cluster in network namespaces, faulted under writes"
 )]
 struct Args {
-    /// The CI subset: faults 1, 2, 5, 6f, 7 and 8 asynchronous, 1 synchronous.
+    /// The CI subset: faults 1, 2, 5, 6f, 7, 8 and 15 asynchronous, 1 synchronous.
     #[arg(long)]
     short: bool,
-    /// Faults to run (1-14, 6f for 6 with failsafe_mode); repeat the flag. Default: all.
+    /// Faults to run (1-15, 6f for 6 with failsafe_mode); repeat the flag. Default: all.
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// Modes to run each fault in; repeat the flag. Default: async and sync.

@@ -62,11 +62,15 @@ pub enum Fault {
     /// 14: SIGKILL of the leader's postmaster and backends, its agent running: restarted in
     /// place (crash recovery), the key kept.
     LeaderPgKilled,
+    /// 15: the leader's storage (data directory and WAL, one FUSE pass-through) stops
+    /// completing I/O, its agent running; resumed at heal.
+    LeaderDiskStalled,
 }
 
 /// The CI subset (`--short`), in order. The faults that once broke a target stay as regression
 /// scenarios: 7 and 8 (overlapping primaries before the fence guardian and the SIGKILL of a
-/// stopped postmaster), 6f (failsafe mode never armed in time).
+/// stopped postmaster), 6f (failsafe mode never armed in time), 15 (a stall that began just
+/// after a probe was noticed three deadlines late).
 pub const SHORT: &[(Mode, Fault)] = &[
     (Mode::Async, Fault::LeaderFromEtcd),
     (Mode::Async, Fault::LeaderIsolated),
@@ -74,6 +78,7 @@ pub const SHORT: &[(Mode, Fault)] = &[
     (Mode::Async, Fault::LeaderFrozen),
     (Mode::Async, Fault::LeaderAgentKilled),
     (Mode::Async, Fault::EtcdMajorityLost { failsafe: true }),
+    (Mode::Async, Fault::LeaderDiskStalled),
     (Mode::Sync, Fault::LeaderFromEtcd),
 ];
 
@@ -95,6 +100,7 @@ impl Fault {
         Fault::LeaderPostmasterHung,
         Fault::ReplicaPgHung,
         Fault::LeaderPgKilled,
+        Fault::LeaderDiskStalled,
     ];
 
     /// The fault's number in issue 5's list.
@@ -114,6 +120,7 @@ impl Fault {
             Fault::LeaderPostmasterHung => 12,
             Fault::ReplicaPgHung => 13,
             Fault::LeaderPgKilled => 14,
+            Fault::LeaderDiskStalled => 15,
         }
     }
 
@@ -134,6 +141,7 @@ impl Fault {
             Fault::LeaderPostmasterHung => "leader-postmaster-hung",
             Fault::ReplicaPgHung => "replica-postgres-hung",
             Fault::LeaderPgKilled => "leader-postgres-killed",
+            Fault::LeaderDiskStalled => "leader-disk-stalled",
         }
     }
 
@@ -147,6 +155,11 @@ impl Fault {
 
     pub fn parse(key: &str) -> Option<Fault> {
         Fault::ALL.iter().copied().find(|f| f.key() == key.trim())
+    }
+
+    /// The fault stalls the nodes' storage: the cluster must run on FUSE pass-throughs.
+    pub fn needs_stallable_disks(self) -> bool {
+        self == Fault::LeaderDiskStalled
     }
 
     /// The writes the fault is expected to interrupt.
@@ -167,7 +180,9 @@ impl Fault {
             (Fault::LeaderPgHung | Fault::LeaderPostmasterHung, _) => Outage::Hang,
             (Fault::ReplicaPgHung, Mode::Sync) => Outage::SyncStandbyLost,
             (Fault::ReplicaPgHung, Mode::Async) => Outage::None,
-            (Fault::LeaderPgKilled, _) => Outage::Restart,
+            (Fault::LeaderPgKilled, Mode::Async) => Outage::Restart,
+            (Fault::LeaderPgKilled, Mode::Sync) => Outage::RestartSync,
+            (Fault::LeaderDiskStalled, _) => Outage::Stall,
         }
     }
 }
@@ -193,6 +208,15 @@ pub enum Outage {
     Hang,
     /// The leader's PostgreSQL died: its agent restarts it in place (crash recovery).
     Restart,
+    /// As [`Outage::Restart`], and commits then wait for the synchronous standby, whose WAL
+    /// receiver lost its upstream and tries again only every `wal_retrieve_retry_interval`
+    /// (or until the leader takes it out of the `sync` key).
+    RestartSync,
+    /// The leader's storage stopped: as [`Outage::Hang`], except that a process waiting on
+    /// the storage may not be killable (uninterruptible sleep); the agent then cannot prove
+    /// its server gone, never releases the key and stops renewing its lease, which expires
+    /// a ttl later.
+    Stall,
 }
 
 /// The settings bounds are computed from.
@@ -218,7 +242,15 @@ pub struct Bounds {
 /// three etcd members and the suite share it.
 const SLACK: Duration = Duration::from_secs(5);
 
+/// PostgreSQL's `wal_retrieve_retry_interval` (its default; the suite does not set it).
+const WAL_RETRIEVE_RETRY: Duration = Duration::from_secs(5);
+
 impl Budget {
+    /// `primary_hang_timeout` at its default: ttl/2, at least 2 s.
+    fn hang(&self) -> Duration {
+        (self.ttl / 2).max(Duration::from_secs(2))
+    }
+
     pub fn bounds(&self, outage: Outage) -> Bounds {
         let write = match outage {
             Outage::None => SLACK,
@@ -230,8 +262,11 @@ impl Budget {
             Outage::UntilHeal => self.hold + self.ttl * 3 + self.loop_wait * 2 + SLACK,
             // README: the hang bound (ttl/2, at least 2 s; each probe may take that long)
             // from the first unanswered probe, a loop_wait late at most, then the promotion.
-            Outage::Hang => (self.ttl / 2).max(Duration::from_secs(2)) + self.loop_wait * 2 + SLACK,
+            Outage::Hang => self.hang() + self.loop_wait * 2 + SLACK,
             Outage::Restart => self.loop_wait * 2 + SLACK,
+            Outage::RestartSync => self.loop_wait * 2 + WAL_RETRIEVE_RETRY + SLACK,
+            // README: the hang bound, then at worst the lease's expiry.
+            Outage::Stall => self.hang() + self.ttl + self.loop_wait * 2 + SLACK,
         };
         // After the heal: a deposed leader notices, is rewound and restarted as a replica,
         // and streams; a lost etcd quorum is re-formed first.

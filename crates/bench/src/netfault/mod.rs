@@ -4,8 +4,11 @@
 //! total it reports acknowledged writes lost, writes acknowledged by two primaries in
 //! overlapping time, and time to recover, against targets.
 //!
-//! Needs root (namespaces, veths, tc, tmpfs mounts). The client (writer), the per-node probes
-//! and the observer run in the root namespace, reaching the cluster through the bridge.
+//! Needs root (namespaces, veths, tc, tmpfs mounts; FUSE and bindfs for fault 15). The client
+//! (writer), the per-node probes and the observer run in the root namespace, reaching the
+//! cluster through the bridge. In a plan with fault 15, each node's data directory and WAL (a
+//! small tmpfs) sit behind one FUSE pass-through (localcluster's stallable disk), which the
+//! fault stalls.
 //!
 //! - [`faults`]: the scenarios (what each fault is, what it should do to writes, the bounds),
 //!   and the CI subset;
@@ -87,7 +90,7 @@ pub fn plan(faults: &[String], modes: &[Mode]) -> anyhow::Result<Vec<(Mode, Faul
     } else {
         faults
             .iter()
-            .map(|k| Fault::parse(k).with_context(|| format!("--fault {k}: expected 1-10 or 6f")))
+            .map(|k| Fault::parse(k).with_context(|| format!("--fault {k}: expected 1-15 or 6f")))
             .collect::<anyhow::Result<_>>()?
     };
     let modes = if modes.is_empty() {
@@ -102,7 +105,7 @@ pub fn plan(faults: &[String], modes: &[Mode]) -> anyhow::Result<Vec<(Mode, Faul
 }
 
 /// Everything the suite needs, checked up front so that a missing piece is named.
-fn preflight() -> anyhow::Result<()> {
+fn preflight(fuse: bool) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     if !nix::unistd::geteuid().is_root() {
         missing.push("root (network namespaces, veths, tc and tmpfs mounts need it)".to_string());
@@ -115,6 +118,19 @@ fn preflight() -> anyhow::Result<()> {
         {
             missing.push(format!("{what} ({program} on PATH)"));
         }
+    }
+    if fuse
+        && Command::new("bindfs")
+            .arg("--version")
+            .output()
+            .map_or(true, |o| !o.status.success())
+    {
+        missing.push(
+            "bindfs (each node's storage is a FUSE pass-through that fault 15 stalls)".into(),
+        );
+    }
+    if fuse && !Path::new("/dev/fuse").exists() {
+        missing.push("/dev/fuse".into());
     }
     if !Path::new("/usr/lib/postgresql/15/bin/postgres").exists() {
         missing.push("PostgreSQL 15 (/usr/lib/postgresql/15/bin)".into());
@@ -135,8 +151,11 @@ fn preflight() -> anyhow::Result<()> {
 /// Runs the scenarios and prints each one's SUMMARY line, then the table and the total.
 /// `Ok(false)`: a target was missed; an error: the suite could not run.
 pub async fn run(args: Run) -> anyhow::Result<bool> {
-    preflight()?;
     let plan = &args.plan;
+    // Storage that can be stalled only when a scenario stalls it: through FUSE every I/O is a
+    // round trip to a daemon, and crash recovery in place (14) takes seconds longer.
+    let fuse = plan.iter().any(|(_, f)| f.needs_stallable_disks());
+    preflight(fuse)?;
     let prefix = args
         .prefix
         .clone()
@@ -157,7 +176,7 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
     let cleanup = topo.cleanup();
     install_cleanup_hooks(cleanup.clone());
     println!(
-        "# pgkeel-netfault prefix={prefix} subnet={} bridge={} profile={:?} ttl={}s loop_wait={}s hold={}s scenarios={} dir={}",
+        "# pgkeel-netfault prefix={prefix} subnet={} bridge={} profile={:?} ttl={}s loop_wait={}s hold={}s scenarios={} storage={} dir={}",
         topo.subnet(),
         topo.bridge(),
         args.profile,
@@ -165,14 +184,20 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
         timing.loop_wait,
         args.hold.as_secs(),
         plan.len(),
+        if fuse { "fuse" } else { "local" },
         dir.display()
     );
 
-    let (opts, network) = layout(&topo, &dir, args.pgkeel.clone(), timing);
+    let sockets = dir.join("sockets");
+    let (opts, network) = layout(&topo, &dir, &sockets, fuse, args.pgkeel.clone(), timing)?;
+    postgres_dir(&sockets)?;
     for i in 0..NODES {
-        mount_wal_fs(&opts.node_dir(i).join("walfs"), &cleanup)?;
+        mount_wal_fs(&opts.wal_fs_dir(i), &cleanup)?;
     }
     let c = LocalCluster::start_in(opts, &network)?;
+    for (at, daemon) in c.disks() {
+        cleanup.add_fuse_mount(at, daemon);
+    }
     let mut s = match suite::Suite::start(topo, c, budget).await {
         Ok(s) => s,
         Err(e) => {
@@ -231,13 +256,28 @@ pub async fn run(args: Run) -> anyhow::Result<bool> {
     Ok(pass)
 }
 /// The cluster's options and layout: node `i` at `.11+i`, etcd member `i` at `.21+i`, each
-/// started through `ip netns exec`.
+/// started through `ip netns exec`; with `fuse`, each node's data directory and WAL on a
+/// stallable disk; PostgreSQL's Unix sockets in `sockets`, this run's own directory.
+///
+/// The ports are fixed: every node and etcd member has a network namespace of its own, so
+/// two runs' TCP ports never meet. Unix sockets are files, and the namespaces share the file
+/// system: in the default `/tmp` two runs' node1 would both want `/tmp/.s.PGSQL.5441`.
 fn layout(
     topo: &Topology,
     dir: &Path,
+    sockets: &Path,
+    fuse: bool,
     pgkeel: PathBuf,
     timing: pgkeel_localcluster::Timing,
-) -> (Options, Network) {
+) -> anyhow::Result<(Options, Network)> {
+    let sockets = sockets.to_str().context("non-UTF-8 working directory")?;
+    // sun_path holds 108 bytes, the terminating NUL included.
+    if sockets.len() + "/.s.PGSQL.65535.lock".len() >= 108 {
+        bail!(
+            "--dir {}: too long for PostgreSQL's Unix socket paths",
+            dir.display()
+        );
+    }
     let network = Network {
         nodes: (0..NODES)
             .map(|i| Host {
@@ -260,7 +300,7 @@ fn layout(
             .collect(),
     };
     let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-    let opts = Options {
+    let mut opts = Options {
         nodes: NODES,
         dir: dir.to_path_buf(),
         pgkeel,
@@ -276,18 +316,44 @@ fn layout(
                 "wal_receiver_timeout",
                 &format!("{}s", WAL_TIMEOUT.as_secs()),
             ),
+            p("unix_socket_directories", sockets),
         ],
         separate_waldir: true,
+        stallable_disks: fuse,
         ..Default::default()
     };
-    (opts, network)
+    if fuse {
+        // Crash recovery first fsyncs every file of the data directory; through FUSE, one
+        // file at a time, that took seconds (scenario 14 missed its bound by 6 s). One
+        // syncfs() of the file system instead.
+        opts.pg_parameters
+            .push(p("recovery_init_sync_method", "syncfs"));
+    }
+    Ok((opts, network))
+}
+
+/// The `postgres` user, who owns what PostgreSQL writes.
+fn postgres_user() -> anyhow::Result<nix::unistd::User> {
+    nix::unistd::User::from_name("postgres")?.context("no postgres user")
+}
+
+/// A directory at `path` that only `postgres` (and root) may use.
+fn postgres_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    let pg = postgres_user()?;
+    nix::unistd::chown(path, Some(pg.uid), Some(pg.gid))
+        .with_context(|| format!("giving {} to postgres", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(())
 }
 
 /// A tmpfs at `path` owned by `postgres`, so that initdb and pg_basebackup can create
 /// `pg_wal` in it.
 fn mount_wal_fs(path: &Path, cleanup: &topology::Cleanup) -> anyhow::Result<()> {
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
-    let pg = nix::unistd::User::from_name("postgres")?.context("no postgres user")?;
+    let pg = postgres_user()?;
     let o = format!("size={WAL_FS},uid={},gid={},mode=0700", pg.uid, pg.gid);
     let p = path.to_str().context("non-UTF-8 path")?;
     topology::sh("mount", &["-t", "tmpfs", "-o", &o, "tmpfs", p])?;

@@ -51,6 +51,7 @@ enum Injected {
     WalFilled(PathBuf),
     PgStopped(usize),
     PostmasterStopped(usize),
+    DiskStalled(usize),
 }
 
 impl Suite {
@@ -413,6 +414,10 @@ impl Suite {
                 self.c.signal_postgres(li, Signal::Kill);
                 Injected::Network
             }
+            Fault::LeaderDiskStalled => {
+                self.c.stall_disk(li)?;
+                Injected::DiskStalled(li)
+            }
         })
     }
 
@@ -465,6 +470,8 @@ impl Suite {
             // What the agent killed is gone; what is left runs on.
             Injected::PgStopped(i) => self.c.signal_postgres(*i, Signal::Cont),
             Injected::PostmasterStopped(i) => self.c.signal_postmaster(*i, Signal::Cont),
+            // What waited on the disk goes on (or was killed); the agent rejoins its node.
+            Injected::DiskStalled(i) => self.c.resume_disk(*i),
         }
         Ok(())
     }
@@ -619,10 +626,25 @@ impl Suite {
             None => Some(Duration::ZERO),
             Some(f) => client_acks.iter().find(|a| a.at > f).map(|a| a.at - f),
         };
-        let mut last = t0;
+        let mut last = (t0, None);
+        let mut widest = None;
         for a in client_acks.iter().filter(|a| a.at > t0) {
-            row.max_gap = row.max_gap.max(a.at - last);
-            last = a.at;
+            if a.at - last.0 > row.max_gap {
+                row.max_gap = a.at - last.0;
+                widest = Some((last, *a));
+            }
+            last = (a.at, Some(a.port));
+        }
+        // Where the longest gap lies, and between which servers' acks.
+        if let Some(((from, before), next)) = widest {
+            let after_fault = |t: Instant| t.saturating_duration_since(t0).as_secs_f64();
+            println!(
+                "# longest gap without a client ack: {:.2}s to {:.2}s after the fault (from {} to {})",
+                after_fault(from),
+                after_fault(next.at),
+                before.map_or("the fault".into(), |p| self.node_of(p)),
+                self.node_of(next.port)
+            );
         }
         Ok(())
     }

@@ -64,6 +64,8 @@ struct CleanupState {
     namespaces: Vec<String>,
     links: Vec<String>,
     mounts: Vec<std::path::PathBuf>,
+    /// FUSE daemons (pids of our children) to continue before their mounts are removed.
+    daemons: Vec<u32>,
 }
 
 impl Cleanup {
@@ -86,7 +88,16 @@ impl Cleanup {
                 }
             }
         }
-        for m in &s.mounts {
+        // A stalled disk's daemon is stopped: let it run, or it would outlive its mount.
+        // Only a child of ours that is still running, in case the pid was reaped and reused.
+        for &pid in &s.daemons {
+            if is_running_child(pid) {
+                let p = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGCONT);
+            }
+        }
+        // Last mounted first: a FUSE mount passes through to a tmpfs mounted before it.
+        for m in s.mounts.iter().rev() {
             let _ = quiet("umount", [std::ffi::OsStr::new("-l"), m.as_os_str()]);
         }
         for ns in &s.namespaces {
@@ -104,6 +115,28 @@ impl Cleanup {
             .mounts
             .push(path);
     }
+
+    /// A FUSE mount and its daemon (a child of this process): continued, then unmounted.
+    pub fn add_fuse_mount(&self, path: std::path::PathBuf, daemon: u32) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.mounts.push(path);
+        s.daemons.push(daemon);
+    }
+}
+
+/// Whether `pid` is a live (not zombie) child of this process, from `/proc/<pid>/stat`.
+fn is_running_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // After the command name in parentheses: state, then the parent's pid.
+    let mut rest = stat
+        .rfind(')')
+        .map_or("", |i| &stat[i + 1..])
+        .split_whitespace();
+    let (state, ppid) = (rest.next(), rest.next());
+    state.is_some_and(|s| s != "Z" && s != "X")
+        && ppid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
 }
 
 fn quiet<I, S>(program: &str, args: I) -> std::io::Result<std::process::ExitStatus>
