@@ -13,6 +13,7 @@ pub mod flag;
 pub mod history;
 pub mod lsn;
 pub mod observation;
+pub mod quote;
 pub mod startup;
 pub mod sync;
 pub mod tags;
