@@ -10,6 +10,7 @@ use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::effective_dynamic;
 use pgkeel_core::decide::{lease_alive, may_be_writable, moves_to_new_ttl, shutdown_done};
 use pgkeel_core::observation::{Observation, PgView};
+use pgkeel_core::repeats::{Repeats, REPEAT_PERIOD};
 use pgkeel_core::{decide, Config};
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
@@ -188,6 +189,7 @@ pub async fn run_with<E: Env>(
     let mut published_member = None;
     // The local server as the end of the last loop found it, when it did not answer.
     let mut silent_pg = None;
+    let mut dcs_warnings = Repeats::new(REPEAT_PERIOD);
 
     loop {
         let shutting_down = shutdown.is_cancelled();
@@ -214,8 +216,10 @@ pub async fn run_with<E: Env>(
         if let Ok(c) = &obs.dcs {
             last_cluster = Some(c.clone());
             dcs_last_seen = Some(env.wall_clock());
-            for w in &c.warnings {
-                tracing::warn!("DCS: {w}");
+            // A bad value gives the same warning every loop until it is fixed: logged
+            // once, then counted (each already quotes values in bounded form).
+            for line in dcs_warnings.round(&c.warnings, clock::now()) {
+                tracing::warn!("DCS: {line}");
             }
         }
         track_writable(&shared, &obs.pg);

@@ -14,6 +14,7 @@ pub mod history;
 pub mod lsn;
 pub mod observation;
 pub mod quote;
+pub mod repeats;
 pub mod startup;
 pub mod sync;
 pub mod tags;

@@ -18,7 +18,8 @@ use crate::DcsError;
 
 impl Etcd {
     /// Reads everything under the prefix in one linearizable range (a quorum read, never
-    /// stale), so the snapshot is consistent across keys.
+    /// stale), so the snapshot is consistent across keys. Values that are not what Patroni
+    /// writes are left out and described in [`Cluster::warnings`], not logged.
     pub async fn load(&self) -> Result<Cluster, DcsError> {
         let mut kv = self.kv();
         let resp = self
@@ -34,11 +35,9 @@ impl Etcd {
             lease: kv.lease(),
             mod_revision: kv.mod_revision(),
         });
-        let cluster = parse_cluster(&self.prefix, kvs);
-        for w in &cluster.warnings {
-            tracing::warn!("{w}");
-        }
-        Ok(cluster)
+        // The warnings are the caller's to show: the agent rate-limits them, a CLI verb
+        // prints them once.
+        Ok(parse_cluster(&self.prefix, kvs))
     }
 }
 
