@@ -66,6 +66,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         Some(admin_tx),
         auth,
         failsafe_inbox.clone(),
+        pgkeel_api::Limits::default(),
         async move { stop.cancelled().await },
     ));
     let io = Io {
