@@ -1,9 +1,13 @@
 //! The open connections of one server: how many, which of them are being answered, and
 //! when each last moved a byte.
 //!
-//! Invariant: at most `max_connections` connections are registered. Admitting one more
-//! first evicts the oldest connection that is not being answered (its task closes it at
-//! once); when every registered connection is being answered, the newcomer is refused.
+//! Invariants: at most `max` connections are registered, and at most `max` +
+//! [`MAX_CLOSING`] sockets are open (registered, or evicted and not yet closed by their
+//! task). Admitting one more first evicts the oldest connection that is not being answered
+//! (its task closes it as soon as it runs); when every registered connection is being
+//! answered, the newcomer is refused, which costs only its accept and close. When too many
+//! evicted ones are still closing (the thread is behind), the server lets their tasks run
+//! before it admits the newcomer ([`Admission::Closing`]).
 //! Evicting the oldest idle connection rather than refusing the newcomer is what keeps the
 //! API answering under a flood: a health check's connection sends its request at once and
 //! is answered long before thousands of newer ones could push it out, while a flood's
@@ -94,13 +98,22 @@ pub(crate) enum Admission {
     Evicted,
     /// Every registered connection is being answered: close the new one.
     Refused,
+    /// [`MAX_CLOSING`] evicted connections are still open: let their tasks close them,
+    /// then offer the new one again.
+    Closing,
 }
+
+/// Evicted connections whose task has not closed them yet, at most: the sockets the API
+/// holds beyond its cap, which the descriptor reserve must cover.
+pub(crate) const MAX_CLOSING: usize = 64;
 
 #[derive(Debug, Default)]
 struct Table {
     next_id: u64,
     /// By id, which is the order of acceptance: the first is the oldest.
     open: BTreeMap<u64, Arc<Conn>>,
+    /// Connections whose task still runs: `open` and the evicted ones still closing.
+    live: usize,
 }
 
 /// The registered connections of one server.
@@ -119,7 +132,9 @@ pub(crate) struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.conns.lock().open.remove(&self.id);
+        let mut t = self.conns.lock();
+        t.open.remove(&self.id);
+        t.live -= 1;
     }
 }
 
@@ -144,6 +159,9 @@ impl Conns {
         let mut t = self.lock();
         let mut admission = Admission::Admitted;
         if t.open.len() >= self.max {
+            if t.live - t.open.len() >= MAX_CLOSING {
+                return (Admission::Closing, None);
+            }
             let oldest_idle = t
                 .open
                 .iter()
@@ -159,6 +177,7 @@ impl Conns {
         }
         let id = t.next_id;
         t.next_id += 1;
+        t.live += 1;
         let conn = Arc::new(Conn::new(Instant::now()));
         t.open.insert(id, conn.clone());
         (
@@ -274,6 +293,28 @@ mod tests {
         // Its task ends: unregistered already, nothing else goes.
         drop(r1);
         assert_eq!(conns.len(), 3);
+    }
+
+    /// Evicted connections whose tasks have not run yet still hold their sockets: past
+    /// MAX_CLOSING of them, newcomers wait until they have closed.
+    #[tokio::test(flavor = "current_thread")]
+    async fn sockets_still_closing_count_against_the_cap() {
+        let conns = Conns::new(2);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(conns.admit().1.unwrap());
+        }
+        // Each newcomer evicts one; the evicted tasks do not end (their guards are kept).
+        for _ in 0..MAX_CLOSING {
+            let (a, r) = conns.admit();
+            assert_eq!(a, Admission::Evicted);
+            held.push(r.unwrap());
+        }
+        assert_eq!(conns.len(), 2);
+        assert_eq!(conns.admit().0, Admission::Closing);
+        // One evicted task ends: room for one more.
+        drop(held.remove(0));
+        assert_eq!(conns.admit().0, Admission::Evicted);
     }
 
     #[tokio::test(flavor = "current_thread")]

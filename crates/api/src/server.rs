@@ -101,8 +101,14 @@ pub async fn serve(
         while tasks.try_join_next().is_some() {}
         match accepted {
             Ok((stream, _)) => {
-                let (admission, registered) = conns.admit();
-                overload.note(admission);
+                let (admission, registered) = loop {
+                    match conns.admit() {
+                        // The evicted connections' tasks are ready to run: let them.
+                        (Admission::Closing, _) => tokio::task::yield_now().await,
+                        admitted => break admitted,
+                    }
+                };
+                overload.note(admission, tasks.len());
                 // Refused: dropping the stream closes it at once.
                 if let Some(registered) = registered {
                     tasks.spawn(connection(stream, registered, api.clone(), stop_rx.clone()));
@@ -145,6 +151,8 @@ struct Overload {
     failed: u64,
     last_error: String,
     since: Instant,
+    /// Connection tasks still running (evicted ones until they have closed).
+    open: usize,
 }
 
 impl Overload {
@@ -156,14 +164,17 @@ impl Overload {
             failed: 0,
             last_error: String::new(),
             since: Instant::now(),
+            open: 0,
         }
     }
 
-    fn note(&mut self, admission: Admission) {
+    fn note(&mut self, admission: Admission, open: usize) {
+        self.open = open;
         match admission {
             Admission::Admitted => {}
             Admission::Evicted => self.evicted += 1,
             Admission::Refused => self.refused += 1,
+            Admission::Closing => {}
         }
         self.maybe_log();
     }
@@ -183,10 +194,11 @@ impl Overload {
         let secs = self.since.elapsed().as_secs();
         if self.evicted + self.refused > 0 {
             tracing::warn!(
-                "REST API at its cap of {} connections: closed {} idle connections for new ones and refused {} while all were being answered, in the last {secs} s",
+                "REST API at its cap of {} connections: closed {} idle connections for new ones and refused {} while all were being answered, in the last {secs} s ({} open)",
                 self.cap,
                 self.evicted,
-                self.refused
+                self.refused,
+                self.open
             );
         }
         if self.failed > 0 {
@@ -209,9 +221,9 @@ async fn connection(
     api: Api,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let conn = registered.conn.clone();
     let idle = api.limits.idle_timeout;
+    let _ = stream.set_nodelay(true);
     let io = TokioIo::new(Tracked {
         inner: stream,
         conn: conn.clone(),
