@@ -31,10 +31,6 @@ use crate::shared::Shared;
 /// Runs the agent until `shutdown` is cancelled, then stops PostgreSQL (a leader releases
 /// its key after the shutdown checkpoint) and revokes the lease.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    // Fail on a busy API port before touching anything.
-    let listener = tokio::net::TcpListener::bind(cfg.restapi.listen)
-        .await
-        .with_context(|| format!("restapi.listen: cannot listen on {}", cfg.restapi.listen))?;
     let env = Arc::new(RealEnv {
         data_dir: cfg.postgresql.data_dir.clone(),
         postmaster: Arc::default(),
@@ -59,16 +55,17 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     // Leaders' POST /failsafe calls, for the observation while the DCS is unreachable.
     let failsafe_inbox = Arc::new(FailsafeInbox::new());
     let api_stop = CancellationToken::new();
-    let stop = api_stop.clone();
-    let api = tokio::spawn(pgkeel_api::serve(
-        listener,
-        snap.clone(),
-        Some(admin_tx),
-        auth,
-        failsafe_inbox.clone(),
-        pgkeel_api::Limits::default(),
-        async move { stop.cancelled().await },
-    ));
+    // Fails on a busy API port before anything is touched.
+    let api = crate::api::start(
+        cfg.restapi.listen,
+        crate::api::ApiParts {
+            snap: snap.clone(),
+            admin: admin_tx,
+            auth,
+            failsafe: failsafe_inbox.clone(),
+        },
+        api_stop.clone(),
+    )?;
     let io = Io {
         snap,
         admin: admin_rx,
@@ -76,7 +73,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     };
     let result = run_with(env, cfg, io, shutdown).await;
     api_stop.cancel();
-    let _ = api.await;
+    let _ = tokio::task::spawn_blocking(move || api.join()).await;
     result
 }
 
