@@ -3,8 +3,8 @@
 //!
 //! Invariants: at most `max` connections are registered, and at most `max` +
 //! [`MAX_CLOSING`] sockets are open (registered, or evicted and not yet closed by their
-//! task). Admitting one more first evicts the oldest connection that is not being answered
-//! (its task closes it as soon as it runs); when every registered connection is being
+//! task). Admitting one more first evicts the oldest connection that has not sent a byte,
+//! or else the oldest that is not being answered (its task closes it as soon as it runs); when every registered connection is being
 //! answered, the newcomer is refused, which costs only its accept and close. When too many
 //! evicted ones are still closing (the thread is behind), the server lets their tasks run
 //! before it admits the newcomer ([`Admission::Closing`]).
@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub(crate) struct Conn {
     /// `epoch`.
     moved_ms: AtomicU64,
     epoch: Instant,
+    /// Whether the client has sent a byte yet.
+    spoke: AtomicBool,
     /// Notified when the connection is evicted: its task closes it.
     evicted: Notify,
 }
@@ -44,6 +46,7 @@ impl Conn {
             answering: AtomicUsize::new(0),
             moved_ms: AtomicU64::new(0),
             epoch: now,
+            spoke: AtomicBool::new(false),
             evicted: Notify::new(),
         }
     }
@@ -162,11 +165,16 @@ impl Conns {
             if t.live - t.open.len() >= MAX_CLOSING {
                 return (Admission::Closing, None);
             }
-            let oldest_idle = t
-                .open
-                .iter()
-                .find(|(_, c)| !c.is_answering())
-                .map(|(id, _)| *id);
+            // The oldest that never sent a byte, else the oldest not being answered: a
+            // client in the middle of its request goes after those that said nothing.
+            let mut oldest_idle = None;
+            for (id, c) in t.open.iter().filter(|(_, c)| !c.is_answering()) {
+                oldest_idle.get_or_insert(*id);
+                if !c.spoke.load(Ordering::Relaxed) {
+                    oldest_idle = Some(*id);
+                    break;
+                }
+            }
             let Some(id) = oldest_idle else {
                 return (Admission::Refused, None);
             };
@@ -213,6 +221,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.conn.touch();
+            self.conn.spoke.store(true, Ordering::Relaxed);
         }
         r
     }
@@ -293,6 +302,20 @@ mod tests {
         // Its task ends: unregistered already, nothing else goes.
         drop(r1);
         assert_eq!(conns.len(), 3);
+    }
+
+    /// A connection that has sent part of a request outlives older ones that said nothing.
+    #[tokio::test(flavor = "current_thread")]
+    async fn silent_connections_go_first() {
+        let conns = Conns::new(2);
+        let r1 = conns.admit().1.unwrap();
+        let r2 = conns.admit().1.unwrap();
+        r1.conn.spoke.store(true, Ordering::Relaxed);
+        let (a, _r3) = conns.admit();
+        assert_eq!(a, Admission::Evicted);
+        tokio::time::timeout(Duration::from_millis(100), r2.conn.evicted())
+            .await
+            .expect("the silent one was evicted, not the older one that spoke");
     }
 
     /// Evicted connections whose tasks have not run yet still hold their sockets: past
