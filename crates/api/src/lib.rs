@@ -18,6 +18,8 @@ mod cluster_json;
 mod conns;
 mod failsafe;
 mod failsafe_inbox;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod json_body;
 mod limits;
