@@ -116,6 +116,16 @@ impl Ctx {
     }
 }
 
+/// Reads the cluster and shows what was wrong in it (bad values, each quoted in bounded
+/// form): the agent logs these rate-limited; a verb runs once, so it prints them once.
+pub(crate) async fn load(etcd: &Etcd) -> anyhow::Result<Cluster> {
+    let cluster = etcd.load().await?;
+    for w in &cluster.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cluster)
+}
+
 /// `-r/--role` values (patronictl's `CtlPostgresqlRole`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -50,7 +50,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     if a.role.is_some() && a.member.is_some() {
         return fail("--role and --member are mutually exclusive options");
     }
-    let cluster = ctx.dcs(&name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     println!("{}", dsn_line(&cluster, a.role, a.member.as_deref())?);
     Ok(())
 }

@@ -170,7 +170,7 @@ fn invoke_editor(before: &str, cluster: &str) -> anyhow::Result<Value> {
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = ctx.cluster_name(a.cluster_name.as_deref());
     let dcs = ctx.dcs(&name).await?;
-    let cluster = dcs.load().await?;
+    let cluster = super::common::load(&dcs).await?;
     let Some(data) = cluster.config.clone() else {
         return fail(format!(
             "The config key does not exist in the cluster {name}"

@@ -49,7 +49,7 @@ pub(crate) fn split_target(args: &[String]) -> anyhow::Result<(Vec<String>, Targ
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let (member_names, target) = split_target(&a.args)?;
     let dcs = ctx.dcs(&a.cluster_name).await?;
-    let cluster = dcs.load().await?;
+    let cluster = super::common::load(&dcs).await?;
     let api = Api::new(ctx.cfg.authentication.clone())?;
     match target {
         Target::Restart => {

@@ -41,7 +41,7 @@ pub(crate) fn history_table(history: &[HistoryEntry], fmt: Format) -> String {
 
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = ctx.cluster_name(a.cluster_name.as_deref());
-    let cluster = ctx.dcs(&name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     print!(
         "{}",
         history_table(cluster.history.as_deref().unwrap_or(&[]), a.format)

@@ -109,7 +109,7 @@ async fn run(
             out.push('\n');
         }
         for (name, etcd) in &dcs {
-            let cluster = etcd.load().await?;
+            let cluster = super::common::load(etcd).await?;
             out.push_str(&output_members(&cluster, name, extended, view));
         }
         print!("{out}");

@@ -39,7 +39,7 @@ pub(crate) fn check_state(cluster: &Cluster, paused: bool) -> anyhow::Result<()>
 
 pub(crate) async fn run(ctx: &Ctx, a: Args, paused: bool) -> anyhow::Result<()> {
     let name = ctx.cluster_name(a.cluster_name.as_deref());
-    let cluster = ctx.dcs(&name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     check_state(&cluster, paused)?;
     let api = Api::new(ctx.cfg.authentication.clone())?;
     let body = json!({"pause": if paused { Value::Bool(true) } else { Value::Null }});

@@ -43,7 +43,7 @@ pub(crate) fn check_response(
 }
 
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
-    let cluster = ctx.dcs(&a.cluster_name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&a.cluster_name).await?).await?;
     let members = get_members(
         &cluster,
         &a.cluster_name,

@@ -30,7 +30,7 @@ pub(crate) fn reload_message(member: &str, status: u16, body: &str, loop_wait: u
 }
 
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
-    let cluster = ctx.dcs(&a.cluster_name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&a.cluster_name).await?).await?;
     let members = get_members(
         &cluster,
         &a.cluster_name,

@@ -18,7 +18,7 @@ const AWARE: &str = "Yes I am aware";
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = a.cluster_name;
     let dcs = ctx.dcs(&name).await?;
-    let cluster = dcs.load().await?;
+    let cluster = super::common::load(&dcs).await?;
     print!(
         "{}",
         output_members(&cluster, &name, false, View::Format(a.format))

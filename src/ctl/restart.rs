@@ -86,7 +86,7 @@ pub(crate) fn restart_message(member: &str, status: u16, body: &str) -> String {
 
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = a.cluster_name.clone();
-    let cluster = ctx.dcs(&name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     let mut members = get_members(
         &cluster,
         &name,

@@ -10,7 +10,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = ctx.cluster_name(a.cluster_name.as_deref());
-    let cluster = ctx.dcs(&name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     if let Some(c) = cluster.config.as_ref().filter(|c| !is_empty(c)) {
         // click.echo adds a newline after the dump's own.
         println!("{}", yaml_dump(c));

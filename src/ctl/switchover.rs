@@ -156,7 +156,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let name = ctx.cluster_name(cluster_name.as_deref());
     let dcs = ctx.dcs(&name).await?;
-    let cluster = dcs.load().await?;
+    let cluster = super::common::load(&dcs).await?;
     println!("Current cluster topology");
     print!(
         "{}",
@@ -269,7 +269,7 @@ async fn run(
     let mut shown = cluster;
     match result {
         Ok(r) if r.status == 200 || r.status == 202 => {
-            shown = dcs.load().await?;
+            shown = super::common::load(&dcs).await?;
             println!("{} {}", timestamp(6), r.body);
         }
         Ok(r) => {

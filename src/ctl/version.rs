@@ -42,7 +42,7 @@ pub(crate) async fn run(ctx: Option<&Ctx>, a: Args) -> anyhow::Result<()> {
         return Ok(());
     };
     println!();
-    let cluster = ctx.dcs(name).await?.load().await?;
+    let cluster = super::common::load(&ctx.dcs(name).await?).await?;
     let api = Api::new(ctx.cfg.authentication.clone())?;
     for m in members_with_role(&cluster, Role::Any) {
         if m.value.api_url.is_empty()

@@ -16,7 +16,7 @@ use pgkeel_core::admin::switchover::{
     plan_switchover, AfterWrite, SwitchoverPlan, SwitchoverRequest,
 };
 use pgkeel_core::config::check_dynamic;
-use pgkeel_dcs::Dcs;
+use pgkeel_dcs::{Dcs, DcsError};
 use pgkeel_pg::Postgres;
 
 use crate::env::Env;
@@ -134,7 +134,18 @@ async fn patch_config(dcs: &impl Dcs, patch: serde_json::Value) -> AdminReply {
     match dcs.write_config(&new, cluster.config_revision).await {
         Ok(true) => AdminReply::json(200, new),
         Ok(false) => AdminReply::text(409, "Conflict"),
-        Err(e) => AdminReply::text(503, format!("DCS is not accessible: {e}")),
+        Err(e) => config_not_written(e, 503),
+    }
+}
+
+/// A config write etcd did not take: its refusal of a value too large is the request's
+/// fault (413, saying so); anything else is Patroni's "DCS is not accessible" with `code`.
+fn config_not_written(e: DcsError, code: u16) -> AdminReply {
+    match e {
+        DcsError::TooLarge(_) => {
+            AdminReply::text(413, format!("the configuration was not written: {e}"))
+        }
+        e => AdminReply::text(code, format!("DCS is not accessible: {e}")),
     }
 }
 
@@ -144,7 +155,7 @@ async fn put_config(dcs: &impl Dcs, config: serde_json::Value) -> AdminReply {
     }
     match dcs.put_config(&config).await {
         Ok(()) => AdminReply::json(200, config),
-        Err(e) => AdminReply::text(502, format!("DCS is not accessible: {e}")),
+        Err(e) => config_not_written(e, 502),
     }
 }
 
@@ -294,4 +305,25 @@ pub(crate) async fn scheduled_restart_if_due<E: Env>(
     let holds = crate::run::holds_key(me, &obs);
     let r = restart_now(l, &obs, holds, s.role.as_deref(), s.restart_pending, memory).await;
     tracing::info!("scheduled restart at {}: {} {:?}", s.at, r.status, r.body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_too_large_for_etcd_is_413_not_dcs_is_not_accessible() {
+        let r = config_not_written(
+            DcsError::TooLarge("put_config: request is too large".into()),
+            502,
+        );
+        assert_eq!(r.status, 413);
+        assert!(
+            matches!(&r.body, pgkeel_api::AdminBody::Text(t) if t.contains("too large") && !t.contains("not accessible")),
+            "{:?}",
+            r.body
+        );
+        let r = config_not_written(DcsError::Unavailable("timeout".into()), 502);
+        assert_eq!(r.status, 502);
+    }
 }

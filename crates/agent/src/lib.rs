@@ -9,10 +9,11 @@
 //! rewind or kill, since when PostgreSQL is silent) for the next observation. Beside the
 //! loop: the lease keeper (its own OS thread, runtime and etcd connection), the fence
 //! thread and the fence guardian process (they stop a primary at its deadline, signalling
-//! through `/proc` only), the failsafe task and the REST API.
+//! through `/proc` only), the failsafe task and the REST API (its own OS thread and runtime, see `api.rs`).
 
 mod act;
 mod admin;
+mod api;
 pub mod clock;
 mod env;
 mod failsafe;

@@ -13,6 +13,7 @@ use pgkeel_core::decide::{
 };
 use pgkeel_core::observation::{Observation, PgView};
 use pgkeel_core::pace::next_round;
+use pgkeel_core::repeats::{Repeats, REPEAT_PERIOD};
 use pgkeel_core::{decide, Config};
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
@@ -42,10 +43,6 @@ pub struct Stop {
 
 /// Runs the agent until `stop` says so.
 pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
-    // Fail on a busy API port before touching anything.
-    let listener = tokio::net::TcpListener::bind(cfg.restapi.listen)
-        .await
-        .with_context(|| format!("restapi.listen: cannot listen on {}", cfg.restapi.listen))?;
     let env = Arc::new(RealEnv {
         data_dir: cfg.postgresql.data_dir.clone(),
         postmaster: Arc::default(),
@@ -70,15 +67,17 @@ pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
     // Leaders' POST /failsafe calls, for the observation while the DCS is unreachable.
     let failsafe_inbox = Arc::new(FailsafeInbox::new());
     let api_stop = CancellationToken::new();
-    let stop = api_stop.clone();
-    let api = tokio::spawn(pgkeel_api::serve(
-        listener,
-        snap.clone(),
-        Some(admin_tx),
-        auth,
-        failsafe_inbox.clone(),
-        async move { stop.cancelled().await },
-    ));
+    // Fails on a busy API port before anything is touched.
+    let api = crate::api::start(
+        cfg.restapi.listen,
+        crate::api::ApiParts {
+            snap: snap.clone(),
+            admin: admin_tx,
+            auth,
+            failsafe: failsafe_inbox.clone(),
+        },
+        api_stop.clone(),
+    )?;
     let io = Io {
         snap,
         admin: admin_rx,
@@ -86,7 +85,7 @@ pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
     };
     let result = run_with(env, cfg, io, shutdown).await;
     api_stop.cancel();
-    let _ = api.await;
+    let _ = tokio::task::spawn_blocking(move || api.join()).await;
     result
 }
 
@@ -199,6 +198,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let mut config_unapplied = false;
     // The local server as the end of the last loop found it, when it did not answer.
     let mut silent_pg = None;
+    let mut dcs_warnings = Repeats::new(REPEAT_PERIOD);
     // Rounds in a row that followed at once (`pgkeel_core::pace`).
     let mut streak = 0;
     let mut shutdown_since = None;
@@ -232,8 +232,10 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             if let Ok(c) = &obs.dcs {
                 last_cluster = Some(c.clone());
                 dcs_last_seen = Some(env.wall_clock());
-                for w in &c.warnings {
-                    tracing::warn!("DCS: {w}");
+                // A bad value gives the same warning every loop until it is fixed: logged
+                // once, then counted (each already quotes values in bounded form).
+                for line in dcs_warnings.round(&c.warnings, clock::now()) {
+                    tracing::warn!("DCS: {line}");
                 }
             }
             track_writable(&shared, &obs.pg);

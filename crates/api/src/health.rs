@@ -37,7 +37,9 @@ fn replica_code(st: &PgStatus<'_>, query: &Query, snap: &NodeSnapshot) -> u16 {
         .and_then(parse_bytes)
         .unwrap_or(i64::MAX as i128);
     let leader = i128::from(leader_optime(snap));
-    let lagging = leader != 0 && leader > i128::from(st.replayed_location()) + max_lag;
+    // Saturating: a limit like `1e309` parses to i128::MAX ("no limit"), and must not wrap.
+    let lagging =
+        leader != 0 && leader > i128::from(st.replayed_location()).saturating_add(max_lag);
     // Patroni master: `?replication_state=streaming` excludes replicas still catching up
     // from the archive.
     let state_ok = query
@@ -365,6 +367,32 @@ mod tests {
         snap.latest_end_lsn = Some(LEADER_LSN + 10 * 1024 * 1024);
         assert_eq!(code("/replica?lag=1MB", &snap), 503);
         assert_eq!(code("/replica?lag=20MB", &snap), 200);
+    }
+
+    /// Any limit too large to matter means "no limit", however it is spelled: `1e309` (a
+    /// float that overflows to infinity) overflowed the comparison and answered 503 where
+    /// `99999999999999999999` answered 200 (issue 11, item 7).
+    #[test]
+    fn huge_lag_limits_agree() {
+        for snap in [streaming_replica(), lagging_replica()] {
+            for path in ["/replica", "/read-only", "/asynchronous"] {
+                let want = code(&format!("{path}?lag=99999999999999999999"), &snap);
+                for lag in [
+                    "1e309",
+                    "1e308",
+                    "99999999999999999999TB",
+                    "0x7fffffffffffffffffffffffffffffff",
+                ] {
+                    assert_eq!(
+                        code(&format!("{path}?lag={lag}"), &snap),
+                        want,
+                        "{path}?lag={lag}"
+                    );
+                }
+            }
+            let want = readiness(&Query::parse(Some("lag=99999999999999999999")), &snap);
+            assert_eq!(readiness(&Query::parse(Some("lag=1e309")), &snap), want);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Request bodies read the way Patroni reads them (`RestApiHandler._read_json_content`),
 //! and the Python truth tests its handlers apply to the values.
 
+use pgkeel_core::quote::clip_sized;
 use serde_json::{Map, Value};
 
 use crate::routes::{Body, Reply};
@@ -46,7 +47,7 @@ pub(crate) fn read_json_object(
         Ok(Value::Object(m)) if optional || !m.is_empty() => Ok(m),
         Ok(_) => Err(send_error(400)),
         Err(e) => {
-            tracing::debug!("Bad request: {e}");
+            tracing::debug!("Bad request: {}", clip_sized(&e.to_string(), body.len()));
             Err(send_error(400))
         }
     }

@@ -15,10 +15,14 @@ mod admin;
 mod admin_routes;
 mod auth;
 mod cluster_json;
+mod conns;
 mod failsafe;
 mod failsafe_inbox;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod json_body;
+mod limits;
 mod metrics;
 mod query;
 mod restart_body;
@@ -39,9 +43,12 @@ pub use cluster_json::cluster_json;
 pub use failsafe::{receive_failsafe, Accepted};
 pub use failsafe_inbox::{FailsafeContact, FailsafeInbox};
 pub use health::{health, liveness, readiness};
+pub use limits::{
+    Limits, BODY_TIMEOUT, FD_RESERVE, HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_BODY, MAX_CONNECTIONS,
+};
 pub use metrics::{metrics_text, METRICS_CONTENT_TYPE};
 pub use query::{parse_bytes, Query};
 pub use routes::{route, Body, Reply};
-pub use server::{router, serve};
+pub use server::serve;
 pub use snapshot::{publish, shared, with_snapshot, NodeSnapshot, ReplicationRow, SharedSnapshot};
 pub use status::status_json;

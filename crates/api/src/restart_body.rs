@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pgkeel_core::quote::{clip, quote_json};
 use serde_json::Value;
 
 use crate::admin::AdminRequest;
@@ -30,11 +31,12 @@ fn check_postgres_version(v: &Value) -> Result<String, String> {
     };
     let parts: Result<Vec<u32>, _> = s.split('.').map(|p| p.trim().parse::<u32>()).collect();
     let Ok(parts) = parts else {
-        return Err(format!("Invalid PostgreSQL version: {s}"));
+        return Err(format!("Invalid PostgreSQL version: {}", clip(&s)));
     };
     if parts.len() < 2 || (parts.len() == 2 && parts[0] < 10) || parts.len() > 3 {
         return Err(format!(
-            "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: {s}"
+            "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: {}",
+            clip(&s)
         ));
     }
     Ok(s)
@@ -49,7 +51,10 @@ pub(crate) fn restart_request(
 ) -> Result<AdminRequest, Reply> {
     let request = read_json_object(body, true)?;
     if !request.is_empty() {
-        tracing::debug!("received restart request: {request:?}");
+        tracing::debug!(
+            "received restart request: {}",
+            quote_json(&serde_json::Value::Object(request.clone()))
+        );
     }
     let paused = snap.paused || snap.cluster.as_ref().is_some_and(|c| c.paused());
     if paused && request.contains_key("schedule") {
@@ -98,7 +103,7 @@ pub(crate) fn restart_request(
             other => {
                 return Err(text(
                     400,
-                    format!("Unknown filter for the scheduled restart: {other}"),
+                    format!("Unknown filter for the scheduled restart: {}", clip(other)),
                 ))
             }
         }

@@ -6,6 +6,7 @@
 //! fractions) covers every client we know of.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use pgkeel_core::quote::quote_json;
 use serde_json::Value;
 
 use crate::routes::{Body, Reply};
@@ -82,7 +83,7 @@ pub(crate) fn parse_schedule(
             format!("Timezone information is mandatory for the scheduled {action}"),
         )),
         Parsed::Invalid => {
-            tracing::info!("Invalid scheduled {action} time: {value}");
+            tracing::info!("Invalid scheduled {action} time: {}", quote_json(value));
             Err(error(
                 422,
                 "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601"

@@ -1,5 +1,8 @@
-//! The HTTP listener: axum on whatever runtime the caller runs (the agent uses a
-//! current-thread runtime; axum's per-connection tasks are plain `tokio::spawn`s).
+//! The HTTP listener: an accept loop and hyper's HTTP/1.1 connections, on whatever runtime
+//! the caller runs (the agent gives it a thread and a current-thread runtime of its own;
+//! connections are plain `tokio::spawn`s). The [`Limits`] are applied here: the connection
+//! cap at accept ([`Conns`]), the header timeout by hyper, the idle timeout by each
+//! connection's task, the body timeout and size when a body is read.
 //!
 //! Reads are answered from the snapshot ([`route`]). Unsafe requests to an endpoint that
 //! exists are authenticated, validated ([`prepare`]) and, when valid, handed to the agent
@@ -7,22 +10,30 @@
 //! authenticated too but answered here: it must not wait for a loop that may be stuck on
 //! the unreachable DCS, and it only leaves a note in the [`FailsafeInbox`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
-use tokio::sync::oneshot;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 
 use crate::admin::{AdminBody, AdminReply, AdminRequest, AdminSender};
 use crate::admin_routes::{endpoint, prepare};
 use crate::auth::BasicAuth;
+use crate::conns::{Admission, Conn, Conns, Registered, Tracked};
 use crate::failsafe::receive_failsafe;
 use crate::failsafe_inbox::FailsafeInbox;
+use crate::limits::{Limits, MAX_DRAIN, MAX_HEAD};
 use crate::metrics::METRICS_CONTENT_TYPE;
 use crate::routes::{route, Body, Reply};
 use crate::snapshot::{with_snapshot, NodeSnapshot, SharedSnapshot};
@@ -34,61 +45,236 @@ fn agent_timeout(loop_wait: Duration) -> Duration {
         .max(Duration::from_secs(60))
 }
 
+/// After shutdown, how long requests being answered may take to finish.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long to wait before accepting again when accept(2) fails for want of resources
+/// (descriptors, memory): the pending connections wait in the backlog meanwhile.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// At most one log line this often about connections closed or refused at the cap.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 struct Api {
     snap: SharedSnapshot,
     admin: Option<AdminSender>,
     auth: Option<Arc<BasicAuth>>,
     failsafe: Arc<FailsafeInbox>,
+    limits: Arc<Limits>,
 }
 
-/// Serves the REST API on `listener` until `shutdown` completes, then lets open requests
-/// finish.
+/// Serves the REST API on `listener` until `shutdown` completes, then stops accepting and
+/// lets the requests being answered finish (for at most [`DRAIN`]).
 ///
 /// `admin`: where unsafe requests go; `None` answers them 503. `auth`: the
 /// `restapi.authentication` username and password that unsafe requests must present.
 /// `failsafe`: where accepted `POST /failsafe` calls are recorded for the agent.
+/// `limits`: timeouts, body size and the connection cap (see [`Limits`]).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     snap: SharedSnapshot,
     admin: Option<AdminSender>,
     auth: Option<(String, String)>,
     failsafe: Arc<FailsafeInbox>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(snap, admin, auth, failsafe))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// The router, for embedding in a larger app or for tests driving it directly.
-pub fn router(
-    snap: SharedSnapshot,
-    admin: Option<AdminSender>,
-    auth: Option<(String, String)>,
-    failsafe: Arc<FailsafeInbox>,
-) -> Router {
-    let auth = auth.map(|(user, password)| Arc::new(BasicAuth::new(&user, &password)));
-    // One fallback handler: Patroni routes by the first path segment and falls back to
-    // the health check, which a table of exact axum routes cannot express.
-    Router::new().fallback(handle).with_state(Api {
+    let conns = Conns::new(limits.max_connections);
+    let api = Api {
         snap,
         admin,
-        auth,
+        auth: auth.map(|(user, password)| Arc::new(BasicAuth::new(&user, &password))),
         failsafe,
-    })
+        limits: Arc::new(limits),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut overload = Overload::new(api.limits.max_connections);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            r = listener.accept() => r,
+        };
+        while tasks.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, _)) => {
+                let (admission, registered) = loop {
+                    match conns.admit() {
+                        // The evicted connections' tasks are ready to run: let them.
+                        (Admission::Closing, _) => tokio::task::yield_now().await,
+                        admitted => break admitted,
+                    }
+                };
+                overload.note(admission, tasks.len());
+                // Refused: dropping the stream closes it at once.
+                if let Some(registered) = registered {
+                    tasks.spawn(connection(stream, registered, api.clone(), stop_rx.clone()));
+                }
+            }
+            Err(e) if is_resource_error(&e) => {
+                overload.accept_failed(&e);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+            // A connection that failed before it was accepted (reset, aborted): its own.
+            Err(e) => tracing::debug!("REST API: accept: {e}"),
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained =
+        tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::info!(
+            "REST API: closing {} connections still open {DRAIN:?} after shutdown",
+            tasks.len()
+        );
+    }
+    tasks.shutdown().await;
+    Ok(())
 }
 
-async fn handle(
-    State(api): State<Api>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// accept(2) failed for want of something the whole process shares.
+fn is_resource_error(e: &std::io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// Counts connections closed or refused at the cap, and accept failures, for a log line
+/// at most every [`OVERLOAD_LOG_EVERY`]: a flood must not flood the log too.
+struct Overload {
+    cap: usize,
+    evicted: u64,
+    refused: u64,
+    failed: u64,
+    last_error: String,
+    since: Instant,
+    /// Connection tasks still running (evicted ones until they have closed).
+    open: usize,
+}
+
+impl Overload {
+    fn new(cap: usize) -> Overload {
+        Overload {
+            cap,
+            evicted: 0,
+            refused: 0,
+            failed: 0,
+            last_error: String::new(),
+            since: Instant::now(),
+            open: 0,
+        }
+    }
+
+    fn note(&mut self, admission: Admission, open: usize) {
+        self.open = open;
+        match admission {
+            Admission::Admitted => {}
+            Admission::Evicted => self.evicted += 1,
+            Admission::Refused => self.refused += 1,
+            Admission::Closing => {}
+        }
+        self.maybe_log();
+    }
+
+    fn accept_failed(&mut self, e: &std::io::Error) {
+        self.failed += 1;
+        self.last_error = e.to_string();
+        self.maybe_log();
+    }
+
+    fn maybe_log(&mut self) {
+        if self.evicted + self.refused + self.failed == 0
+            || self.since.elapsed() < OVERLOAD_LOG_EVERY
+        {
+            return;
+        }
+        let secs = self.since.elapsed().as_secs();
+        if self.evicted + self.refused > 0 {
+            tracing::warn!(
+                "REST API at its cap of {} connections: closed {} idle connections for new ones and refused {} while all were being answered, in the last {secs} s ({} open)",
+                self.cap,
+                self.evicted,
+                self.refused,
+                self.open
+            );
+        }
+        if self.failed > 0 {
+            tracing::warn!(
+                "REST API: accept failed {} times in the last {secs} s: {}",
+                self.failed,
+                self.last_error
+            );
+        }
+        (self.evicted, self.refused, self.failed) = (0, 0, 0);
+        self.since = Instant::now();
+    }
+}
+
+/// One connection: HTTP/1.1 with the header timeout, closed when idle, when evicted, or
+/// once shutdown let its last request finish.
+async fn connection(
+    stream: TcpStream,
+    registered: Registered,
+    api: Api,
+    mut stop: watch::Receiver<bool>,
+) {
+    let conn = registered.conn.clone();
+    let idle = api.limits.idle_timeout;
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        conn: conn.clone(),
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(api.limits.header_timeout)
+        .max_buf_size(MAX_HEAD);
+    let for_requests = conn.clone();
+    let service = service_fn(move |req| {
+        let (api, conn) = (api.clone(), for_requests.clone());
+        async move { Ok::<_, Infallible>(handle(api, conn, req).await) }
+    });
+    let http = builder.serve_connection(io, service);
+    tokio::pin!(http);
+    let mut stopping = false;
+    loop {
+        // While a request is being answered, look again after `idle`.
+        let check_at = conn
+            .idle_deadline(idle)
+            .unwrap_or_else(|| tokio::time::Instant::now() + idle);
+        tokio::select! {
+            r = http.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!("REST API connection: {e}");
+                }
+                break;
+            }
+            _ = conn.evicted() => break,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                http.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(check_at) => {
+                if conn.idle_deadline(idle).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    break;
+                }
+            }
+        }
+    }
+    drop(registered);
+}
+
+async fn handle(api: Api, conn: Arc<Conn>, req: Request<Incoming>) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let failsafe_post = is_failsafe_post(method.as_str(), uri.path());
     let ep = endpoint(method.as_str(), uri.path());
     if ep.is_none() && !failsafe_post {
+        let _answering = conn.answering();
         let now = Instant::now();
         let reply = with_snapshot(&api.snap, |s| {
             let route = |s: &NodeSnapshot| route(method.as_str(), uri.path(), uri.query(), s, now);
@@ -121,9 +307,13 @@ async fn handle(
                 .into_response();
         }
     }
-    let body = headers
-        .contains_key(header::CONTENT_LENGTH)
-        .then_some(body.as_ref());
+    // Patroni reads a body only when the request has a Content-Length.
+    let body = match read_body(body, &headers, &api.limits).await {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
+    };
+    let _answering = conn.answering();
+    let body = body.as_deref();
     let Some(ep) = ep else {
         return answer_failsafe(&api, body);
     };
@@ -135,6 +325,90 @@ async fn handle(
         Ok(req) => forward(api.admin.as_ref(), req, agent_timeout(loop_wait)).await,
     };
     respond(reply)
+}
+
+/// The body of a request with a `Content-Length` header (`None` without one), read within
+/// the body timeout and the size limit; otherwise the answer to give, which closes the
+/// connection.
+async fn read_body(
+    mut body: Incoming,
+    headers: &HeaderMap,
+    limits: &Limits,
+) -> Result<Option<Bytes>, Response> {
+    let Some(length) = headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    // hyper has refused a Content-Length that is not a number.
+    let declared = length
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let too_large = |size: u64| {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Request body of {size} bytes is larger than the limit of {} bytes",
+                limits.max_body
+            ),
+        )
+    };
+    if let Some(size) = declared.filter(|n| *n > limits.max_body as u64) {
+        // A client that waits for "100 Continue" has sent nothing yet: answer now. Any
+        // other is sending already: read what it sends (up to a bound) so that it reads
+        // the answer rather than a reset.
+        let waits = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits && size <= MAX_DRAIN as u64 {
+            let _ = tokio::time::timeout_at(deadline, async {
+                while let Some(Ok(_)) = body.frame().await {}
+            })
+            .await;
+        }
+        return Err(too_large(size));
+    }
+    let mut data = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "Request body not received within {} s",
+                        limits.body_timeout.as_secs()
+                    ),
+                ))
+            }
+            Ok(None) => return Ok(Some(Bytes::from(data))),
+            Ok(Some(Err(e))) => {
+                tracing::debug!("reading a request body: {e}");
+                return Err(refuse(StatusCode::BAD_REQUEST, "Bad Request".into()));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(chunk) = frame.into_data() {
+                    data.extend_from_slice(&chunk);
+                    // hyper holds the body to its Content-Length; this is the backstop.
+                    if data.len() > limits.max_body {
+                        return Err(too_large(data.len() as u64));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An answer that ends the connection (the rest of the request is not read).
+fn refuse(status: StatusCode, text: String) -> Response {
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// `POST /failsafe[/...]`: Patroni's `do_POST_failsafe`, routed on the first segment.

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use pgkeel_core::admin::switchover::{request_problem, SwitchoverRequest};
+use pgkeel_core::quote::{quote, quote_json};
 
 use crate::admin::AdminRequest;
 use crate::json_body::{name_field, read_json_object, truthy};
@@ -37,8 +38,12 @@ pub(crate) fn switchover_request(
     // patronictl < 3 sent `member`.
     let candidate = name_field(&request, "candidate").or_else(|| name_field(&request, "member"));
     let scheduled = request.get("scheduled_at").filter(|v| truthy(v));
+    let shown = |v: Option<&str>| v.map_or("None".into(), |v| quote(v).to_string());
     tracing::info!(
-        "received {action} request with leader={leader:?} candidate={candidate:?} scheduled_at={scheduled:?}"
+        "received {action} request with leader={} candidate={} scheduled_at={}",
+        shown(leader.as_deref()),
+        shown(candidate.as_deref()),
+        scheduled.map_or("None".into(), quote_json),
     );
 
     // Patroni reads the cluster from the DCS here; ours is the agent's last read.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pgkeel_api::{
     admin_channel, publish, serve, shared, AdminReply, AdminRequest, AdminSender, FailsafeInbox,
-    NodeSnapshot, SharedSnapshot,
+    Limits, NodeSnapshot, SharedSnapshot,
 };
 use pgkeel_core::cluster::{Cluster, LeaderKey, MemberEntry};
 use pgkeel_core::dcs_values::{MemberValue, StatusValue};
@@ -145,9 +145,17 @@ async fn start_full(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, snap, admin, auth, inbox, async {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        snap,
+        admin,
+        auth,
+        inbox,
+        Limits::default(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     (addr, tx, server)
 }
 

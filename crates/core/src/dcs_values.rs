@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::quote::{clip, clip_sized, quote, quote_json};
 use crate::tags::Tags;
 
 /// `members/<name>`: what each node publishes about itself every loop.
@@ -45,6 +46,8 @@ pub struct MemberValue {
     pub scheduled_restart: Option<Value>,
 }
 
+/// A DCS value that is not what Patroni writes. Both fields are bounded (see
+/// [`crate::quote`]): the key may be as long as the value, and parser messages quote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("value of key {key} is not valid: {reason}")]
 pub struct ValueError {
@@ -52,24 +55,33 @@ pub struct ValueError {
     pub reason: String,
 }
 
+impl ValueError {
+    /// `reason` must quote any part of the value through [`crate::quote`].
+    pub fn new(key: &str, reason: impl Into<String>) -> Self {
+        ValueError {
+            key: clip(key).to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A JSON parser's complaint about a value of `bytes` bytes, which may quote it whole.
+    fn json(key: &str, bytes: usize, e: &serde_json::Error) -> Self {
+        ValueError::new(key, clip_sized(&e.to_string(), bytes).to_string())
+    }
+}
+
 impl MemberValue {
     /// Parses a `members/<name>` value. Like Patroni, a bare `postgres://...` string is taken
     /// as a conn_url of a member that published nothing else.
     pub fn parse(key: &str, raw: &[u8]) -> Result<Self, ValueError> {
-        let text = std::str::from_utf8(raw).map_err(|_| ValueError {
-            key: key.into(),
-            reason: "not UTF-8".into(),
-        })?;
+        let text = std::str::from_utf8(raw).map_err(|_| ValueError::new(key, "not UTF-8"))?;
         if text.starts_with("postgres") {
             return Ok(MemberValue {
                 conn_url: text.to_string(),
                 ..Default::default()
             });
         }
-        serde_json::from_str(text).map_err(|e| ValueError {
-            key: key.into(),
-            reason: e.to_string(),
-        })
+        serde_json::from_str(text).map_err(|e| ValueError::json(key, text.len(), &e))
     }
 
     /// The `host:port` part of `conn_url` (`postgres://host:port/db`).
@@ -116,10 +128,7 @@ impl StatusValue {
                 ..Default::default()
             });
         }
-        serde_json::from_slice(raw).map_err(|e| ValueError {
-            key: key.into(),
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(raw).map_err(|e| ValueError::json(key, raw.len(), &e))
     }
 }
 
@@ -139,18 +148,18 @@ pub struct FailoverValue {
 
 impl FailoverValue {
     pub fn parse(key: &str, raw: &[u8]) -> Result<Self, ValueError> {
-        let err = |reason: String| ValueError {
-            key: key.into(),
-            reason,
-        };
+        let err = |reason: String| ValueError::new(key, reason);
         let text = std::str::from_utf8(raw).map_err(|_| err("not UTF-8".into()))?;
         if let Ok(v) = serde_json::from_str::<FailoverValue>(text) {
             return Ok(v);
         }
         // Legacy "leader:candidate" (either side may be empty).
-        let (leader, member) = text
-            .split_once(':')
-            .ok_or_else(|| err(format!("{text:?} is neither JSON nor leader:candidate")))?;
+        let (leader, member) = text.split_once(':').ok_or_else(|| {
+            err(format!(
+                "{} is neither JSON nor leader:candidate",
+                quote(text)
+            ))
+        })?;
         let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
         Ok(FailoverValue {
             leader: some(leader),
@@ -172,18 +181,18 @@ pub struct SyncValue {
 
 impl SyncValue {
     pub fn parse(key: &str, raw: &[u8]) -> Result<Self, ValueError> {
-        let err = |reason: String| ValueError {
-            key: key.into(),
-            reason,
-        };
-        let v: Value = serde_json::from_slice(raw).map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| ValueError::new(key, reason);
+        let v: Value =
+            serde_json::from_slice(raw).map_err(|e| ValueError::json(key, raw.len(), &e))?;
         let Value::Object(m) = v else {
             return Err(err("expected a JSON object".into()));
         };
         let leader = match m.get("leader") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => return Err(err(format!("leader {other} is not a string"))),
+            Some(other) => {
+                return Err(err(format!("leader {} is not a string", quote_json(other))))
+            }
         };
         let sync_standby = match m.get("sync_standby") {
             None | Some(Value::Null) => Default::default(),
@@ -193,14 +202,19 @@ impl SyncValue {
                 .filter(|n| !n.is_empty())
                 .map(str::to_string)
                 .collect(),
-            Some(other) => return Err(err(format!("sync_standby {other} is not a string"))),
+            Some(other) => {
+                return Err(err(format!(
+                    "sync_standby {} is not a string",
+                    quote_json(other)
+                )))
+            }
         };
         let quorum = match m.get("quorum") {
             None | Some(Value::Null) => 0,
             Some(q) => q
                 .as_u64()
                 .and_then(|q| u32::try_from(q).ok())
-                .ok_or_else(|| err(format!("quorum {q} is not a count")))?,
+                .ok_or_else(|| err(format!("quorum {} is not a count", quote_json(q))))?,
         };
         Ok(SyncValue {
             leader,
@@ -242,10 +256,7 @@ pub fn parse_failsafe(
     key: &str,
     raw: &[u8],
 ) -> Result<std::collections::BTreeMap<String, String>, ValueError> {
-    serde_json::from_slice(raw).map_err(|e| ValueError {
-        key: key.into(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(raw).map_err(|e| ValueError::json(key, raw.len(), &e))
 }
 
 /// One line of `history`: `[timeline, lsn, reason, timestamp, new_leader]`.
@@ -277,28 +288,27 @@ impl HistoryEntry {
 
 /// Parses `history`. Entries of three to five elements are accepted, as Patroni writes them.
 pub fn parse_history(key: &str, raw: &[u8]) -> Result<Vec<HistoryEntry>, ValueError> {
-    let err = |reason: String| ValueError {
-        key: key.into(),
-        reason,
-    };
-    let v: Value = serde_json::from_slice(raw).map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| ValueError::new(key, reason);
+    let v: Value = serde_json::from_slice(raw).map_err(|e| ValueError::json(key, raw.len(), &e))?;
     let Value::Array(items) = v else {
         return Err(err("expected a JSON list".into()));
     };
     items
         .iter()
         .map(|item| {
-            let a = item
-                .as_array()
-                .filter(|a| a.len() >= 3)
-                .ok_or_else(|| err(format!("entry {item} is not [timeline, lsn, reason, ...]")))?;
+            let a = item.as_array().filter(|a| a.len() >= 3).ok_or_else(|| {
+                err(format!(
+                    "entry {} is not [timeline, lsn, reason, ...]",
+                    quote_json(item)
+                ))
+            })?;
             let timeline = a[0]
                 .as_u64()
                 .and_then(|t| u32::try_from(t).ok())
-                .ok_or_else(|| err(format!("timeline {} is not a number", a[0])))?;
+                .ok_or_else(|| err(format!("timeline {} is not a number", quote_json(&a[0]))))?;
             let lsn = a[1]
                 .as_u64()
-                .ok_or_else(|| err(format!("lsn {} is not a number", a[1])))?;
+                .ok_or_else(|| err(format!("lsn {} is not a number", quote_json(&a[1]))))?;
             let s = |i: usize| a.get(i).and_then(|v| v.as_str()).map(str::to_string);
             Ok(HistoryEntry {
                 timeline,

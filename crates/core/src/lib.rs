@@ -14,6 +14,8 @@ pub mod history;
 pub mod lsn;
 pub mod observation;
 pub mod pace;
+pub mod quote;
+pub mod repeats;
 pub mod startup;
 pub mod sync;
 pub mod tags;

@@ -376,7 +376,8 @@ impl Etcd {
     }
 }
 
-/// Bounds `fut` by `timeout`; both a timeout and an etcd error become `Unavailable` naming `what`.
+/// Bounds `fut` by `timeout`; both a timeout and an etcd error become `Unavailable` naming
+/// `what`, except etcd's refusal of a request over its `--max-request-bytes` (`TooLarge`).
 pub(crate) async fn deadline<T>(
     timeout: Duration,
     what: &str,
@@ -384,6 +385,12 @@ pub(crate) async fn deadline<T>(
 ) -> Result<T, DcsError> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
+        // etcd answered, and the answer is about the request: no retry will change it.
+        Ok(Err(etcd_client::Error::GRpcStatus(st)))
+            if st.message().contains("request is too large") =>
+        {
+            Err(DcsError::TooLarge(format!("{what}: {}", st.message())))
+        }
         Ok(Err(e)) => Err(DcsError::Unavailable(format!("{what}: {e}"))),
         Err(_) => Err(DcsError::Unavailable(format!(
             "{what}: no answer within {timeout:?}"

@@ -5,7 +5,8 @@
 //! `history`. A Patroni node and a pgkeel node can read each other's cluster.
 //!
 //! Every call is bounded by the per-operation timeout given to [`Etcd::connect`], and every
-//! failure to get an answer from etcd is a [`DcsError::Unavailable`]: the agent treats that as
+//! failure to get an answer from etcd (but its refusal of a request too large,
+//! [`DcsError::TooLarge`]) is a [`DcsError::Unavailable`]: the agent treats that as
 //! "the DCS is unreachable" (failsafe territory), distinct from a compare-and-swap that etcd
 //! answered with "no", which the write methods return as `Ok(false)`.
 
@@ -34,4 +35,8 @@ pub enum DcsError {
     /// The request itself is wrong (bad prefix, no endpoints, a value that cannot be encoded).
     #[error("invalid DCS request: {0}")]
     Invalid(String),
+    /// etcd refused the request as larger than its `--max-request-bytes` (1.5 MiB by
+    /// default): etcd is fine, the value is too big.
+    #[error("etcd refused the request as too large: {0}")]
+    TooLarge(String),
 }

@@ -8,6 +8,7 @@ use pgkeel_core::cluster::{Cluster, LeaderKey, MemberEntry};
 use pgkeel_core::dcs_values::{
     parse_failsafe, parse_history, FailoverValue, MemberValue, StatusValue, SyncValue,
 };
+use pgkeel_core::quote::{clip, clip_sized, quote_bytes, quote_json};
 
 use crate::etcd::{
     Etcd, CONFIG, FAILOVER, FAILSAFE, HISTORY, INITIALIZE, LEADER, LEGACY_OPTIME, MEMBERS, STATUS,
@@ -17,7 +18,8 @@ use crate::DcsError;
 
 impl Etcd {
     /// Reads everything under the prefix in one linearizable range (a quorum read, never
-    /// stale), so the snapshot is consistent across keys.
+    /// stale), so the snapshot is consistent across keys. Values that are not what Patroni
+    /// writes are left out and described in [`Cluster::warnings`], not logged.
     pub async fn load(&self) -> Result<Cluster, DcsError> {
         let mut kv = self.kv();
         let resp = self
@@ -33,11 +35,9 @@ impl Etcd {
             lease: kv.lease(),
             mod_revision: kv.mod_revision(),
         });
-        let cluster = parse_cluster(&self.prefix, kvs);
-        for w in &cluster.warnings {
-            tracing::warn!("{w}");
-        }
-        Ok(cluster)
+        // The warnings are the caller's to show: the agent rate-limits them, a CLI verb
+        // prints them once.
+        Ok(parse_cluster(&self.prefix, kvs))
     }
 }
 
@@ -57,7 +57,7 @@ pub fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>)
         let Ok(full_key) = std::str::from_utf8(kv.key) else {
             c.warnings.push(format!(
                 "ignoring key {} under {prefix}: not UTF-8",
-                String::from_utf8_lossy(kv.key)
+                quote_bytes(kv.key)
             ));
             continue;
         };
@@ -79,12 +79,16 @@ pub fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>)
                 c.config_revision = kv.mod_revision;
                 match serde_json::from_slice::<serde_json::Value>(kv.value) {
                     Ok(v) if v.is_object() => c.config = Some(v),
-                    Ok(v) => c
-                        .warnings
-                        .push(format!("key {full_key}: expected a JSON object, got {v}")),
-                    Err(e) => c
-                        .warnings
-                        .push(format!("key {full_key}: not valid JSON: {e}")),
+                    Ok(v) => c.warnings.push(format!(
+                        "key {}: expected a JSON object, got {}",
+                        clip(full_key),
+                        quote_json(&v)
+                    )),
+                    Err(e) => c.warnings.push(format!(
+                        "key {}: not valid JSON: {}",
+                        clip(full_key),
+                        clip_sized(&e.to_string(), kv.value.len())
+                    )),
                 }
             }
             STATUS => match StatusValue::parse(full_key, kv.value) {
@@ -150,7 +154,7 @@ fn text(key: &str, raw: &[u8], warnings: &mut Vec<String>) -> String {
     match std::str::from_utf8(raw) {
         Ok(s) => s.to_string(),
         Err(_) => {
-            warnings.push(format!("key {key}: value is not UTF-8"));
+            warnings.push(format!("key {}: value is not UTF-8", clip(key)));
             String::from_utf8_lossy(raw).into_owned()
         }
     }
@@ -233,6 +237,58 @@ mod tests {
         assert_eq!(c.status, None);
         assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("/service/batman/members/bad"));
+    }
+
+    /// A megabyte value of each key makes a warning of bounded length that still says
+    /// which key and how big the value was (issue 11: 1 MB log lines twice per loop).
+    #[test]
+    fn warnings_about_huge_values_are_bounded() {
+        const MB: usize = 1_048_576;
+        let junk = "x".repeat(MB);
+        let json_string = format!("\"{}\"", "y".repeat(MB - 2));
+        let member_obj = format!(r#"{{"conn_url": 5, "api_url": "{}"}}"#, "z".repeat(MB));
+        let sync = format!(r#"{{"leader": ["{}"]}}"#, "s".repeat(MB));
+        let history = format!(r#"[["{}", 1, "r"]]"#, "h".repeat(MB));
+        let cases: Vec<(&str, &str)> = vec![
+            ("/service/batman/failover", &junk),
+            ("/service/batman/config", &junk),
+            ("/service/batman/config", &json_string),
+            ("/service/batman/status", &json_string),
+            ("/service/batman/sync", &junk),
+            ("/service/batman/sync", &sync),
+            ("/service/batman/history", &history),
+            ("/service/batman/history", &json_string),
+            ("/service/batman/failsafe", &json_string),
+            ("/service/batman/members/node1", &junk),
+            ("/service/batman/members/node1", &member_obj),
+        ];
+        for (key, value) in cases {
+            let c = parse_cluster(P, [kv(key, value)]);
+            assert_eq!(c.warnings.len(), 1, "{key}");
+            let w = &c.warnings[0];
+            assert!(w.contains(key), "{key}: {}", clip(w));
+            assert!(w.len() < 600, "{key}: {} bytes: {}", w.len(), clip(w));
+        }
+        let huge_key = format!("/service/batman/members/{}", "n".repeat(MB));
+        let c = parse_cluster(P, [kv(&huge_key, &junk)]);
+        assert!(c.warnings[0].len() < 1000, "{}", clip(&c.warnings[0]));
+        let c = parse_cluster(
+            P,
+            [RawKv {
+                key: b"/service/batman/leader",
+                value: &[0xff; MB],
+                lease: 1,
+                mod_revision: 2,
+            }],
+        );
+        assert!(c.warnings[0].len() < 600, "{}", clip(&c.warnings[0]));
+        // The failover value that issue 11 used: the size is in the warning.
+        let c = parse_cluster(P, [kv("/service/batman/failover", &junk)]);
+        assert!(
+            c.warnings[0].contains("(1048576 bytes)"),
+            "{}",
+            c.warnings[0]
+        );
     }
 
     #[test]

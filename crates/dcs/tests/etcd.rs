@@ -424,3 +424,22 @@ async fn failover_and_config_writes_are_compare_and_set() {
     let c = a.load().await.unwrap();
     assert_eq!((c.config, c.failover, c.leader), (None, None, None));
 }
+
+/// etcd refuses a value over its request limit (1.5 MiB by default): that is the value's
+/// fault, not an unreachable etcd, and must not read "unavailable" (issue 11: a 1.9 MB
+/// PATCH /config answered "DCS is not accessible").
+#[tokio::test]
+async fn a_value_over_etcds_request_limit_is_too_large_not_unavailable() {
+    let f = Fixture::start();
+    let dcs = f.client().await;
+    let big = serde_json::json!({ "ttl": 30, "x": "y".repeat(1_900_000) });
+    let res = dcs.put_config(&big).await;
+    assert!(matches!(res, Err(DcsError::TooLarge(_))), "{res:?}");
+    let res = dcs.write_config(&big, 0).await;
+    assert!(matches!(res, Err(DcsError::TooLarge(_))), "{res:?}");
+    // etcd is fine.
+    dcs.put_config(&serde_json::json!({"ttl": 30}))
+        .await
+        .unwrap();
+    assert_eq!(dcs.load().await.unwrap().config.unwrap()["ttl"], 30);
+}

@@ -10,6 +10,7 @@
 use super::Ctx;
 use crate::action::{Action, Decision, StopMode};
 use crate::cluster::Cluster;
+use crate::quote::{clip, quote};
 
 /// What the `failover` key asks of this node now.
 pub(super) enum Request<'a> {
@@ -36,7 +37,7 @@ pub(super) fn request<'a>(ctx: &Ctx, cluster: &'a Cluster) -> Request<'a> {
         match crate::admin::due(at, ctx.obs.wall_clock) {
             Some(true) => {}
             Some(false) => return Request::Later(at.clone()),
-            None => return Request::Invalid(format!("cannot parse scheduled_at {at:?}")),
+            None => return Request::Invalid(format!("cannot parse scheduled_at {}", quote(at))),
         }
     }
     let leader = cluster.leader_name();
@@ -44,8 +45,10 @@ pub(super) fn request<'a>(ctx: &Ctx, cluster: &'a Cluster) -> Request<'a> {
         Some(l) if l == me && ctx.holds_leader_key(cluster) => {
             if f.leader.as_deref().is_some_and(|fl| fl != me) {
                 return Request::Invalid(format!(
-                    "the request is from leader {:?} but I am the leader",
+                    "the request is from leader {} but I am the leader",
                     f.leader
+                        .as_deref()
+                        .map_or("none".into(), |l| quote(l).to_string())
                 ));
             }
             match f.member.as_deref() {
@@ -67,7 +70,7 @@ pub(super) fn request<'a>(ctx: &Ctx, cluster: &'a Cluster) -> Request<'a> {
 /// that may be promoted and is within `maximum_lag_on_failover` of the leader.
 pub fn candidate_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<String> {
     let Some(m) = cluster.member(name) else {
-        return Some(format!("{name} is not a member"));
+        return Some(format!("{} is not a member", clip(name)));
     };
     if !m.tags.may_promote() {
         return Some(format!("{name} is tagged nofailover"));
@@ -100,7 +103,7 @@ pub fn takeover_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<S
         return candidate_problem(cluster, name, max_lag);
     }
     match cluster.member(name) {
-        None => Some(format!("{name} is not a member")),
+        None => Some(format!("{} is not a member", clip(name))),
         Some(m) if !m.tags.may_promote() || m.state != "running" => Some(format!(
             "{name} is not a running member that may be promoted"
         )),
@@ -149,7 +152,7 @@ pub(super) fn leader_steps_down(ctx: &Ctx, cluster: &Cluster, candidate: Option<
         }],
         format!(
             "switchover: I am {me}, stopping PostgreSQL with a checkpoint so that {} can take over",
-            candidate.unwrap_or("a replica")
+            clip(candidate.unwrap_or("a replica"))
         ),
     )
 }
