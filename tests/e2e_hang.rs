@@ -323,17 +323,21 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
     // The default profile: the bound (and each probe's deadline) is 5 s. The fast profile's
     // 2 s is measured by `pgkeel-bench --profile fast --pgbench 600` on an otherwise idle
     // machine; here the whole test suite shares two cores.
-    let c = start_opts("busy", 3, Timing::default(), |o| {
-        o.pg_parameters = vec![
-            ("max_connections".into(), "20".into()),
-            ("superuser_reserved_connections".into(), "3".into()),
-        ];
-    });
-    let leader = must(&c, c.wait_healthy(3, BOOT).await);
-    let li = c.index_of(&leader).unwrap();
-    let pm = c.postmaster_pid(li).unwrap();
-    let port = c.nodes[li].pg_port;
-    let dsn = c.nodes[li].dsn();
+    let Busy {
+        c,
+        leader,
+        li,
+        pm,
+        port,
+        dsn,
+    } = busy_cluster(
+        "busy",
+        &[
+            ("max_connections", "20"),
+            ("superuser_reserved_connections", "3"),
+        ],
+    )
+    .await;
 
     // Full load: pgbench on every core, with checkpoints forced every second.
     pgkeel_bench::pgbench::init(port, 5).await.unwrap();
@@ -384,22 +388,59 @@ async fn a_busy_leader_is_not_hung_full_load_checkpoints_and_every_connection_sl
         Some(leader.as_str()),
         "the busy leader lost its key"
     );
+    assert_never_killed(&c, li, pm, "busy");
+}
+
+/// A healthy 3-node cluster in the default profile (the bound is 5 s) with `parameters`,
+/// and its leader.
+struct Busy {
+    c: TestCluster,
+    leader: String,
+    li: usize,
+    /// The leader's postmaster.
+    pm: i32,
+    port: u16,
+    dsn: String,
+}
+
+async fn busy_cluster(scope: &str, parameters: &[(&str, &str)]) -> Busy {
+    let c = start_opts(scope, 3, Timing::default(), |o| {
+        o.pg_parameters = parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    });
+    let leader = must(&c, c.wait_healthy(3, BOOT).await);
+    let li = c.index_of(&leader).unwrap();
+    let pm = c.postmaster_pid(li).unwrap();
+    let (port, dsn) = (c.nodes[li].pg_port, c.nodes[li].dsn());
+    Busy {
+        c,
+        leader,
+        li,
+        pm,
+        port,
+        dsn,
+    }
+}
+
+/// The busy leader's PostgreSQL is the one it had and its agent never decided to kill it;
+/// prints how many of its probes were not answered in time.
+fn assert_never_killed(c: &LocalCluster, li: usize, pm: i32, what: &str) {
     assert_eq!(
         c.postmaster_pid(li),
         Some(pm),
-        "the busy leader's PostgreSQL was killed"
+        "{what}: the busy leader's PostgreSQL was restarted or killed"
     );
     let log = std::fs::read_to_string(&c.nodes[li].log).unwrap();
-    let missed = log
-        .lines()
-        .filter(|l| l.contains("has not answered for"))
-        .count();
-    println!("busy: the leader logged {missed} probe(s) without an answer in time");
+    let late = |l: &&str| l.contains("has not answered for") || l.contains("not flushed within");
+    let missed = log.lines().filter(late).count();
+    println!("{what}: the leader logged {missed} probe(s) without an answer in time");
     assert!(
         !log.contains("killing it"),
-        "the busy leader was killed:\n{}",
+        "{what}: the busy leader was killed:\n{}",
         log.lines()
-            .filter(|l| l.contains("answered"))
+            .filter(|l| l.contains("answered") || l.contains("flushed"))
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -455,19 +496,23 @@ async fn a_busy_leader_is_not_hung_pg_wal_at_its_limit_under_heavy_writes() {
     // one. PostgreSQL keeps answering (slowly): not a hang. The default profile, as in the
     // other busy test: the bound is 5 s.
     const MAX_WAL: i64 = 32 << 20;
-    let c = start_opts("walfull", 3, Timing::default(), |o| {
-        o.pg_parameters = vec![
-            ("max_wal_size".into(), "32MB".into()),
-            ("min_wal_size".into(), "32MB".into()),
-            ("wal_keep_size".into(), "0".into()),
-            ("checkpoint_completion_target".into(), "0.9".into()),
-        ];
-    });
-    let leader = must(&c, c.wait_healthy(3, BOOT).await);
-    let li = c.index_of(&leader).unwrap();
-    let pm = c.postmaster_pid(li).unwrap();
-    let port = c.nodes[li].pg_port;
-    let dsn = c.nodes[li].dsn();
+    let Busy {
+        c,
+        leader,
+        li,
+        pm,
+        port,
+        dsn,
+    } = busy_cluster(
+        "walfull",
+        &[
+            ("max_wal_size", "32MB"),
+            ("min_wal_size", "32MB"),
+            ("wal_keep_size", "0"),
+            ("checkpoint_completion_target", "0.9"),
+        ],
+    )
+    .await;
     let stats = connect(&dsn).await.unwrap();
     let max_wal: String = stats
         .query_one("SHOW max_wal_size", &[])
@@ -582,23 +627,5 @@ async fn a_busy_leader_is_not_hung_pg_wal_at_its_limit_under_heavy_writes() {
             (s.at - before.at).as_secs_f64()
         );
     }
-    assert_eq!(
-        c.postmaster_pid(li),
-        Some(pm),
-        "the leader's PostgreSQL was restarted"
-    );
-    let log = std::fs::read_to_string(&c.nodes[li].log).unwrap();
-    let missed = log
-        .lines()
-        .filter(|l| l.contains("has not answered for") || l.contains("not flushed within"))
-        .count();
-    println!("walfull: the leader logged {missed} probe(s) without an answer in time");
-    assert!(
-        !log.contains("killing it"),
-        "the busy leader was killed:\n{}",
-        log.lines()
-            .filter(|l| l.contains("answered") || l.contains("flushed"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_never_killed(&c, li, pm, "walfull");
 }
