@@ -11,6 +11,7 @@ use pgkeel_core::dcs_values::{
     parse_failsafe, parse_history, parse_url_host_port, FailoverValue, MemberValue, StatusValue,
     SyncValue, ValueError,
 };
+use pgkeel_core::quote::{quote, QUOTED_CHARS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -40,7 +41,10 @@ fn parse_all(raw: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(e.key.as_str(), KEY);
         let text = e.to_string();
         prop_assert!(text.contains(KEY));
-        prop_assert!(text.len() < 1000, "{} bytes: {}", text.len(), &text[..200]);
+        // The key and the value, each cut to QUOTED_CHARS characters of at most 6 bytes
+        // once escaped (`\u{10}`), plus the message's own words.
+        let bound = 2 * QUOTED_CHARS * 6 + 300;
+        prop_assert!(text.len() < bound, "{} bytes: {}", text.len(), quote(&text));
     }
     Ok(())
 }
@@ -188,6 +192,7 @@ fn fuzz_dcs_values_huge_values_make_short_errors() {
         format!("[[\"{mb}\", 1, \"r\"]]"),
         format!("{{\"leader\": [\"{mb}\"]}}"),
         format!("{{\"quorum\": \"{mb}\"}}"),
+        "\u{10}".repeat(1 << 20),
         "[".repeat(100_000),
         "{\"a\":".repeat(100_000),
     ] {
