@@ -265,7 +265,3 @@ proptest! {
         check(&text.replacen(marker, &raw, 1).replacen("__fuzz_marker__", &raw, 1))?;
     }
 }
-
-/// Regression cases kept from the fuzz runs (each once crashed or misreported; see
-/// docs/fuzzing.md).
-mod regressions {}
