@@ -34,7 +34,10 @@ proptest! {
 
     /// Text near the format: whatever parses prints back as the same position.
     #[test]
-    fn fuzz_lsn_lsnish_text(s in "[ +\\-0-9a-fA-FxX/]{0,20}") {
+    fn fuzz_lsn_lsnish_text(s in prop_oneof![
+        "[ +\\-0-9a-fA-FxX/]{0,20}",
+        "[ +\\-]?(0x)?[0-9a-fA-F]{0,10}/[+\\-]?[0-9a-fA-F]{0,10}[ ]?",
+    ]) {
         if let Ok(lsn) = s.parse::<Lsn>() {
             prop_assert_eq!(lsn.to_string().parse::<Lsn>(), Ok(lsn));
             // Only hexadecimal digits, as PostgreSQL's pg_lsn_in reads them.
