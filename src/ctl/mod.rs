@@ -8,6 +8,8 @@ mod diff;
 pub(crate) mod dsn;
 pub(crate) mod edit_config;
 pub(crate) mod flush;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod history;
 pub(crate) mod list;
 mod members;

@@ -29,6 +29,12 @@ impl FromStr for Lsn {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || LsnParseError(s.to_string());
         let (hi, lo) = s.trim().split_once('/').ok_or_else(err)?;
+        // As PostgreSQL's pg_lsn_in reads them: one to eight hexadecimal digits each side
+        // (`from_str_radix` alone would also take a `+` sign and more leading zeros).
+        let half = |h: &str| (1..=8).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if !half(hi) || !half(lo) {
+            return Err(err());
+        }
         let hi = u32::from_str_radix(hi, 16).map_err(|_| err())?;
         let lo = u32::from_str_radix(lo, 16).map_err(|_| err())?;
         Ok(Lsn((u64::from(hi) << 32) | u64::from(lo)))

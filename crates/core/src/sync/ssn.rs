@@ -89,15 +89,7 @@ impl Ssn {
         };
         let mut names = BTreeSet::new();
         let mut wildcard = false;
-        for raw in list.split(',') {
-            let n = raw.trim();
-            let n = n
-                .strip_prefix('"')
-                .and_then(|n| n.strip_suffix('"'))
-                .unwrap_or(n);
-            if n.is_empty() {
-                return None;
-            }
+        for n in split_names(list)? {
             if n == "*" {
                 wildcard = true;
             } else {
@@ -111,6 +103,50 @@ impl Ssn {
             wildcard,
         })
     }
+}
+
+/// The comma-separated names of a list, as PostgreSQL's scanner reads them: a name in double
+/// quotes may hold commas and spaces, and `""` inside it is one `"`. `None` for an empty
+/// name or an unterminated quote.
+fn split_names(list: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut chars = list.trim_start().chars().peekable();
+    loop {
+        let mut name = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        name.push('"');
+                    }
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',') {
+                name.push(c);
+            }
+            name = name.trim().to_string();
+        }
+        if name.is_empty() {
+            return None;
+        }
+        names.push(name);
+        match chars.next() {
+            None => return Some(names),
+            Some(',') => while chars.next_if(|c| c.is_whitespace()).is_some() {},
+            Some(_) => return None, // text after a closing quote
+        }
+    }
+}
+
+/// A name as a quoted identifier: `"node2"`, `"a""b"`.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn first_word(t: &str) -> Option<(&str, &str)> {
@@ -128,7 +164,7 @@ impl fmt::Display for Ssn {
             SsnKind::First => "FIRST",
             SsnKind::Any => "ANY",
         };
-        let mut names: Vec<String> = self.names.iter().map(|n| format!("\"{n}\"")).collect();
+        let mut names: Vec<String> = self.names.iter().map(|n| quoted(n)).collect();
         if self.wildcard {
             names.push("*".into());
         }
