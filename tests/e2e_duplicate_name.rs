@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use pgkeel_localcluster::{Signal, Timing};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_with_a_running_members_name_refuses_to_start() {
     let (mut c, leader) = start_healthy("dupname", 3, Timing::fast()).await;
@@ -27,25 +19,10 @@ async fn a_second_agent_with_a_running_members_name_refuses_to_start() {
 
     // The same file with other ports and another data directory, as a copied config has.
     let node = &c.nodes[ri];
-    let yaml = std::fs::read_to_string(&node.config).unwrap();
     let twin_dir = node.dir.join("twin");
     std::fs::create_dir_all(&twin_dir).unwrap();
     let twin_data = twin_dir.join("data");
-    let yaml = yaml
-        .replace(
-            &format!("127.0.0.1:{}", node.api_port),
-            &format!("127.0.0.1:{}", free_port()),
-        )
-        .replace(
-            &format!("127.0.0.1:{}", node.pg_port),
-            &format!("127.0.0.1:{}", free_port()),
-        )
-        .replace(
-            &node.data_dir.display().to_string(),
-            &twin_data.display().to_string(),
-        );
-    let twin_config = twin_dir.join("pgkeel.yml");
-    std::fs::write(&twin_config, yaml).unwrap();
+    let twin_config = copied_config(node, &name, &twin_dir, &twin_data);
 
     let started = Instant::now();
     let out = tokio::time::timeout(

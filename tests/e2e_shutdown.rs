@@ -13,14 +13,6 @@ use common::*;
 use pgkeel_core::decide::SHUTDOWN_BOUND;
 use pgkeel_localcluster::{LocalCluster, Timing};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts an extra member `name` beside node 0 (a copy of its config: other name, ports and
 /// data directory), whose data directory is a regular file.
 fn start_broken_member(
@@ -32,23 +24,7 @@ fn start_broken_member(
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
     std::fs::write(&data, "not a directory\n").unwrap();
-    let yaml = std::fs::read_to_string(&node.config)
-        .unwrap()
-        .replace(&format!("name: {}", node.name), &format!("name: {name}"))
-        .replace(
-            &format!("127.0.0.1:{}", node.api_port),
-            &format!("127.0.0.1:{}", free_port()),
-        )
-        .replace(
-            &format!("127.0.0.1:{}", node.pg_port),
-            &format!("127.0.0.1:{}", free_port()),
-        )
-        .replace(
-            &node.data_dir.display().to_string(),
-            &data.display().to_string(),
-        );
-    let config = dir.join("pgkeel.yml");
-    std::fs::write(&config, yaml).unwrap();
+    let config = copied_config(node, name, &dir, &data);
     let log = dir.join("agent.log");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
         .arg("agent")

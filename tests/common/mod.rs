@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 pub mod writer;
 
-use pgkeel_localcluster::{LocalCluster, Options, Timing};
+use pgkeel_localcluster::{LocalCluster, Node, Options, Timing};
 use tokio_postgres::Client;
 
 pub const BOOT: Duration = Duration::from_secs(180);
@@ -156,4 +156,41 @@ pub async fn http_code(method: &str, url: &str) -> anyhow::Result<u16> {
         .build()?;
     let m = reqwest::Method::from_bytes(method.as_bytes())?;
     Ok(client.request(m, url).send().await?.status().as_u16())
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `node`'s config file copied for another agent on this host, as an operator's copy would
+/// be: the member `name`, free ports, and `data_dir`. Written to `dir/pgkeel.yml`.
+pub fn copied_config(
+    node: &Node,
+    name: &str,
+    dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let yaml = std::fs::read_to_string(&node.config)
+        .unwrap()
+        .replace(&format!("name: {}", node.name), &format!("name: {name}"))
+        .replace(
+            &format!("127.0.0.1:{}", node.api_port),
+            &format!("127.0.0.1:{}", free_port()),
+        )
+        .replace(
+            &format!("127.0.0.1:{}", node.pg_port),
+            &format!("127.0.0.1:{}", free_port()),
+        )
+        .replace(
+            &node.data_dir.display().to_string(),
+            &data_dir.display().to_string(),
+        );
+    let config = dir.join("pgkeel.yml");
+    std::fs::write(&config, yaml).unwrap();
+    config
 }
