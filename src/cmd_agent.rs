@@ -9,6 +9,7 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{}: {w}", path.display());
     }
+    warn_if_exposed(path);
     if validate_only {
         println!("{}: configuration is valid", path.display());
         return Ok(());
@@ -39,4 +40,19 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
         on_signal.at_once.cancel();
     });
     pgkeel_agent::run(loaded.config, stop).await
+}
+
+/// The config file holds passwords (the superuser's, the replication user's, the REST API's):
+/// say so when users other than its owner may read it.
+fn warn_if_exposed(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{}: readable by users other than its owner (mode {mode:04o}) and it holds passwords: chmod 600 it",
+                path.display()
+            );
+        }
+    }
 }

@@ -101,6 +101,20 @@ async fn sigterm_ends_an_agent_whose_postgres_cannot_be_read_and_a_second_signal
         text.contains("exiting: the shutdown bound passed"),
         "{text}"
     );
+    // The copied config was written 0644: the agent says that its passwords are exposed.
+    assert!(
+        text.contains("readable by users other than its owner (mode 0644)"),
+        "{text}"
+    );
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(
+        mode(&c.nodes[0].config),
+        0o600,
+        "the cluster's own config files are private"
+    );
 
     // A second signal: at once.
     let (mut child, log) = start_broken_member(&c, "broken2");

@@ -218,7 +218,8 @@ impl LocalCluster {
                 disk,
             };
             let yaml = config::render(&opts, &node, &endpoints);
-            std::fs::write(&node.config, yaml)
+            // It holds the superuser's and the replication user's passwords.
+            write_private(&node.config, &yaml)
                 .with_context(|| format!("writing {}", node.config.display()))?;
             nodes.push(node);
         }
@@ -467,4 +468,19 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
         .with_context(|| format!("making {} traversable", dir.display()))?;
     Ok(())
+}
+
+/// Writes `text` to `path`, readable and writable by its owner only (0600).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
 }
