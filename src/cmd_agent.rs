@@ -10,6 +10,15 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
         tracing::warn!("{}: {w}", path.display());
     }
     warn_if_exposed(path);
+    let api = &loaded.config.restapi;
+    if api.unsafe_methods_exposed() {
+        tracing::warn!(
+            "restapi.listen {} is not a loopback address and restapi.authentication is not set: \
+             anyone who can reach it may switch over, fail over, restart, reinitialize or change /config; \
+             set restapi.authentication (username, password)",
+            api.listen
+        );
+    }
     if validate_only {
         println!("{}: configuration is valid", path.display());
         return Ok(());

@@ -81,6 +81,39 @@ impl RestApi {
     pub fn api_url(&self) -> String {
         format!("http://{}/patroni", self.connect_address)
     }
+
+    /// The unsafe methods (switchover, failover, restart, reinitialize, `PATCH /config`)
+    /// answer anyone who can reach a non-loopback address: no `restapi.authentication`.
+    /// Patroni allows it too; the agent warns at start.
+    pub fn unsafe_methods_exposed(&self) -> bool {
+        self.authentication.is_none() && !self.listen.ip().is_loopback()
+    }
+}
+
+#[cfg(test)]
+mod restapi_tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_methods_are_exposed_only_off_loopback_without_authentication() {
+        let api = |listen: &str, auth: bool| RestApi {
+            listen: listen.parse().unwrap(),
+            connect_address: HostPort {
+                host: "10.0.0.1".into(),
+                port: 8008,
+            },
+            authentication: auth.then(|| Credentials {
+                username: "u".into(),
+                password: Some("p".into()),
+            }),
+        };
+        assert!(api("0.0.0.0:8008", false).unsafe_methods_exposed());
+        assert!(api("10.0.0.1:8008", false).unsafe_methods_exposed());
+        assert!(api("[::]:8008", false).unsafe_methods_exposed());
+        assert!(!api("127.0.0.1:8008", false).unsafe_methods_exposed());
+        assert!(!api("[::1]:8008", false).unsafe_methods_exposed());
+        assert!(!api("0.0.0.0:8008", true).unsafe_methods_exposed());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
