@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pgkeel_core::{StopMode, Upstream};
 
 use crate::conf::Role;
@@ -43,18 +43,11 @@ impl Pg {
         let s = self.settings();
         let dir = self.data_dir();
         let owner = self
-            .on_disk_op("preparing the data directory for a clone", |pg| {
-                if !pg.data_dir_empty() {
-                    bail!(
-                        "cannot clone into {}: it is not empty",
-                        pg.data_dir().display()
-                    );
-                }
-                let owner = pg.owner()?;
-                owner.create_dir(pg.data_dir())?;
-                pg.write_pgpass()?;
-                Ok(owner)
+            .prepare_empty_data_dir("preparing the data directory for a clone", |d| {
+                format!("cannot clone into {}: it is not empty", d.display())
             })
+            .await?;
+        self.on_disk_op("writing the pgpass file", |pg| pg.write_pgpass())
             .await?;
         let mut args: Vec<std::ffi::OsString> = vec![
             "-D".into(),

@@ -79,6 +79,24 @@ impl Pg {
         self.on_disk(what, within, work).await
     }
 
+    /// Before initdb or a clone: the data directory must be empty (else `not_empty`'s
+    /// message); it is created (mode 0700, owned by PostgreSQL's user) if missing.
+    pub(crate) async fn prepare_empty_data_dir(
+        &self,
+        what: &str,
+        not_empty: fn(&std::path::Path) -> String,
+    ) -> anyhow::Result<crate::run_as::Owner> {
+        self.on_disk_op(what, move |pg| {
+            if !pg.data_dir_empty() {
+                anyhow::bail!(not_empty(pg.data_dir()));
+            }
+            let owner = pg.owner()?;
+            owner.create_dir(pg.data_dir())?;
+            Ok(owner)
+        })
+        .await
+    }
+
     /// The live postmaster's pid from `postmaster.pid` (see [`live_postmaster`]), read off
     /// the runtime and remembered for the fence.
     pub(crate) async fn postmaster_pid(&self) -> anyhow::Result<Option<i32>> {

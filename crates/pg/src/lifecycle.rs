@@ -51,16 +51,11 @@ impl Pg {
     pub async fn bootstrap(&self) -> anyhow::Result<()> {
         let dir = self.data_dir();
         let owner = self
-            .on_disk_op("preparing the data directory for initdb", |pg| {
-                if !pg.data_dir_empty() {
-                    bail!(
-                        "cannot bootstrap: data directory {} is not empty",
-                        pg.data_dir().display()
-                    );
-                }
-                let owner = pg.owner()?;
-                owner.create_dir(pg.data_dir())?;
-                Ok(owner)
+            .prepare_empty_data_dir("preparing the data directory for initdb", |d| {
+                format!(
+                    "cannot bootstrap: data directory {} is not empty",
+                    d.display()
+                )
             })
             .await?;
         self.initdb(&owner).await?;
