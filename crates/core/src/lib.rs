@@ -10,6 +10,7 @@ pub mod config;
 pub mod dcs_values;
 pub mod decide;
 pub mod flag;
+pub mod guc;
 pub mod history;
 pub mod lsn;
 pub mod observation;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use pgkeel_core::config::{Credentials, InitdbOption};
 
 mod bin;
+mod catalog;
 mod clone;
 mod conf;
 mod control;

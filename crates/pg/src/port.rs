@@ -6,6 +6,7 @@ use std::future::Future;
 
 use pgkeel_core::action::{StopMode, Upstream};
 use pgkeel_core::dcs_values::HistoryEntry;
+use pgkeel_core::guc::GucCatalog;
 use pgkeel_core::observation::PgView;
 
 use crate::{Pg, PgDetails, SyncRepState};
@@ -43,6 +44,11 @@ pub trait Postgres: Send + Sync + 'static {
     ) -> impl Future<Output = R<()>> + Send;
     fn rewind(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
     fn ensure_slots(&self, names: &[String]) -> impl Future<Output = R<()>> + Send;
+    /// The running server's parameter definitions (`pg_settings`); `None` from a model
+    /// that has none, whose parameters are then checked only for their shape.
+    fn parameter_catalog(&self) -> impl Future<Output = R<Option<GucCatalog>>> + Send {
+        async { Ok(None) }
+    }
     /// A call since the last observation got no answer within its deadline (the loop's
     /// remaining calls were skipped). A model that never times out has nothing to report.
     fn was_silent(&self) -> bool {
@@ -111,5 +117,8 @@ impl Postgres for Pg {
     }
     async fn ensure_slots(&self, names: &[String]) -> R<()> {
         Pg::ensure_slots(self, names).await
+    }
+    async fn parameter_catalog(&self) -> R<Option<GucCatalog>> {
+        Pg::parameter_catalog(self).await.map(Some)
     }
 }

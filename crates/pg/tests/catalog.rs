@@ -1,0 +1,137 @@
+//! `pg_settings` read from a real PostgreSQL, and `core::guc`'s check of a value compared
+//! with the server's own verdict (`set_config`), which is the oracle.
+
+use pgkeel_core::StopMode;
+use pgkeel_pg::testing::{free_port, pg_tempdir, sample_settings, StopOnDrop};
+use pgkeel_pg::Pg;
+use tokio_postgres::NoTls;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_agrees_with_postgresql() {
+    let dir = pg_tempdir().expect("test directory");
+    let pg = Pg::new(sample_settings("a", dir.path(), free_port().unwrap()));
+    let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
+    pg.bootstrap().await.expect("bootstrap");
+    let catalog = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match pg.parameter_catalog().await {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("not yet: {e:#}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("pg_settings: {e:#}"),
+            }
+        }
+    };
+    assert!(catalog.len() > 300, "only {} parameters", catalog.len());
+    assert!(catalog.server_version_num >= 150000);
+
+    let s = pg.settings();
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(s.port)
+        .user(&s.superuser.username)
+        .password(s.superuser.password.as_deref().unwrap_or_default())
+        .dbname("postgres")
+        .connect(NoTls)
+        .await
+        .expect("superuser login");
+    tokio::spawn(conn);
+
+    // Every value the server runs with passes, except the fixed (internal) ones.
+    let rows = client
+        .query("SELECT name, setting, context FROM pg_settings", &[])
+        .await
+        .unwrap();
+    for r in &rows {
+        let (name, setting, context): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let verdict = catalog.check(&name, &setting);
+        if context == "internal" {
+            assert!(verdict.is_err(), "{name} is internal but was accepted");
+        } else {
+            assert_eq!(verdict, Ok(()), "{name} = {setting:?}");
+        }
+    }
+
+    // Numbers, units, booleans and enums: the check accepts exactly what the server does.
+    let params = [
+        "work_mem",
+        "temp_buffers",
+        "statement_timeout",
+        "log_min_duration_statement",
+        "random_page_cost",
+        "vacuum_cost_delay",
+        "geqo_threshold",
+        "default_statistics_target",
+        "enable_seqscan",
+        "synchronous_commit",
+        "constraint_exclusion",
+    ];
+    let values = [
+        "abc",
+        "0",
+        "1",
+        "-1",
+        "1.5",
+        "0x10",
+        "010",
+        "08",
+        "1e3",
+        "1e400",
+        "nan",
+        "inf",
+        "10kB",
+        "10MB",
+        "1GB",
+        "5min",
+        "1.5s",
+        "10 ms",
+        " 10ms ",
+        "10mb",
+        "on",
+        "off",
+        "true",
+        "of",
+        "o",
+        "yes",
+        "2",
+        "  7",
+        "1e",
+        "1.",
+        ".5",
+        "+3",
+        "99999999999",
+        "100000",
+        "local",
+        "partition",
+        "",
+        "1TB",
+        "20d",
+        "3h",
+        "500us",
+    ];
+    let mut disagreements = Vec::new();
+    for p in params {
+        for v in values {
+            let ours = catalog.check(p, v).is_ok();
+            client.batch_execute("BEGIN").await.unwrap();
+            let theirs = client
+                .query_one("SELECT set_config($1, $2, true)", &[&p, &v])
+                .await
+                .is_ok();
+            client.batch_execute("ROLLBACK").await.unwrap();
+            if ours != theirs {
+                disagreements.push(format!(
+                    "{p} = {v:?}: pgkeel {}, PostgreSQL {}",
+                    if ours { "accepts" } else { "refuses" },
+                    if theirs { "accepts" } else { "refuses" }
+                ));
+            }
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    assert!(catalog.check("no_such_parameter", "1").is_err());
+    pg.stop(StopMode::Fast).await.unwrap();
+}
