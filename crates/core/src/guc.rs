@@ -146,28 +146,30 @@ impl GucCatalog {
     /// Whether PostgreSQL would take `value` for `name` in `postgresql.conf`; the error is
     /// PostgreSQL's own wording with what is allowed. A name with a dot that the server does
     /// not know is an extension's placeholder, which PostgreSQL accepts as any string.
-    pub fn check(&self, name: &str, value: &str) -> Result<(), String> {
+    pub fn check(&self, name: &str, value: &str) -> Result<(), Refusal> {
         let Some(def) = self.defs.get(&name.to_ascii_lowercase()) else {
             if name.contains('.') {
                 return Ok(());
             }
-            return Err(format!(
-                "unrecognized configuration parameter \"{name}\"{}",
-                self.suggestion(name)
-            ));
+            return Err(Refusal {
+                what: format!(
+                    "unrecognized configuration parameter \"{name}\"{}",
+                    self.suggestion(name)
+                ),
+                allowed: "a parameter this PostgreSQL knows (see pg_settings), or a name with \
+                          a dot for an extension's"
+                    .into(),
+            });
         };
         if def.context == "internal" {
-            return Err(format!(
-                "parameter \"{}\" cannot be changed (it is fixed when PostgreSQL is built \
-                 or initialized)",
-                def.name
-            ));
+            return Err(Refusal {
+                what: format!("parameter \"{}\" cannot be changed", def.name),
+                allowed: "no value: it is fixed when PostgreSQL is built or initialized".into(),
+            });
         }
-        let invalid = |allowed: String| {
-            format!(
-                "invalid value for parameter \"{}\": \"{value}\"; allowed: {allowed}",
-                def.name
-            )
+        let invalid = |allowed: String| Refusal {
+            what: format!("invalid value for parameter \"{}\": \"{value}\"", def.name),
+            allowed,
         };
         match def.vartype {
             GucType::String => Ok(()),
@@ -187,10 +189,14 @@ impl GucCatalog {
                 let n = match parse_number(value, def.unit, integer) {
                     Ok(n) => n,
                     Err(NumberError::Unit(hint)) => {
-                        return Err(invalid(format!("{what}{}; {hint}", unit_note(def))))
+                        return Err(invalid(format!(
+                            "{what}{}{}; {hint}",
+                            range(def),
+                            unit_note(def)
+                        )))
                     }
                     Err(NumberError::Syntax) => {
-                        return Err(invalid(format!("{what}{}", unit_note(def))))
+                        return Err(invalid(format!("{what}{}{}", range(def), unit_note(def))))
                     }
                 };
                 let (lo, hi) = (
@@ -198,16 +204,15 @@ impl GucCatalog {
                     def.max.unwrap_or(f64::INFINITY),
                 );
                 if n < lo || n > hi {
-                    return Err(format!(
-                        "{value} is outside the valid range for parameter \"{}\" ({} .. {}{})",
-                        def.name,
-                        show(def.min),
-                        show(def.max),
-                        def.unit.map_or(String::new(), |_| format!(
-                            ", counted in {}",
-                            unit_name(def)
-                        )),
-                    ));
+                    return Err(Refusal {
+                        what: format!(
+                            "{value} is outside the valid range for parameter \"{}\" ({} .. {})",
+                            def.name,
+                            show(def.min),
+                            show(def.max),
+                        ),
+                        allowed: format!("{what}{}{}", range(def), unit_note(def)),
+                    });
                 }
                 Ok(())
             }
@@ -222,6 +227,27 @@ impl GucCatalog {
             Some(d) => format!(" (did you mean \"{}\"?)", d.name),
             None => String::new(),
         }
+    }
+}
+
+/// Why PostgreSQL would refuse a value, and what it takes instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub what: String,
+    pub allowed: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; allowed: {}", self.what, self.allowed)
+    }
+}
+
+/// ` from 1 to 262143`, when the server gave a range.
+fn range(def: &GucDef) -> String {
+    match (def.min, def.max) {
+        (Some(lo), Some(hi)) => format!(" from {lo} to {hi}"),
+        _ => String::new(),
     }
 }
 
@@ -480,34 +506,37 @@ mod tests {
     #[test]
     fn values_postgresql_refuses_are_refused_naming_what_is_allowed() {
         let c = catalog();
-        let e = c.check("max_connections", "abc").unwrap_err();
-        assert!(
-            e.contains("invalid value for parameter \"max_connections\": \"abc\"")
-                && e.contains("an integer"),
-            "{e}"
+        let e = c.check("max_connections", "abc").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid value for parameter \"max_connections\": \"abc\"; allowed: an integer \
+             from 1 to 262143"
         );
-        let e = c.check("max_connections", "0").unwrap_err();
+        let e = c.check("max_connections", "0").unwrap_err().to_string();
         assert!(
             e.contains("outside the valid range") && e.contains("1 .. 262143"),
             "{e}"
         );
-        let e = c.check("max_connections", "10MB").unwrap_err();
+        let e = c.check("max_connections", "10MB").unwrap_err().to_string();
         assert!(e.contains("invalid value"), "{e}");
-        let e = c.check("shared_buffers", "12XB").unwrap_err();
+        let e = c.check("shared_buffers", "12XB").unwrap_err().to_string();
         assert!(e.contains("Valid units") && e.contains("\"kB\""), "{e}");
-        let e = c.check("shared_buffers", "10kB").unwrap_err();
+        let e = c.check("shared_buffers", "10kB").unwrap_err().to_string();
         assert!(e.contains("outside the valid range"), "{e}");
-        let e = c.check("statement_timeout", "5 parsecs").unwrap_err();
+        let e = c
+            .check("statement_timeout", "5 parsecs")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"min\""), "{e}");
-        let e = c.check("wal_level", "archival").unwrap_err();
+        let e = c.check("wal_level", "archival").unwrap_err().to_string();
         assert!(e.contains("one of minimal, replica, logical"), "{e}");
-        let e = c.check("hot_standby", "o").unwrap_err();
+        let e = c.check("hot_standby", "o").unwrap_err().to_string();
         assert!(e.contains("on, off"), "{e}");
         let e = c.check("ttl", "abc").unwrap_err();
-        assert_eq!(e, "unrecognized configuration parameter \"ttl\"");
-        let e = c.check("max-connections", "5").unwrap_err();
+        assert_eq!(e.what, "unrecognized configuration parameter \"ttl\"");
+        let e = c.check("max-connections", "5").unwrap_err().to_string();
         assert!(e.contains("did you mean \"max_connections\""), "{e}");
-        let e = c.check("server_version", "16").unwrap_err();
+        let e = c.check("server_version", "16").unwrap_err().to_string();
         assert!(e.contains("cannot be changed"), "{e}");
         for bad in ["nan", "inf", "1e400", "99999999999", "", "--1", "1..2"] {
             assert!(c.check("max_connections", bad).is_err(), "{bad}");

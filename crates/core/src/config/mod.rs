@@ -24,9 +24,9 @@ mod scalar;
 mod validate;
 
 pub use diag::ConfigError;
-pub use dynamic::check_dynamic;
 pub use dynamic::effective_dynamic;
 pub use dynamic::sync_mode_in;
+pub use dynamic::{check_dynamic, check_dynamic_with};
 pub use validate::{load_ctl_file, load_ctl_str, load_file, load_str, CtlConfig, Loaded};
 
 /// `host:port` as given (host may be a name, an IPv4 or a bracketed IPv6 address).

@@ -9,7 +9,9 @@ use super::super::scalar::{found, secs_json, show_secs};
 use super::super::DynamicConfig;
 use super::effective::{defaults, settle};
 use super::read::read;
+use super::stored;
 use super::timings_ok;
+use crate::guc::GucCatalog;
 
 /// Patroni's dynamic keys (`docs/dynamic_configuration.rst`): kept in `/config` as written,
 /// whether or not pgkeel acts on them yet, so Patroni nodes and tools see them unchanged.
@@ -117,6 +119,17 @@ pub(crate) fn from_bootstrap(
     base: &KeyPath,
     diag: &mut Diag,
 ) -> Option<DynamicConfig> {
+    strict(dcs, base, diag, None)
+}
+
+/// The strict reading of a dynamic config; with a `catalog`, PostgreSQL parameters are also
+/// checked against the server's own definitions.
+fn strict(
+    dcs: Option<&Value>,
+    base: &KeyPath,
+    diag: &mut Diag,
+    catalog: Option<&GucCatalog>,
+) -> Option<DynamicConfig> {
     let empty = Map::new();
     let map = match dcs {
         None | Some(Value::Null) => &empty,
@@ -129,7 +142,16 @@ pub(crate) fn from_bootstrap(
     refuse_unsupported(map, base, diag);
     note_unknown(map, base, diag);
     let before = diag.problems.len();
+    stored::check(map, base, diag);
     let f = read(map, base, diag);
+    if let (Some(catalog), Some(params)) = (catalog, &f.parameters) {
+        let at = base.key("postgresql").key("parameters");
+        for (name, value) in params {
+            if let Err(r) = catalog.check(name, value) {
+                diag.problem(&at.key(name), r.what, r.allowed);
+            }
+        }
+    }
     if diag.problems.len() > before {
         return None;
     }
@@ -200,8 +222,17 @@ pub(crate) fn from_bootstrap(
 /// `PATCH`/`PUT /config` or an `edit-config`): every problem in one message, naming the
 /// key, what was found and what is allowed.
 pub fn check_dynamic(config: &Value) -> Result<DynamicConfig, String> {
+    check_dynamic_with(config, None)
+}
+
+/// [`check_dynamic`], with PostgreSQL parameters checked against `catalog` (a server's
+/// `pg_settings`) when one is known.
+pub fn check_dynamic_with(
+    config: &Value,
+    catalog: Option<&GucCatalog>,
+) -> Result<DynamicConfig, String> {
     let mut diag = Diag::default();
-    let checked = from_bootstrap(Some(config), &KeyPath::root(), &mut diag);
+    let checked = strict(Some(config), &KeyPath::root(), &mut diag, catalog);
     if diag.problems.is_empty() {
         if let Some(d) = checked {
             return Ok(d);

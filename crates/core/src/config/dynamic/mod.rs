@@ -13,9 +13,10 @@ use std::time::Duration;
 mod check;
 mod effective;
 mod read;
+mod stored;
 
-pub use check::check_dynamic;
 pub(crate) use check::from_bootstrap;
+pub use check::{check_dynamic, check_dynamic_with};
 pub use effective::effective_dynamic;
 pub(crate) use read::parameters;
 pub use read::sync_mode_in;
