@@ -108,11 +108,9 @@ impl<E: Env> Actor<'_, E> {
                 "another node won the bootstrap race",
             )?,
             Action::WriteInitialize { sysid } => ok(self.dcs.write_initialize(sysid).await)?,
-            Action::WriteConfig => ok(self
-                .dcs
-                .write_config_if_absent(&self.cfg.bootstrap.dcs.json)
-                .await
-                .map(|_| ()))?,
+            Action::WriteConfig { config } => {
+                ok(self.dcs.write_config_if_absent(config).await.map(|_| ()))?
+            }
             Action::AcquireLeader => {
                 need_lease(lease)?;
                 won(

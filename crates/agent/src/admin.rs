@@ -15,7 +15,8 @@ use pgkeel_core::admin::restart::{
 use pgkeel_core::admin::switchover::{
     plan_switchover, AfterWrite, SwitchoverPlan, SwitchoverRequest,
 };
-use pgkeel_core::config::check_dynamic;
+use pgkeel_core::config::check_dynamic_with;
+use pgkeel_core::guc::GucCatalog;
 use pgkeel_dcs::{Dcs, DcsError};
 use pgkeel_pg::Postgres;
 
@@ -32,13 +33,22 @@ pub(crate) fn is_local(req: &AdminRequest) -> bool {
     )
 }
 
+/// What a DCS-only request needs from the loop.
+pub(crate) struct DcsCtx {
+    pub loop_wait: Duration,
+    pub max_lag: u64,
+    /// The local server's pg_settings, to check parameters before they are written.
+    pub catalog: Option<std::sync::Arc<GucCatalog>>,
+}
+
 /// DCS-only requests: switchover, failover, cancelling one, and config changes.
-pub(crate) async fn handle_dcs(
-    dcs: &impl Dcs,
-    req: AdminRequest,
-    loop_wait: Duration,
-    max_lag: u64,
-) -> AdminReply {
+pub(crate) async fn handle_dcs(dcs: &impl Dcs, req: AdminRequest, ctx: DcsCtx) -> AdminReply {
+    let DcsCtx {
+        loop_wait,
+        max_lag,
+        catalog,
+    } = ctx;
+    let catalog = catalog.as_deref();
     match req {
         AdminRequest::Switchover {
             leader,
@@ -55,8 +65,8 @@ pub(crate) async fn handle_dcs(
             switchover(dcs, req, loop_wait, max_lag).await
         }
         AdminRequest::CancelSwitchover => cancel_switchover(dcs).await,
-        AdminRequest::PatchConfig(patch) => patch_config(dcs, patch).await,
-        AdminRequest::PutConfig(config) => put_config(dcs, config).await,
+        AdminRequest::PatchConfig(patch) => patch_config(dcs, patch, catalog).await,
+        AdminRequest::PutConfig(config) => put_config(dcs, config, catalog).await,
         other => AdminReply::text(500, format!("{other:?} is not a DCS request")),
     }
 }
@@ -119,7 +129,11 @@ async fn cancel_switchover(dcs: &impl Dcs) -> AdminReply {
     }
 }
 
-async fn patch_config(dcs: &impl Dcs, patch: serde_json::Value) -> AdminReply {
+async fn patch_config(
+    dcs: &impl Dcs,
+    patch: serde_json::Value,
+    catalog: Option<&GucCatalog>,
+) -> AdminReply {
     let cluster = match dcs.load().await {
         Ok(c) => c,
         Err(e) => return AdminReply::text(503, format!("DCS is not accessible: {e}")),
@@ -128,7 +142,7 @@ async fn patch_config(dcs: &impl Dcs, patch: serde_json::Value) -> AdminReply {
         return AdminReply::text(503, "Config key is empty");
     };
     let new = merge_patch(current, &patch);
-    if let Err(why) = check_dynamic(&new) {
+    if let Err(why) = check_dynamic_with(&new, catalog) {
         return AdminReply::text(400, format!("invalid configuration: {why}"));
     }
     match dcs.write_config(&new, cluster.config_revision).await {
@@ -149,8 +163,12 @@ fn config_not_written(e: DcsError, code: u16) -> AdminReply {
     }
 }
 
-async fn put_config(dcs: &impl Dcs, config: serde_json::Value) -> AdminReply {
-    if let Err(why) = check_dynamic(&config) {
+async fn put_config(
+    dcs: &impl Dcs,
+    config: serde_json::Value,
+    catalog: Option<&GucCatalog>,
+) -> AdminReply {
+    if let Err(why) = check_dynamic_with(&config, catalog) {
         return AdminReply::text(400, format!("invalid configuration: {why}"));
     }
     match dcs.put_config(&config).await {

@@ -24,14 +24,19 @@ use crate::shared::{Shared, Targets};
 /// After each DCS read: remember whom to ask if this node leads with failsafe mode on; on a
 /// failed read, hand the latest round to `decide`.
 ///
-/// Failsafe mode is taken from this very read, as `decide` and `GET /failsafe` see it, not
+/// Failsafe mode is taken from the settings this very read put in force (`adopt_dynamic`),
+/// as `decide` and `GET /failsafe` see it, not
 /// from the configuration the loop applied one read earlier: otherwise a leader whose
 /// `/failsafe` key was already written (it survives failsafe mode being turned off and on)
 /// would report failsafe mode on yet have nobody to ask for one more loop.
 pub(crate) fn note(obs: &mut Observation, shared: &Shared, cfg: &Config) {
     match &obs.dcs {
         Ok(c) => {
-            let on = effective_dynamic(cfg, c.config.as_ref()).failsafe_mode;
+            let on = obs
+                .config_in_force
+                .as_ref()
+                .map_or_else(|| effective_dynamic(cfg, c.config.as_ref()), Clone::clone)
+                .failsafe_mode;
             shared.set_failsafe_targets(targets(c, cfg, on, obs.lease.id));
         }
         Err(_) => {
@@ -207,7 +212,7 @@ postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: 
             failsafe_round: None,
             failsafe_confirmed: None,
             failsafe_contact: None,
-            last_config: None,
+            config_in_force: None,
         }
     }
 

@@ -89,6 +89,8 @@ pub(crate) struct SnapshotInput<'a> {
     pub dcs_last_seen: Option<SystemTime>,
     pub loop_started: Instant,
     pub holds_leader_key: bool,
+    /// Why `/config` is not in force, if it is not.
+    pub config_problem: Option<&'a str>,
 }
 
 pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
@@ -140,6 +142,7 @@ pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
         // A primary kept running by its members' confirmations (the DCS is unreachable); a
         // replica's side (a leader's recent POST /failsafe) is added by the API from its
         // FailsafeInbox.
+        config_problem: i.config_problem.map(str::to_string),
         failsafe_active: i.obs.dcs.is_err()
             && pgkeel_core::decide::failsafe_alive(
                 i.obs.failsafe_confirmed,

@@ -74,7 +74,7 @@ impl<E: Env> Observer<'_, E> {
             failsafe_round: None,
             failsafe_confirmed: None,
             failsafe_contact: None,
-            last_config: None,
+            config_in_force: None,
         }
     }
 

@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_core::config::effective_dynamic;
+use pgkeel_core::config::{adopt_dynamic, effective_dynamic, ConfigProblem, StoredConfig};
 use pgkeel_core::decide::{
     forced_exit, lease_alive, may_be_writable, moves_to_new_ttl, shutdown_exit, ShutdownExit,
 };
+use pgkeel_core::guc::GucCatalog;
 use pgkeel_core::observation::{Observation, PgView};
 use pgkeel_core::pace::next_round;
 use pgkeel_core::repeats::{Repeats, REPEAT_PERIOD};
@@ -138,7 +139,17 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     if let Some(c) = &first {
         refuse_duplicate_name(&*env, c, &cfg).await?;
     }
-    let mut dynamic = effective_dynamic(&cfg, first.as_ref().and_then(|c| c.config.as_ref()));
+    let stored = first
+        .as_ref()
+        .map_or(StoredConfig::Absent, |c| c.stored_config());
+    let adopted = adopt_dynamic(&cfg, stored, None, None);
+    let mut config_problem = ConfigProblem::default();
+    say_config_problem(&mut config_problem, adopted.problem);
+    let mut dynamic = adopted.settings;
+    // Whether `dynamic` is a valid `/config` (rather than this node's stand-in for one).
+    let mut dynamic_valid = matches!(stored, StoredConfig::Value(_)) && !config_problem.is_set();
+    // The local server's pg_settings, read again after each start of it.
+    let mut catalog: Option<Arc<GucCatalog>> = None;
     let ttl = dynamic.ttl;
     shared.set_lease(pgkeel_core::observation::LeaseView {
         id: 0,
@@ -218,13 +229,35 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     silent_pg.take(),
                 )
                 .await;
+            if matches!(&obs.pg, PgView::Running(_)) {
+                if catalog.is_none() {
+                    match pg.parameter_catalog().await {
+                        Ok(c) => catalog = c.map(Arc::new),
+                        Err(e) => tracing::debug!("pg_settings not read yet: {e:#}"),
+                    }
+                }
+            } else {
+                catalog = None;
+            }
+            // The cluster-wide settings in force from this read on (see `adopt_dynamic`).
+            let wanted = match &obs.dcs {
+                Ok(c) => {
+                    let last_good = dynamic_valid.then_some(&dynamic);
+                    let adopted =
+                        adopt_dynamic(&cfg, c.stored_config(), last_good, catalog.as_deref());
+                    say_config_problem(&mut config_problem, adopted.problem);
+                    if matches!(c.stored_config(), StoredConfig::Value(_)) {
+                        dynamic_valid |= !config_problem.is_set();
+                    }
+                    adopted.settings
+                }
+                Err(_) => dynamic.clone(),
+            };
+            obs.config_in_force = Some(wanted.clone());
             crate::failsafe::note(&mut obs, &shared, &cfg);
             obs.failsafe_contact = failsafe_inbox
                 .last()
                 .map(|c| (c.leader.clone(), c.hold_until(dynamic.ttl)));
-            if obs.dcs.is_err() {
-                obs.last_config = last_cluster.as_ref().and_then(|c| c.config.clone());
-            }
             shared.set_paused(obs.paused);
             if obs.dcs.is_ok() {
                 shared.set_holds_key(holds_key(&cfg.name, &obs));
@@ -246,8 +279,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             // pg_hba are rewritten and reloaded (a parameter that needs a restart then shows as
             // pending_restart), loop_wait applies to the next wait, and a new ttl moves the
             // agent to a new lease (see `lease::change_ttl`).
-            if let Ok(c) = &obs.dcs {
-                let wanted = effective_dynamic(&cfg, c.config.as_ref());
+            if obs.dcs.is_ok() {
                 if wanted.loop_wait != dynamic.loop_wait {
                     tracing::info!("loop_wait is now {:?}", wanted.loop_wait);
                 }
@@ -309,6 +341,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                         dcs_last_seen,
                         loop_started: started,
                         holds_leader_key: holds,
+                        config_problem: config_problem.get(),
                     }),
                 )
             };
@@ -408,13 +441,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 if admin::is_local(&req) {
                     admin::handle_local(&local, req, reply, &mut memory).await;
                 } else {
-                    let (dcs, loop_wait, max_lag) = (
-                        dcs.clone(),
-                        dynamic.loop_wait,
-                        dynamic.maximum_lag_on_failover,
-                    );
+                    let ctx = admin::DcsCtx {
+                        loop_wait: dynamic.loop_wait,
+                        max_lag: dynamic.maximum_lag_on_failover,
+                        catalog: catalog.clone(),
+                    };
+                    let dcs = dcs.clone();
                     tasks_set.spawn(async move {
-                        let _ = reply.send(admin::handle_dcs(&dcs, req, loop_wait, max_lag).await);
+                        let _ = reply.send(admin::handle_dcs(&dcs, req, ctx).await);
                     });
                 }
             }
@@ -475,5 +509,15 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Logs a change of the `/config` problem (once, not every loop).
+fn say_config_problem(state: &mut ConfigProblem, problem: Option<String>) {
+    let was_set = state.is_set();
+    match state.note(problem) {
+        Some(line) if state.is_set() => tracing::error!("{line}"),
+        Some(line) if was_set => tracing::info!("{line}"),
+        _ => {}
     }
 }

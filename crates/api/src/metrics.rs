@@ -246,6 +246,12 @@ pub fn metrics_text(snap: &NodeSnapshot, now: Instant) -> String {
         flag(snap.holds_leader_key),
     );
     o.metric(
+        "pgkeel_config_invalid",
+        "gauge",
+        "Value is 1 if the /config in the DCS is bad or unreadable and this node keeps its last valid settings, 0 otherwise.",
+        flag(snap.config_problem.is_some()),
+    );
+    o.metric(
         "pgkeel_ttl_seconds",
         "gauge",
         "The leader lease TTL in effect.",

@@ -93,6 +93,10 @@ pub struct NodeSnapshot {
     /// `ttl` after a leader's `POST /failsafe`; the server adds that from its
     /// [`crate::FailsafeInbox`] itself.
     pub failsafe_active: bool,
+    /// Why the `/config` in the DCS is not the one in force on this node (bad or
+    /// unreadable: the node keeps its last valid settings); shown as `config_error` in
+    /// `/patroni` and as `pgkeel_config_invalid` in `/metrics`.
+    pub config_problem: Option<String>,
 }
 
 impl NodeSnapshot {
@@ -128,6 +132,7 @@ impl NodeSnapshot {
             sync_mode: SyncMode::Off,
             failsafe_mode: false,
             failsafe_active: false,
+            config_problem: None,
         }
     }
 }

@@ -193,6 +193,10 @@ pub fn status_json(snap: &NodeSnapshot) -> Value {
     if let Some(s) = &snap.scheduled_restart {
         m.insert("scheduled_restart".into(), s.clone());
     }
+    // pgkeel's: Patroni has no such field (it drops bad values one by one, in its log).
+    if let Some(p) = &snap.config_problem {
+        m.insert("config_error".into(), p.as_str().into());
+    }
     m.insert(
         "patroni".into(),
         json!({ "version": snap.version, "scope": snap.scope, "name": snap.name }),

@@ -31,8 +31,11 @@ pub enum Action {
     WriteInitialize {
         sysid: String,
     },
-    /// Write `/config` from `bootstrap.dcs` if it is absent.
-    WriteConfig,
+    /// Write `/config` if it is absent, with the settings in force: this node's
+    /// `bootstrap.dcs` in a new cluster, the last valid `/config` after it was deleted.
+    WriteConfig {
+        config: serde_json::Value,
+    },
     /// Create the leader key bound to this agent's lease if it is absent. Losing stops the sequence.
     AcquireLeader,
     /// The leader key names this node but another lease (an agent restart): bind it to the
@@ -118,7 +121,7 @@ impl Action {
                 | Action::WriteFailsafe { .. }
                 | Action::WriteHistory
                 | Action::DeleteFailover { .. }
-                | Action::WriteConfig
+                | Action::WriteConfig { .. }
                 | Action::WriteInitialize { .. }
                 | Action::EnsureSlots { .. }
         )

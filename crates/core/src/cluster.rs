@@ -40,6 +40,8 @@ pub struct Cluster {
     pub initialize: Option<String>,
     /// The `config` key as JSON, if present and valid JSON.
     pub config: Option<serde_json::Value>,
+    /// The `config` key exists but is not a JSON object: why (bounded, for logs).
+    pub config_unreadable: Option<String>,
     pub config_revision: i64,
     pub leader: Option<LeaderKey>,
     pub members: BTreeMap<String, MemberEntry>,
@@ -60,6 +62,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// What this read found in the `config` key.
+    pub fn stored_config(&self) -> crate::config::StoredConfig<'_> {
+        use crate::config::StoredConfig;
+        match (&self.config, &self.config_unreadable) {
+            (Some(v), _) => StoredConfig::Value(v),
+            (None, Some(why)) => StoredConfig::Unreadable(why),
+            (None, None) => StoredConfig::Absent,
+        }
+    }
+
     pub fn leader_name(&self) -> Option<&str> {
         self.leader.as_ref().map(|l| l.name.as_str())
     }

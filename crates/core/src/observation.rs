@@ -208,9 +208,11 @@ pub struct Observation {
     /// Replica side: the last leader that confirmed itself through `POST /failsafe`, and
     /// until when it may still be running (its call + the longer of its ttl and ours).
     pub failsafe_contact: Option<(String, Instant)>,
-    /// `/config` as last read, for a loop whose DCS read failed: the cluster-wide settings
-    /// (failsafe mode, ttl) stay those of the cluster, not this node's bootstrap section.
-    pub last_config: Option<serde_json::Value>,
+    /// The cluster-wide settings in force on this node (see `config::adopt_dynamic`): the
+    /// last valid `/config`, kept through a loop whose DCS read failed or found `/config`
+    /// bad, so that failsafe mode, ttl and the sync settings stay those of the cluster, never
+    /// this node's bootstrap section. `None` (tests): read from this observation's `/config`.
+    pub config_in_force: Option<crate::config::DynamicConfig>,
 }
 
 #[cfg(test)]

@@ -77,18 +77,20 @@ pub fn parse_cluster<'a>(prefix: &str, kvs: impl IntoIterator<Item = RawKv<'a>>)
             INITIALIZE => c.initialize = Some(text(full_key, kv.value, &mut c.warnings)),
             CONFIG => {
                 c.config_revision = kv.mod_revision;
-                match serde_json::from_slice::<serde_json::Value>(kv.value) {
-                    Ok(v) if v.is_object() => c.config = Some(v),
-                    Ok(v) => c.warnings.push(format!(
-                        "key {}: expected a JSON object, got {}",
-                        clip(full_key),
-                        quote_json(&v)
-                    )),
-                    Err(e) => c.warnings.push(format!(
-                        "key {}: not valid JSON: {}",
-                        clip(full_key),
+                let why = match serde_json::from_slice::<serde_json::Value>(kv.value) {
+                    Ok(v) if v.is_object() => {
+                        c.config = Some(v);
+                        None
+                    }
+                    Ok(v) => Some(format!("expected a JSON object, got {}", quote_json(&v))),
+                    Err(e) => Some(format!(
+                        "not valid JSON: {}",
                         clip_sized(&e.to_string(), kv.value.len())
                     )),
+                };
+                if let Some(why) = why {
+                    c.warnings.push(format!("key {}: {why}", clip(full_key)));
+                    c.config_unreadable = Some(why);
                 }
             }
             STATUS => match StatusValue::parse(full_key, kv.value) {

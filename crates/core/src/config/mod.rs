@@ -26,7 +26,9 @@ mod validate;
 pub use diag::ConfigError;
 pub use dynamic::effective_dynamic;
 pub use dynamic::sync_mode_in;
-pub use dynamic::{check_dynamic, check_dynamic_with};
+pub use dynamic::{
+    adopt_dynamic, check_dynamic, check_dynamic_with, Adopted, ConfigProblem, StoredConfig,
+};
 pub use validate::{load_ctl_file, load_ctl_str, load_file, load_str, CtlConfig, Loaded};
 
 /// `host:port` as given (host may be a name, an IPv4 or a bracketed IPv6 address).

@@ -101,14 +101,13 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(obs: &'a Observation, cfg: &'a Config, now: Instant) -> Self {
-        let dcs_config = match &obs.dcs {
-            Ok(c) => c.config.as_ref(),
-            Err(_) => obs.last_config.as_ref(),
-        };
+        let dynamic = obs.config_in_force.clone().unwrap_or_else(|| {
+            effective_dynamic(cfg, obs.dcs.as_ref().ok().and_then(|c| c.config.as_ref()))
+        });
         Ctx {
             obs,
             cfg,
-            dynamic: effective_dynamic(cfg, dcs_config),
+            dynamic,
             now,
         }
     }

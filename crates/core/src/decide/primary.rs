@@ -69,8 +69,12 @@ fn leader_duties(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Decision {
             sysid: r.sysid.clone(),
         });
     }
-    if cluster.config.is_none() {
-        actions.push(Action::WriteConfig);
+    // An unreadable `/config` is left for the operator to fix (every node keeps its last
+    // valid settings meanwhile); creating it again would not replace it anyway.
+    if cluster.config.is_none() && cluster.config_unreadable.is_none() {
+        actions.push(Action::WriteConfig {
+            config: ctx.dynamic.json.clone(),
+        });
     }
     // /history is behind my timeline, unless its newest switch is already mine (timelines
     // need not be consecutive: a promotion may skip numbers other members used).

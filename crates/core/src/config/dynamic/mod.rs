@@ -10,11 +10,13 @@
 
 use std::time::Duration;
 
+mod adopt;
 mod check;
 mod effective;
 mod read;
 mod stored;
 
+pub use adopt::{adopt_dynamic, Adopted, ConfigProblem, StoredConfig};
 pub(crate) use check::from_bootstrap;
 pub use check::{check_dynamic, check_dynamic_with};
 pub use effective::effective_dynamic;

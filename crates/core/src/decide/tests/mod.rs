@@ -178,7 +178,7 @@ impl Obs {
                 failsafe_round: None,
                 failsafe_confirmed: None,
                 failsafe_contact: None,
-                last_config: None,
+                config_in_force: None,
             },
             cfg: cfg(me),
             t0,

@@ -20,13 +20,41 @@ fn the_leader_publishes_initialize_config_history_status_and_slots() {
             Action::WriteInitialize {
                 sysid: "7000".into()
             },
-            Action::WriteConfig,
+            Action::WriteConfig {
+                config: o.cfg.bootstrap.dcs.json.clone()
+            },
             Action::WriteHistory,
             Action::WriteStatus { optime: Lsn(500) },
             Action::EnsureSlots {
                 names: vec!["n2".into()]
             },
         ]
+    );
+}
+
+#[test]
+fn a_deleted_config_is_written_back_from_the_settings_in_force_and_an_unreadable_one_is_left() {
+    let in_force = serde_json::json!({"ttl": 20, "loop_wait": 2, "retry_timeout": 3});
+    let o = Obs::new("n1").primary(500).i_lead().with(|o, local| {
+        o.config_in_force = Some(crate::config::effective_dynamic(local, Some(&in_force)));
+        o.dcs.as_mut().unwrap().config = None;
+    });
+    assert!(
+        o.actions().contains(&Action::WriteConfig {
+            config: in_force.clone()
+        }),
+        "{:?}",
+        o.actions()
+    );
+    let o = o.with(|o, _| {
+        o.dcs.as_mut().unwrap().config_unreadable = Some("not valid JSON".into());
+    });
+    assert!(
+        !o.actions()
+            .iter()
+            .any(|a| matches!(a, Action::WriteConfig { .. })),
+        "{:?}",
+        o.actions()
     );
 }
 

@@ -473,10 +473,10 @@ fn an_absurd_quorum_in_a_corrupt_key_elects_nobody() {
 #[test]
 fn failsafe_set_only_in_the_cluster_config_still_applies_without_the_dcs() {
     let t0 = Obs::new("n1").t0;
-    let o = Obs::new("n1").primary(100).with(move |o, _| {
+    let o = Obs::new("n1").primary(100).with(move |o, local| {
         let mut cfg = o.dcs.as_ref().unwrap().config.clone().unwrap();
         cfg["failsafe_mode"] = true.into();
-        o.last_config = Some(cfg);
+        o.config_in_force = Some(crate::config::effective_dynamic(local, Some(&cfg)));
         o.dcs = Err("etcd unavailable".into());
         o.failsafe_confirmed = Some(t0 + Duration::from_secs(6));
     });
