@@ -6,7 +6,14 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use super::common::{confirm, fail, Ctx};
+use std::time::Duration;
+
+use pgkeel_core::cluster::Cluster;
+use pgkeel_core::config::check_dynamic_with;
+use pgkeel_core::guc::GucCatalog;
+
+use super::api::Api;
+use super::common::{confirm, fail, members_leader_first, Ctx};
 use super::diff::unified_diff;
 use super::pyfmt::{yaml_dump, yaml_load};
 
@@ -167,6 +174,25 @@ fn invoke_editor(before: &str, cluster: &str) -> anyhow::Result<Value> {
     }
 }
 
+/// The leader's pg_settings (else another member's), from `GET /parameters`.
+async fn member_catalog(ctx: &Ctx, cluster: &Cluster) -> Result<GucCatalog, String> {
+    const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+    let api = Api::new(ctx.cfg.authentication.clone()).map_err(|e| e.to_string())?;
+    let mut last = "no member publishes a REST API".to_string();
+    for m in members_leader_first(cluster) {
+        let asked = tokio::time::timeout(ASK_TIMEOUT, api.get_json(&m, "parameters")).await;
+        match asked {
+            Ok(Ok(v)) => match GucCatalog::from_json(&v) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = format!("member {}: {e}", m.name),
+            },
+            Ok(Err(e)) => last = format!("{e:#}"),
+            Err(_) => last = format!("member {} did not answer within {ASK_TIMEOUT:?}", m.name),
+        }
+    }
+    Err(last)
+}
+
 pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let name = ctx.cluster_name(a.cluster_name.as_deref());
     let dcs = ctx.dcs(&name).await?;
@@ -207,6 +233,21 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             println!("Not changed");
         }
         return Ok(());
+    }
+    // The agents' own check, with their server's pg_settings: a value they would refuse
+    // is never written (they would keep their last valid settings and report it).
+    let catalog = match member_catalog(ctx, &cluster).await {
+        Ok(c) => Some(c),
+        Err(why) => {
+            eprintln!(
+                "warning: PostgreSQL parameters are not checked against pg_settings ({why}); \
+                 the agents check them before they use them"
+            );
+            None
+        }
+    };
+    if let Err(why) = check_dynamic_with(&changed, catalog.as_ref()) {
+        return fail(format!("invalid configuration: {why}"));
     }
     if !a.quiet {
         for line in unified_diff(&before, &yaml_dump(&changed)) {

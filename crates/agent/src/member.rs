@@ -91,6 +91,7 @@ pub(crate) struct SnapshotInput<'a> {
     pub holds_leader_key: bool,
     /// Why `/config` is not in force, if it is not.
     pub config_problem: Option<&'a str>,
+    pub catalog: Option<&'a std::sync::Arc<pgkeel_core::guc::GucCatalog>>,
 }
 
 pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
@@ -143,6 +144,7 @@ pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
         // replica's side (a leader's recent POST /failsafe) is added by the API from its
         // FailsafeInbox.
         config_problem: i.config_problem.map(str::to_string),
+        catalog: i.catalog.cloned(),
         failsafe_active: i.obs.dcs.is_err()
             && pgkeel_core::decide::failsafe_alive(
                 i.obs.failsafe_confirmed,

@@ -342,6 +342,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                         loop_started: started,
                         holds_leader_key: holds,
                         config_problem: config_problem.get(),
+                        catalog: catalog.as_ref(),
                     }),
                 )
             };

@@ -86,6 +86,14 @@ pub fn route(
             Some(c) => reply(200, Body::Json(c.clone())),
             None => reply(502, Body::Empty),
         },
+        // pgkeel's: the definitions `edit-config` checks PostgreSQL parameters against.
+        "parameters" => match &snap.catalog {
+            Some(c) => reply(200, Body::Json(c.to_json())),
+            None => reply(
+                503,
+                Body::Text("pg_settings not read yet: PostgreSQL is not running here".into()),
+            ),
+        },
         _ => reply(health(path, &q, snap), Body::Json(status_json(snap))),
     }
 }

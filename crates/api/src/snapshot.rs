@@ -97,6 +97,8 @@ pub struct NodeSnapshot {
     /// unreadable: the node keeps its last valid settings); shown as `config_error` in
     /// `/patroni` and as `pgkeel_config_invalid` in `/metrics`.
     pub config_problem: Option<String>,
+    /// The local server's pg_settings (`GET /parameters`), once read.
+    pub catalog: Option<std::sync::Arc<pgkeel_core::guc::GucCatalog>>,
 }
 
 impl NodeSnapshot {
@@ -133,6 +135,7 @@ impl NodeSnapshot {
             failsafe_mode: false,
             failsafe_active: false,
             config_problem: None,
+            catalog: None,
         }
     }
 }

@@ -20,7 +20,7 @@ pub enum GucType {
 }
 
 /// One row of `pg_settings`, as the server reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GucRow {
     pub name: String,
     pub vartype: String,
@@ -57,6 +57,8 @@ pub struct GucCatalog {
     /// `server_version_num` of the server the rows came from.
     pub server_version_num: u32,
     defs: BTreeMap<String, GucDef>,
+    /// The rows as read, for [`GucCatalog::to_json`].
+    rows: Vec<GucRow>,
 }
 
 const MEMORY_UNITS: [(&str, f64); 5] = [
@@ -104,7 +106,8 @@ impl GucCatalog {
     /// future server's new type is not checked rather than refused).
     pub fn from_rows(server_version_num: u32, rows: Vec<GucRow>) -> GucCatalog {
         let defs = rows
-            .into_iter()
+            .iter()
+            .cloned()
             .filter_map(|r| {
                 let vartype = match r.vartype.as_str() {
                     "bool" => GucType::Bool,
@@ -132,7 +135,29 @@ impl GucCatalog {
         GucCatalog {
             server_version_num,
             defs,
+            rows,
         }
+    }
+
+    /// `{"server_version_num": N, "parameters": [rows]}`: what `GET /parameters` serves,
+    /// so that `edit-config` checks values as the agents do.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server_version_num": self.server_version_num,
+            "parameters": self.rows,
+        })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Result<GucCatalog, String> {
+        let version = v
+            .get("server_version_num")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("no server_version_num")?;
+        let rows: Vec<GucRow> =
+            serde_json::from_value(v.get("parameters").cloned().unwrap_or_default())
+                .map_err(|e| format!("parameters: {e}"))?;
+        Ok(GucCatalog::from_rows(version, rows))
     }
 
     pub fn len(&self) -> usize {
@@ -543,6 +568,13 @@ mod tests {
         }
         assert!(c.check("random_page_cost", "-1").is_err());
         assert!(c.check("random_page_cost", "nan").is_err());
+    }
+
+    #[test]
+    fn the_catalog_travels_as_json() {
+        let c = catalog();
+        assert_eq!(GucCatalog::from_json(&c.to_json()), Ok(c));
+        assert!(GucCatalog::from_json(&serde_json::json!({"parameters": 5})).is_err());
     }
 
     #[test]
