@@ -6,6 +6,9 @@ use anyhow::Context;
 
 pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
     let loaded = pgkeel_core::config::load_file(path)?;
+    // The paths, which only the machine can tell about (the config crate does no I/O).
+    pgkeel_pg::check_data_dir(&loaded.config.postgresql.data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: postgresql.data_dir: {e}", path.display()))?;
     for w in &loaded.warnings {
         tracing::warn!("{}: {w}", path.display());
     }

@@ -139,3 +139,54 @@ fn the_cli_accepts_a_minimal_patronictl_yaml() {
     );
     assert!(err.contains("etcd") || err.contains("127.0.0.1:1"), "{err}");
 }
+
+/// Issue 11: a data directory that is a file passed validation, then the agent could not
+/// be stopped. Paths are now checked for what they must be, at validation and at start.
+#[test]
+fn a_data_dir_that_is_a_file_unwritable_or_owned_by_root_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let with_dir = |p: &std::path::Path| {
+        GOOD.replace(
+            "data_dir: /tmp/pgkeel-x",
+            &format!("data_dir: {}", p.display()),
+        )
+    };
+    let file = t.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let (ok, text) = validate(&with_dir(&file));
+    assert!(
+        !ok && text.contains("postgresql.data_dir") && text.contains("is a regular file"),
+        "{text}"
+    );
+    // The agent itself refuses too, at once, rather than running on it.
+    let cfg = t.path().join("agent.yml");
+    std::fs::write(&cfg, with_dir(&file)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+        .arg("agent")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is a regular file"),
+        "{stderr}"
+    );
+
+    let dir = t.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    if nix::unistd::Uid::effective().is_root() {
+        let (ok, text) = validate(&with_dir(&dir));
+        assert!(!ok && text.contains("owned by root"), "{text}");
+        let pg = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("a postgres user");
+        nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let (ok, text) = validate(&with_dir(&dir));
+    assert!(!ok && text.contains("not writable"), "{text}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (ok, text) = validate(&with_dir(&dir));
+    assert!(ok, "{text}");
+}

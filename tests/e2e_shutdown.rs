@@ -1,7 +1,8 @@
 //! A shutdown always ends: SIGTERM ends the agent within `SHUTDOWN_BOUND` whatever its
-//! PostgreSQL's state (here a data directory that is a regular file, so the state can never
-//! be read and no stop can ever be observed), without spinning; a second signal ends it at
-//! once.
+//! PostgreSQL's state (here a data directory that holds files but no cluster, so the state
+//! can never be read and no stop can ever be observed), without spinning; a second signal
+//! ends it at once. (The case, a data directory that is a regular file, is now
+//! refused before the agent starts: see `a_data_dir_that_is_a_file_is_refused_at_start`.)
 
 mod common;
 
@@ -14,7 +15,7 @@ use pgkeel_core::decide::SHUTDOWN_BOUND;
 use pgkeel_localcluster::{LocalCluster, Timing};
 
 /// Starts an extra member `name` beside node 0 (a copy of its config: other name, ports and
-/// data directory), whose data directory is a regular file.
+/// data directory), whose data directory holds a stray file and no cluster.
 fn start_broken_member(
     c: &LocalCluster,
     name: &str,
@@ -23,7 +24,9 @@ fn start_broken_member(
     let dir = node.dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
-    std::fs::write(&data, "not a directory\n").unwrap();
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("stray"), "not a cluster\n").unwrap();
+    postgres_owns(&data);
     let config = copied_config(node, name, &dir, &data);
     let log = dir.join("agent.log");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
@@ -35,6 +38,20 @@ fn start_broken_member(
         .spawn()
         .unwrap();
     (child, log)
+}
+
+/// The data directory belongs to the user PostgreSQL runs as (the agent checks it at start).
+fn postgres_owns(dir: &Path) {
+    if nix::unistd::Uid::effective().is_root() {
+        let pg = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .expect("a postgres user");
+        for p in [dir.to_path_buf(), dir.join("stray")] {
+            nix::unistd::chown(&p, Some(pg.uid), Some(pg.gid)).unwrap();
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 /// Waits until the agent's log says it is running its loop.

@@ -19,6 +19,7 @@ mod catalog;
 mod clone;
 mod conf;
 mod control;
+mod data_dir_check;
 mod details;
 mod disk;
 mod hba;
@@ -39,6 +40,7 @@ mod sync_rep;
 pub mod testing;
 
 pub use control::live_postmaster;
+pub use data_dir_check::check_data_dir;
 pub use details::{PgDetails, ReplicationInfo};
 pub use port::Postgres;
 pub use sync_rep::SyncRepState;
