@@ -22,6 +22,7 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
             api.listen
         );
     }
+    check_parameters(path, &loaded.config).await?;
     if validate_only {
         println!("{}: configuration is valid", path.display());
         return Ok(());
@@ -65,6 +66,49 @@ fn warn_if_exposed(path: &Path) {
                 "{}: readable by users other than its owner (mode {mode:04o}) and it holds passwords: chmod 600 it",
                 path.display()
             );
+        }
+    }
+}
+
+/// The file's PostgreSQL parameters (`bootstrap.dcs` and the local `postgresql.parameters`)
+/// as PostgreSQL itself reads them: they are written before any server runs, so a value it
+/// refuses would only show as a server that does not start. When the check cannot run (no
+/// PostgreSQL installed yet), it is said and the agent goes on: the server's pg_settings
+/// are checked again once it runs.
+async fn check_parameters(path: &Path, cfg: &pgkeel_core::Config) -> anyhow::Result<()> {
+    let pg = &cfg.postgresql;
+    let mut all = cfg.bootstrap.dcs.parameters.clone();
+    all.extend(pg.parameters.clone());
+    if all.is_empty() {
+        return Ok(());
+    }
+    match pgkeel_pg::check_parameters_offline(pg.bin_dir.as_deref(), &pg.data_dir, &all).await {
+        Ok(refused) if refused.is_empty() => Ok(()),
+        Ok(refused) => {
+            let lines: Vec<String> = refused
+                .iter()
+                .map(|r| {
+                    let from = if pg.parameters.contains_key(&r.name) {
+                        "postgresql.parameters"
+                    } else {
+                        "bootstrap.dcs.postgresql.parameters"
+                    };
+                    format!(
+                        "{}: {from}.{}: PostgreSQL refuses it: {}",
+                        path.display(),
+                        r.name,
+                        r.message
+                    )
+                })
+                .collect();
+            anyhow::bail!("{}", lines.join("\n"))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{}: PostgreSQL parameters not checked by PostgreSQL before the first start: {e:#}",
+                path.display()
+            );
+            Ok(())
         }
     }
 }

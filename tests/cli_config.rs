@@ -190,3 +190,34 @@ fn a_data_dir_that_is_a_file_unwritable_or_owned_by_root_is_refused_at_start() {
     let (ok, text) = validate(&with_dir(&dir));
     assert!(ok, "{text}");
 }
+
+/// Issue 11: a parameter PostgreSQL refuses (`max_connections: abc`) reached
+/// postgresql.conf and the next start failed. The file's parameters are now read by
+/// PostgreSQL itself (`postgres -C`) before the agent starts, each refusal naming the key.
+#[test]
+fn parameters_postgresql_refuses_are_refused_before_the_first_start() {
+    let t = tempfile::tempdir().unwrap();
+    let yaml = GOOD.replace(
+        "data_dir: /tmp/pgkeel-x\n",
+        &format!(
+            "data_dir: {}\n  parameters: {{shared_buffers: 12XB, nosuch_param: 1, work_mem: 8MB}}\n\
+             bootstrap:\n  dcs:\n    postgresql:\n      parameters: {{max_connections: abc}}\n",
+            t.path().join("data").display()
+        ),
+    );
+    let (ok, text) = validate(&yaml);
+    assert!(!ok, "{text}");
+    for line in [
+        "postgresql.parameters.shared_buffers: PostgreSQL refuses it: invalid value for parameter \"shared_buffers\": \"12XB\" (Valid units",
+        "postgresql.parameters.nosuch_param: PostgreSQL refuses it: unrecognized configuration parameter \"nosuch_param\"",
+        "bootstrap.dcs.postgresql.parameters.max_connections: PostgreSQL refuses it: invalid value for parameter \"max_connections\": \"abc\"",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    assert!(!text.contains("work_mem"), "{text}");
+    let good = yaml
+        .replace("shared_buffers: 12XB, nosuch_param: 1, ", "")
+        .replace("max_connections: abc", "max_connections: 50");
+    let (ok, text) = validate(&good);
+    assert!(ok, "{text}");
+}

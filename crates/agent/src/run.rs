@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_core::config::{adopt_dynamic, effective_dynamic, ConfigProblem, StoredConfig};
+use pgkeel_core::config::{
+    adopt_dynamic, drop_refused_parameters, effective_dynamic, ConfigProblem, DynamicConfig,
+    StoredConfig,
+};
 use pgkeel_core::decide::{
     forced_exit, lease_alive, may_be_writable, moves_to_new_ttl, shutdown_exit, ShutdownExit,
 };
@@ -245,10 +248,17 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     let last_good = dynamic_valid.then_some(&dynamic);
                     let adopted =
                         adopt_dynamic(&cfg, c.stored_config(), last_good, catalog.as_deref());
-                    say_config_problem(&mut config_problem, adopted.problem);
                     if matches!(c.stored_config(), StoredConfig::Value(_)) {
-                        dynamic_valid |= !config_problem.is_set();
+                        dynamic_valid |= adopted.problem.is_none();
                     }
+                    let mut problem = adopted.problem;
+                    for line in refused_parameters(&cfg, &adopted.settings, catalog.as_deref()) {
+                        problem = Some(match problem {
+                            Some(p) => format!("{p}; {line}"),
+                            None => line,
+                        });
+                    }
+                    say_config_problem(&mut config_problem, problem);
                     adopted.settings
                 }
                 Err(_) => dynamic.clone(),
@@ -294,7 +304,11 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     .await;
                     published_member = None; // re-publish under the new lease
                 }
-                let target = pg_settings(&cfg, &wanted);
+                let mut target = pg_settings(&cfg, &wanted);
+                if let Some(c) = catalog.as_deref() {
+                    // Said above, with the settings' other problems.
+                    drop_refused_parameters(&mut target.parameters, &cfg, c);
+                }
                 if pg.set_config(target.parameters, target.pg_hba) {
                     tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
                     config_unapplied = true;
@@ -521,4 +535,18 @@ fn say_config_problem(state: &mut ConfigProblem, problem: Option<String>) {
         Some(line) if was_set => tracing::info!("{line}"),
         _ => {}
     }
+}
+
+/// The parameters the local server would refuse among those `dynamic` and the local file
+/// put in force, one line each (none without the server's pg_settings).
+fn refused_parameters(
+    cfg: &Config,
+    dynamic: &DynamicConfig,
+    catalog: Option<&GucCatalog>,
+) -> Vec<String> {
+    let Some(c) = catalog else {
+        return Vec::new();
+    };
+    let mut parameters = pg_settings(cfg, dynamic).parameters;
+    drop_refused_parameters(&mut parameters, cfg, c)
 }

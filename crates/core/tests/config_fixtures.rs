@@ -71,7 +71,9 @@ fn seed002_etcd_v2_section_with_basebackup_map() {
     assert!(dcs.use_pg_rewind && dcs.use_slots);
     assert_eq!(dcs.parameters["port"], "5432");
     assert_eq!(dcs.parameters["hot_standby"], "on");
-    assert_eq!(dcs.parameters["wal_keep_segments"], "100");
+    // Translated as Patroni does for PostgreSQL 13+: 100 segments of 16 MB.
+    assert_eq!(dcs.parameters.get("wal_keep_segments"), None);
+    assert_eq!(dcs.parameters["wal_keep_size"], "1600MB");
     assert_eq!(dcs.parameters["listen_addresses"], "0.0.0.0");
     assert_eq!(dcs.pg_hba.len(), 3);
     assert_eq!(dcs.pg_hba[1], "host replication repl 0.0.0.0/0 trust");

@@ -27,6 +27,7 @@ mod history;
 mod kill;
 mod lifecycle;
 mod managed;
+mod offline_check;
 mod port;
 mod rewind;
 mod run_as;
@@ -42,6 +43,7 @@ pub mod testing;
 pub use control::live_postmaster;
 pub use data_dir_check::check_data_dir;
 pub use details::{PgDetails, ReplicationInfo};
+pub use offline_check::{check_parameters_offline, OfflineRefusal};
 pub use port::Postgres;
 pub use sync_rep::SyncRepState;
 

@@ -27,7 +27,8 @@ pub use diag::ConfigError;
 pub use dynamic::effective_dynamic;
 pub use dynamic::sync_mode_in;
 pub use dynamic::{
-    adopt_dynamic, check_dynamic, check_dynamic_with, Adopted, ConfigProblem, StoredConfig,
+    adopt_dynamic, check_dynamic, check_dynamic_with, drop_refused_parameters, Adopted,
+    ConfigProblem, StoredConfig,
 };
 pub use validate::{load_ctl_file, load_ctl_str, load_file, load_str, CtlConfig, Loaded};
 

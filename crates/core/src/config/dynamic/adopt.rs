@@ -142,3 +142,29 @@ mod tests {
         assert_eq!(p.get(), None);
     }
 }
+
+/// The PostgreSQL parameters in force (the cluster's, then this node's `postgresql.parameters`
+/// over them) that the local server would refuse: each is left out of `postgresql.conf`,
+/// and said. Returns the lines saying so, naming the key and where it comes from.
+pub fn drop_refused_parameters(
+    parameters: &mut std::collections::BTreeMap<String, String>,
+    local: &Config,
+    catalog: &GucCatalog,
+) -> Vec<String> {
+    let mut said = Vec::new();
+    parameters.retain(|name, value| match catalog.check(name, value) {
+        Ok(()) => true,
+        Err(r) => {
+            let from = if local.postgresql.parameters.contains_key(name) {
+                "postgresql.parameters (this node's config file)"
+            } else {
+                "postgresql.parameters (/config)"
+            };
+            said.push(format!(
+                "{from} {name}: {r}; not written to postgresql.conf"
+            ));
+            false
+        }
+    });
+    said
+}

@@ -16,7 +16,7 @@ mod effective;
 mod read;
 mod stored;
 
-pub use adopt::{adopt_dynamic, Adopted, ConfigProblem, StoredConfig};
+pub use adopt::{adopt_dynamic, drop_refused_parameters, Adopted, ConfigProblem, StoredConfig};
 pub(crate) use check::from_bootstrap;
 pub use check::{check_dynamic, check_dynamic_with};
 pub use effective::effective_dynamic;

@@ -179,7 +179,30 @@ pub(crate) fn parameters(
             }
         }
     }
+    if let Some(segments) = out.remove("wal_keep_segments") {
+        match wal_keep_size(&segments) {
+            Some(size) => {
+                out.entry("wal_keep_size".into()).or_insert(size);
+            }
+            None => {
+                diag.problem(
+                    &path.key("wal_keep_segments"),
+                    format!("found {segments:?}"),
+                    "a number of WAL segments (an integer, 0 or more)",
+                );
+                ok = false;
+            }
+        }
+    }
     ok.then_some(out)
+}
+
+/// Patroni's translation for PostgreSQL 13 and later, which replaced `wal_keep_segments`
+/// with `wal_keep_size`: N segments of 16 MB (initdb's default segment size) become
+/// `N*16MB`, unless `wal_keep_size` is set too. (pgkeel runs PostgreSQL 13 or later only.)
+fn wal_keep_size(segments: &str) -> Option<String> {
+    let n: u64 = segments.trim().parse().ok()?;
+    Some(format!("{}MB", n.checked_mul(16)?))
 }
 
 /// `synchronous_mode` as a `/config` value sets it, for readers that have no local
@@ -200,6 +223,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn wal_keep_segments_becomes_wal_keep_size_as_patroni_does() {
+        let mut diag = Diag::default();
+        let p = |v: serde_json::Value, diag: &mut Diag| {
+            parameters(&v, &KeyPath::root().key("parameters"), diag)
+        };
+        let out = p(json!({"wal_keep_segments": 100}), &mut diag).unwrap();
+        assert_eq!(out.get("wal_keep_size").map(String::as_str), Some("1600MB"));
+        assert!(!out.contains_key("wal_keep_segments"));
+        let out = p(
+            json!({"wal_keep_segments": 100, "wal_keep_size": "1GB"}),
+            &mut diag,
+        )
+        .unwrap();
+        assert_eq!(out["wal_keep_size"], "1GB", "an explicit size wins");
+        assert!(diag.problems.is_empty());
+        assert_eq!(p(json!({"wal_keep_segments": "many"}), &mut diag), None);
+        assert!(diag.problems[0]
+            .path
+            .to_string()
+            .contains("wal_keep_segments"));
+    }
 
     #[test]
     fn reads_the_mode_leniently() {
