@@ -122,27 +122,6 @@ impl ConfigProblem {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_problem_is_said_once_per_change() {
-        let mut p = ConfigProblem::default();
-        assert_eq!(p.note(None), None);
-        assert_eq!(p.note(Some("bad ttl".into())), Some("bad ttl".into()));
-        assert_eq!(p.note(Some("bad ttl".into())), None);
-        assert_eq!(p.note(Some("bad slots".into())), Some("bad slots".into()));
-        assert!(p.is_set());
-        assert_eq!(
-            p.note(None),
-            Some("/config is valid again and in force".into())
-        );
-        assert_eq!(p.note(None), None);
-        assert_eq!(p.get(), None);
-    }
-}
-
 /// The PostgreSQL parameters in force (the cluster's, then this node's `postgresql.parameters`
 /// over them) that the local server would refuse: each is left out of `postgresql.conf`,
 /// and said. Returns the lines saying so, naming the key and where it comes from.
@@ -167,4 +146,25 @@ pub fn drop_refused_parameters(
         }
     });
     said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_is_said_once_per_change() {
+        let mut p = ConfigProblem::default();
+        assert_eq!(p.note(None), None);
+        assert_eq!(p.note(Some("bad ttl".into())), Some("bad ttl".into()));
+        assert_eq!(p.note(Some("bad ttl".into())), None);
+        assert_eq!(p.note(Some("bad slots".into())), Some("bad slots".into()));
+        assert!(p.is_set());
+        assert_eq!(
+            p.note(None),
+            Some("/config is valid again and in force".into())
+        );
+        assert_eq!(p.note(None), None);
+        assert_eq!(p.get(), None);
+    }
 }
