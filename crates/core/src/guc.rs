@@ -302,7 +302,8 @@ fn unit_note(def: &GucDef) -> String {
 /// `guc.c`'s `parse_bool`: case-insensitive, unique prefixes of true/false/yes/no, on/off
 /// (at least two letters), 1/0.
 fn parse_bool(value: &str) -> Option<bool> {
-    let v = value.trim().to_ascii_lowercase();
+    // No trimming: `'on '` is refused, as the server refuses it.
+    let v = value.to_ascii_lowercase();
     if v.is_empty() {
         return None;
     }
@@ -324,7 +325,7 @@ fn parse_bool(value: &str) -> Option<bool> {
 /// hidden spellings the server still takes: `true`, `false`, `yes`, `no`, `1`, `0` (exactly,
 /// not their prefixes) for an enum that has `on` and `off` (`synchronous_commit = true`), and `wal_level`'s old names.
 fn enum_accepts(def: &GucDef, value: &str) -> bool {
-    let v = value.trim();
+    let v = value;
     if def.enumvals.iter().any(|e| e.eq_ignore_ascii_case(v)) {
         return true;
     }
