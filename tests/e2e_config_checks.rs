@@ -16,10 +16,15 @@ use etcd_client::Client as EtcdClient;
 use pgkeel_localcluster::{LocalCluster, Timing};
 
 async fn ctl(config: &Path, args: &[&str]) -> (i32, String) {
+    ctl_env(config, args, &[]).await
+}
+
+async fn ctl_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
         .arg("-c")
         .arg(config)
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -146,6 +151,33 @@ async fn bad_values_are_refused_on_every_path_and_a_bad_config_changes_nothing()
             panic!("edit-config {args:?} exited {code}: {out}");
         }
     }
+    // --apply and the editor too.
+    let bad_file = c.nodes[li].dir.join("bad-config.yml");
+    std::fs::write(
+        &bad_file,
+        "postgresql:\n  parameters:\n    shared_buffers: 12XB\n",
+    )
+    .unwrap();
+    let bad_path = bad_file.display().to_string();
+    let (code, out) = ctl(
+        &cfg,
+        &["edit-config", "cfgcheck", "--force", "--apply", &bad_path],
+    )
+    .await;
+    assert!(
+        code != 0 && out.contains("\"shared_buffers\": \"12XB\"") && out.contains("Valid units"),
+        "--apply exited {code}: {out}"
+    );
+    let (code, out) = ctl_env(
+        &cfg,
+        &["edit-config", "cfgcheck", "--force"],
+        &[("EDITOR", "sed -i 's/^ttl: .*/ttl: -3/'")],
+    )
+    .await;
+    assert!(
+        code != 0 && out.contains("ttl: found the number -3"),
+        "editor exited {code}: {out}"
+    );
     assert_eq!(
         c.load().await.unwrap().config.unwrap(),
         stored_before,
