@@ -221,3 +221,36 @@ fn parameters_postgresql_refuses_are_refused_before_the_first_start() {
     let (ok, text) = validate(&good);
     assert!(ok, "{text}");
 }
+
+/// Issue 12: Patroni's `PATRONI_*` environment variables configure the agent as they do
+/// Patroni (the acceptance harness passes the DCS, the REST credentials and the superuser
+/// password that way); the environment wins over the file.
+#[test]
+fn patroni_environment_variables_complete_and_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yml");
+    let without_dcs = GOOD.replace("etcd3:\n  hosts: 127.0.0.1:2379\n", "");
+    std::fs::write(&path, &without_dcs).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+            .args(["agent", "--validate-config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text) = run(&[]);
+    assert!(!ok && text.contains("etcd3: missing"), "{text}");
+    let (ok, text) = run(&[("PATRONI_ETCD3_HOST", "127.0.0.1:2379")]);
+    assert!(ok, "{text}");
+    // A bad value from the environment is named like one from the file.
+    let (ok, text) = run(&[
+        ("PATRONI_ETCD3_HOST", "127.0.0.1:2379"),
+        ("PATRONI_RESTAPI_LISTEN", "nowhere"),
+    ]);
+    assert!(!ok && text.contains("restapi.listen"), "{text}");
+}

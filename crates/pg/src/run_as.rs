@@ -172,6 +172,13 @@ impl Invocation<'_> {
         for k in SCRUBBED_ENV {
             cmd.env_remove(k);
         }
+        // Patroni's configuration variables carry passwords; no PostgreSQL program needs
+        // them (Patroni takes them out of its environment as it reads them).
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PATRONI_") {
+                cmd.env_remove(k);
+            }
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

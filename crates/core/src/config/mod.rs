@@ -15,6 +15,7 @@ use crate::tags::Tags;
 
 mod diag;
 mod dynamic;
+mod env;
 mod etcd;
 mod lines;
 mod member_tags;
@@ -30,7 +31,10 @@ pub use dynamic::{
     adopt_dynamic, check_dynamic, check_dynamic_with, drop_refused_parameters, Adopted,
     ConfigProblem, StoredConfig,
 };
-pub use validate::{load_ctl_file, load_ctl_str, load_file, load_str, CtlConfig, Loaded};
+pub use validate::{
+    load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
+    Loaded,
+};
 
 /// `host:port` as given (host may be a name, an IPv4 or a bracketed IPv6 address).
 #[derive(Debug, Clone, PartialEq, Eq)]

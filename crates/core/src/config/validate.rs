@@ -23,16 +23,34 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Reads and validates a Patroni-style YAML file. The only I/O in this crate.
+/// Reads and validates a Patroni-style YAML file, with Patroni's `PATRONI_*` environment
+/// variables over it. The only I/O in this crate.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::plain(format!("cannot read config file {}: {e}", path.display()))
     })?;
-    load_str(&text, &path.display().to_string())
+    load_str_env(&text, &path.display().to_string(), &patroni_vars())
+}
+
+/// The process's `PATRONI_*` variables (others are not read).
+fn patroni_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("PATRONI_"))
+        .collect()
 }
 
 /// Validates Patroni-style YAML; `origin` (a file name) starts every message.
 pub fn load_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
+    load_str_env(text, origin, &[])
+}
+
+/// [`load_str`] with environment variables (`PATRONI_*` are read, as Patroni reads them).
+pub fn load_str_env(
+    text: &str,
+    origin: &str,
+    env: &[(String, String)],
+) -> Result<Loaded, ConfigError> {
     let mut doc: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| {
         let mut err = ConfigError::plain(match e.location() {
             Some(loc) => format!(
@@ -57,7 +75,8 @@ pub fn load_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
 
     let lines = LineIndex::new(text);
     let mut diag = Diag::default();
-    let json = yaml_to_json(&doc, &KeyPath::root(), &mut diag);
+    let mut json = yaml_to_json(&doc, &KeyPath::root(), &mut diag);
+    super::env::merge(&mut json, super::env::from_environment(env));
     let config = RawConfig::from_json(json, &mut diag).and_then(|raw| build(&raw, &mut diag));
     match config {
         Some(config) if diag.problems.is_empty() => Ok(Loaded {
@@ -90,17 +109,27 @@ pub fn load_ctl_file(path: &Path) -> Result<CtlConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::plain(format!("cannot read config file {}: {e}", path.display()))
     })?;
-    load_ctl_str(&text, &path.display().to_string())
+    load_ctl_str_env(&text, &path.display().to_string(), &patroni_vars())
 }
 
 pub fn load_ctl_str(text: &str, origin: &str) -> Result<CtlConfig, ConfigError> {
+    load_ctl_str_env(text, origin, &[])
+}
+
+/// [`load_ctl_str`] with environment variables, as patronictl reads them.
+pub fn load_ctl_str_env(
+    text: &str,
+    origin: &str,
+    env: &[(String, String)],
+) -> Result<CtlConfig, ConfigError> {
     let mut doc: yaml_serde::Value = yaml_serde::from_str(text)
         .map_err(|e| ConfigError::plain(format!("{origin}: not valid YAML: {e}")))?;
     doc.apply_merge()
         .map_err(|e| ConfigError::plain(format!("{origin}: bad YAML merge key (<<): {e}")))?;
     let lines = LineIndex::new(text);
     let mut diag = Diag::default();
-    let json = yaml_to_json(&doc, &KeyPath::root(), &mut diag);
+    let mut json = yaml_to_json(&doc, &KeyPath::root(), &mut diag);
+    super::env::merge(&mut json, super::env::from_environment(env));
     let authentication = ["ctl", "restapi"].iter().find_map(|section| {
         let a = json.get(*section)?.get("authentication")?;
         Some(super::Credentials {
