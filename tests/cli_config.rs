@@ -55,12 +55,6 @@ fn bad_configs_are_refused_with_the_key_named() {
         ),
         (format!("{GOOD}bootstrap:\n  dcs:\n    ttl: soon\n"), "ttl"),
         (
-            format!(
-                "{GOOD}bootstrap:\n  dcs:\n    ttl: 5\n    loop_wait: 3\n    retry_timeout: 3\n"
-            ),
-            "retry_timeout",
-        ),
-        (
             GOOD.replace("etcd3:\n  hosts: 127.0.0.1:2379\n", ""),
             "etcd",
         ),
@@ -253,4 +247,18 @@ fn patroni_environment_variables_complete_and_override_the_file() {
         ("PATRONI_RESTAPI_LISTEN", "nowhere"),
     ]);
     assert!(!ok && text.contains("restapi.listen"), "{text}");
+}
+
+/// Issue 12: timings that break `loop_wait + 2 × retry_timeout <= ttl` are adjusted as
+/// Patroni adjusts them, with Patroni's warning, instead of refused.
+#[test]
+fn timings_that_break_the_rule_are_adjusted_with_patronis_warning() {
+    let (ok, text) = validate(&format!(
+        "{GOOD}bootstrap:\n  dcs:\n    ttl: 5\n    loop_wait: 3\n    retry_timeout: 3\n"
+    ));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl=5"),
+        "{text}"
+    );
 }

@@ -277,4 +277,34 @@ async fn bad_values_are_refused_on_every_path_and_a_bad_config_changes_nothing()
         .await;
         assert_eq!(log_count(&c, i, "/config is valid again"), 1);
     }
+
+    // Issue 12: timings that break the rule are adjusted as Patroni adjusts them (PATCH
+    // {"ttl": 20} over loop_wait 10, retry_timeout 10 answers 200), the values in force are
+    // logged and shown in /metrics, /config keeps what was written.
+    let (code, text) = patch(
+        &url,
+        serde_json::json!({"ttl": 20, "loop_wait": 10, "retry_timeout": 10}),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    for (i, n) in c.nodes.iter().enumerate() {
+        eventually(
+            Duration::from_secs(30),
+            "adjusted timings in force",
+            || async {
+                let m = get_text(&format!("{}/metrics", n.api_url())).await?;
+                let labels = format!("{{scope=\"cfgcheck\",name=\"{}\"}}", n.name);
+                anyhow::ensure!(
+                    m.contains(&format!("pgkeel_ttl_seconds{labels} 20\n"))
+                        && m.contains(&format!("pgkeel_loop_wait_seconds{labels} 0.2\n"))
+                        && m.contains(&format!("pgkeel_retry_timeout_seconds{labels} 9.9\n")),
+                    "not yet"
+                );
+                Ok(())
+            },
+        )
+        .await;
+        assert!(log_count(&c, i, "Violated the rule") >= 1);
+    }
+    assert_eq!(c.load().await.unwrap().config.unwrap()["loop_wait"], 10);
 }

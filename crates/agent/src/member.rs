@@ -131,6 +131,7 @@ pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
             .map(|d| d.as_secs()),
         ttl: i.dynamic.ttl,
         loop_wait: i.dynamic.loop_wait,
+        retry_timeout: i.dynamic.retry_timeout,
         maximum_lag_on_failover: i.dynamic.maximum_lag_on_failover,
         dynamic_config: i.last_cluster.and_then(|c| c.config.clone()),
         last_loop_at: Some(i.loop_started),

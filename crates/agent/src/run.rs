@@ -290,8 +290,20 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             // pending_restart), loop_wait applies to the next wait, and a new ttl moves the
             // agent to a new lease (see `lease::change_ttl`).
             if obs.dcs.is_ok() {
-                if wanted.loop_wait != dynamic.loop_wait {
-                    tracing::info!("loop_wait is now {:?}", wanted.loop_wait);
+                if wanted.timings_adjusted != dynamic.timings_adjusted {
+                    for note in &wanted.timings_adjusted {
+                        tracing::warn!("{note}");
+                    }
+                }
+                if (wanted.ttl, wanted.loop_wait, wanted.retry_timeout)
+                    != (dynamic.ttl, dynamic.loop_wait, dynamic.retry_timeout)
+                {
+                    tracing::info!(
+                        "timings in force: ttl {:?}, loop_wait {:?}, retry_timeout {:?}",
+                        wanted.ttl,
+                        wanted.loop_wait,
+                        wanted.retry_timeout
+                    );
                 }
                 if moves_to_new_ttl(&shared.lease(), wanted.ttl, shutting_down) {
                     lease::change_ttl(

@@ -255,13 +255,19 @@ pub fn metrics_text(snap: &NodeSnapshot, now: Instant) -> String {
         "pgkeel_ttl_seconds",
         "gauge",
         "The leader lease TTL in effect.",
-        snap.ttl.as_secs(),
+        snap.ttl.as_secs_f64(),
     );
     o.metric(
         "pgkeel_loop_wait_seconds",
         "gauge",
         "The HA loop interval in effect.",
-        snap.loop_wait.as_secs(),
+        snap.loop_wait.as_secs_f64(),
+    );
+    o.metric(
+        "pgkeel_retry_timeout_seconds",
+        "gauge",
+        "The DCS and PostgreSQL call bound in effect.",
+        snap.retry_timeout.as_secs_f64(),
     );
     o.text
 }

@@ -67,6 +67,7 @@ pub struct NodeSnapshot {
     pub dcs_last_seen: Option<u64>,
     pub ttl: Duration,
     pub loop_wait: Duration,
+    pub retry_timeout: Duration,
     /// The default `?lag=` of `/readiness`.
     pub maximum_lag_on_failover: u64,
     /// The `/config` key as read from the DCS; `None` makes `GET /config` answer 502.
@@ -124,6 +125,7 @@ impl NodeSnapshot {
             dcs_last_seen: None,
             ttl: Duration::from_secs(30),
             loop_wait: Duration::from_secs(10),
+            retry_timeout: Duration::from_secs(10),
             maximum_lag_on_failover: 1_048_576,
             dynamic_config: None,
             last_loop_at: Some(Instant::now()),

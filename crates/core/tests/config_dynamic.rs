@@ -86,26 +86,26 @@ fn bad_dcs_fields_fall_back_one_by_one() {
 }
 
 #[test]
-fn dcs_timings_that_break_the_rule_keep_what_they_can() {
+fn dcs_timings_that_break_the_rule_are_adjusted_as_patroni_does() {
     let c = local(); // 10 / 2 / 3
-                     // loop_wait 25 fits no ttl on offer; ttl 30 and retry 5 together fit with local loop_wait.
+                     // loop_wait 25 + 2 × 5 > 30: loop_wait is lowered to 30 - 2 × 5.
     let d = effective_dynamic(
         &c,
         Some(&json!({"ttl": 30, "loop_wait": 25, "retry_timeout": 5})),
     );
     assert_eq!(
         (d.ttl, d.loop_wait, d.retry_timeout),
-        (secs(30), secs(2), secs(5))
+        (secs(30), secs(20), secs(5))
     );
-    // Below the floors: ignored.
+    assert!(!d.timings_adjusted.is_empty());
+    // Below the floors: raised to them (ttl 2 s, loop_wait 0.2 s, retry_timeout 0.5 s),
+    // then the rule.
     let d = effective_dynamic(
         &c,
         Some(&json!({"ttl": 1, "loop_wait": 0.1, "retry_timeout": 0.2})),
     );
-    assert_eq!(
-        (d.ttl, d.loop_wait, d.retry_timeout),
-        (secs(10), secs(2), secs(3))
-    );
+    assert_eq!(d.ttl, secs(2));
+    assert!(d.loop_wait + d.retry_timeout * 2 <= d.ttl);
 }
 
 #[test]

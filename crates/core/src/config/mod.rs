@@ -186,6 +186,9 @@ pub struct DynamicConfig {
     pub primary_hang_timeout: Option<Duration>,
     /// The value as JSON, exactly what is written to `/config` (Patroni's shape).
     pub json: serde_json::Value,
+    /// How the timings as written were adjusted to the ones above (Patroni's warnings);
+    /// empty when they are in force as written.
+    pub timings_adjusted: Vec<String>,
 }
 
 impl DynamicConfig {

@@ -73,10 +73,14 @@ pub(crate) fn seconds(
     diag: &mut Diag,
     min: Duration,
 ) -> Option<Duration> {
-    let allowed = format!(
-        "a number of seconds (integer or decimal), at least {}",
-        show_secs(min)
-    );
+    let allowed = if min.is_zero() {
+        "a number of seconds (integer or decimal), 0 or more".to_string()
+    } else {
+        format!(
+            "a number of seconds (integer or decimal), at least {}",
+            show_secs(min)
+        )
+    };
     // An upper bound keeps `Duration` arithmetic far from overflow; a day is far beyond any
     // sensible HA timing.
     const MAX_SECS: f64 = 86_400.0;

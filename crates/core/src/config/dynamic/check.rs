@@ -5,12 +5,12 @@
 use serde_json::{Map, Value};
 
 use super::super::diag::{Diag, KeyPath};
-use super::super::scalar::{found, secs_json, show_secs};
+use super::super::scalar::{found, secs_json};
 use super::super::DynamicConfig;
+use super::adjust_timings;
 use super::effective::{defaults, settle};
 use super::read::read;
 use super::stored;
-use super::timings_ok;
 use crate::guc::GucCatalog;
 
 /// Patroni's dynamic keys (`docs/dynamic_configuration.rst`): kept in `/config` as written,
@@ -159,27 +159,20 @@ fn strict(
     let ttl = f.ttl.unwrap_or(defaults.ttl);
     let loop_wait = f.loop_wait.unwrap_or(defaults.loop_wait);
     let retry_timeout = f.retry_timeout.unwrap_or(defaults.retry_timeout);
-    if !timings_ok(ttl, loop_wait, retry_timeout) {
-        // Point at whichever of the three keys the file has, ttl first.
+    // Patroni's adjustment (not a refusal): the values in force always keep the rule, and
+    // each change is said, with Patroni's words.
+    let ((ttl, loop_wait, retry_timeout), adjusted) = adjust_timings(ttl, loop_wait, retry_timeout);
+    for note in &adjusted {
         let key = ["ttl", "loop_wait", "retry_timeout"]
             .into_iter()
-            .find(|k| map.contains_key(*k));
+            .find(|k| note.starts_with(&format!("{k}=")))
+            .or_else(|| {
+                ["loop_wait", "retry_timeout", "ttl"]
+                    .into_iter()
+                    .find(|k| map.contains_key(*k))
+            });
         let path = key.map_or_else(|| base.clone(), |k| base.key(k));
-        diag.problem(
-            &path,
-            format!(
-                "loop_wait {} + 2 × retry_timeout {} = {} s, more than ttl {} \
-                 (values in seconds; a key not in the file has pgkeel's default)",
-                show_secs(loop_wait),
-                show_secs(retry_timeout),
-                show_secs(loop_wait + retry_timeout * 2),
-                show_secs(ttl),
-            ),
-            "values with loop_wait + 2 × retry_timeout <= ttl. Patroni silently lowers \
-             loop_wait and retry_timeout in this case; pgkeel refuses instead, because its \
-             leader must be able to retry the DCS twice within one lease",
-        );
-        return None;
+        diag.warn(&path, note.clone());
     }
     let maximum_lag_on_failover = f
         .maximum_lag_on_failover
@@ -210,12 +203,14 @@ fn strict(
         pg.entry("use_slots").or_insert(Value::Bool(use_slots));
     }
 
-    Some(settle(
+    let mut settled = settle(
         f,
         (ttl, loop_wait, retry_timeout),
         &defaults,
         Value::Object(json),
-    ))
+    );
+    settled.timings_adjusted = adjusted;
+    Some(settled)
 }
 
 /// Checks a whole `/config` value as strictly as `bootstrap.dcs` (used before writing a
@@ -254,14 +249,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn check_dynamic_refuses_unsafe_timings_with_the_reason() {
+    fn timings_that_break_the_rule_are_adjusted_as_patroni_does() {
+        let d = check_dynamic(&serde_json::json!({"ttl": 10, "loop_wait": 2, "retry_timeout": 3}))
+            .unwrap();
+        assert!(d.timings_adjusted.is_empty());
+        // Patroni's acceptance scenario: PATCH {"ttl": 20} over loop_wait 10, retry 10.
+        let d =
+            check_dynamic(&serde_json::json!({"ttl": 20, "loop_wait": 10, "retry_timeout": 10}))
+                .unwrap();
+        assert_eq!(d.ttl, Duration::from_secs(20));
+        assert!(d.loop_wait + d.retry_timeout * 2 <= d.ttl);
         assert!(
-            check_dynamic(&serde_json::json!({"ttl": 10, "loop_wait": 2, "retry_timeout": 3}))
-                .is_ok()
+            d.timings_adjusted[0].contains("Adjusting loop_wait"),
+            "{:?}",
+            d.timings_adjusted
         );
-        let e = check_dynamic(&serde_json::json!({"ttl": 4, "loop_wait": 2, "retry_timeout": 3}))
-            .unwrap_err();
-        assert!(e.contains("ttl") && e.contains("retry_timeout"), "{e}");
+        assert_eq!(d.json["loop_wait"], 10, "/config keeps what was written");
         let e = check_dynamic(&serde_json::json!({"ttl": "soon"})).unwrap_err();
         assert!(e.contains("ttl"), "{e}");
     }

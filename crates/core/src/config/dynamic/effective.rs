@@ -10,16 +10,17 @@ use super::super::{
     Config, DynamicConfig, DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
     DEFAULT_RETRY_TIMEOUT, DEFAULT_TTL,
 };
+use super::adjust_timings;
 use super::read::{read, Fields};
+#[cfg(test)]
 use super::timings_ok;
 use crate::sync::SyncSettings;
 
 /// The dynamic settings in force: `/config` from the DCS when present, otherwise
 /// `bootstrap.dcs`. Each field of `/config` that is missing or bad falls back to the local
 /// value, so a bad write by an operator or another node cannot stop this one (never a panic).
-/// The three timings are kept together: if the DCS values break
-/// `loop_wait + 2 × retry_timeout <= ttl`, as many of them are kept as the rule allows
-/// (ttl preferred), the others come from the local file.
+/// Timings that break `loop_wait + 2 × retry_timeout <= ttl` are adjusted as Patroni
+/// adjusts them (`adjust_timings`).
 ///
 /// `json` is the `/config` value as stored, so that `GET /config` shows what the DCS holds.
 pub fn effective_dynamic(local: &Config, dcs: Option<&Value>) -> DynamicConfig {
@@ -32,11 +33,15 @@ pub fn effective_dynamic(local: &Config, dcs: Option<&Value>) -> DynamicConfig {
     let mut scratch = Diag::default();
     let f = read(map, &KeyPath::root(), &mut scratch);
 
-    let timings = pick_timings(
-        [f.ttl, f.loop_wait, f.retry_timeout],
-        [base.ttl, base.loop_wait, base.retry_timeout],
+    // Each timing from the DCS when valid, else the local one; then Patroni's adjustment.
+    let (timings, adjusted) = adjust_timings(
+        f.ttl.unwrap_or(base.ttl),
+        f.loop_wait.unwrap_or(base.loop_wait),
+        f.retry_timeout.unwrap_or(base.retry_timeout),
     );
-    settle(f, timings, base, Value::Object(map.clone()))
+    let mut d = settle(f, timings, base, Value::Object(map.clone()));
+    d.timings_adjusted = adjusted;
+    d
 }
 
 /// The settings `f` gives with the timings chosen, each field that `f` lacks (absent or
@@ -70,6 +75,7 @@ pub(super) fn settle(
         // value falls back to this node's own setting.
         primary_hang_timeout: f.primary_hang_timeout.or(fallback.primary_hang_timeout),
         json,
+        timings_adjusted: Vec::new(),
     }
 }
 
@@ -90,6 +96,7 @@ pub(super) fn defaults() -> DynamicConfig {
         check_timeline: false,
         primary_hang_timeout: None,
         json: Value::Null,
+        timings_adjusted: Vec::new(),
     }
 }
 
@@ -104,68 +111,12 @@ fn sync_settings(f: &Fields, base: SyncSettings) -> SyncSettings {
     }
 }
 
-/// Chooses ttl, loop_wait and retry_timeout from the DCS (`remote`) and local values: the
-/// combination that keeps the most valid DCS values while obeying the timing rule. The order
-/// below tries every subset of the three, largest first, ttl before the others.
-fn pick_timings(
-    remote: [Option<Duration>; 3],
-    local: [Duration; 3],
-) -> (Duration, Duration, Duration) {
-    const SUBSETS: [[bool; 3]; 8] = [
-        [true, true, true],
-        [true, true, false],
-        [true, false, true],
-        [false, true, true],
-        [true, false, false],
-        [false, true, false],
-        [false, false, true],
-        [false, false, false],
-    ];
-    for keep in SUBSETS {
-        let mut t = local;
-        let mut usable = true;
-        for i in 0..3 {
-            if keep[i] {
-                match remote[i] {
-                    Some(d) => t[i] = d,
-                    None => usable = false,
-                }
-            }
-        }
-        if usable && timings_ok(t[0], t[1], t[2]) {
-            return (t[0], t[1], t[2]);
-        }
-    }
-    // The local values were validated when the file loaded; if a caller built a Config by
-    // hand that breaks the rule, they are still the best we have.
-    (local[0], local[1], local[2])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)
-    }
-
-    #[test]
-    fn timings_keep_as_many_dcs_values_as_the_rule_allows() {
-        let local = [s(10), s(2), s(3)];
-        // All three fine together.
-        assert_eq!(
-            pick_timings([Some(s(30)), Some(s(10)), Some(s(10))], local),
-            (s(30), s(10), s(10))
-        );
-        // ttl 12 with loop_wait 10 and retry 10 breaks the rule; ttl 12 + loop_wait 10 +
-        // local retry 3 = 16 > 12 too; ttl 12 + local loop_wait 2 + retry 10 = 22 > 12;
-        // loop_wait 10 + retry 10 with local ttl 10 breaks; ttl 12 alone works.
-        assert_eq!(
-            pick_timings([Some(s(12)), Some(s(10)), Some(s(10))], local),
-            (s(12), s(2), s(3))
-        );
-        // Missing DCS values fall back.
-        assert_eq!(pick_timings([None, None, None], local), (s(10), s(2), s(3)));
     }
 
     #[test]

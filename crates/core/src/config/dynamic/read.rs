@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::super::diag::{Diag, KeyPath};
 use super::super::scalar::{self, found};
-use super::{MIN_HANG_TIMEOUT, MIN_LOOP_WAIT, MIN_RETRY_TIMEOUT, MIN_TTL};
+use super::MIN_HANG_TIMEOUT;
 use crate::sync::SyncMode;
 
 /// What a `/config`-shaped value says; `None` for a field that is absent or bad.
@@ -36,15 +36,16 @@ pub(super) struct Fields {
 pub(super) fn read(map: &Map<String, Value>, base: &KeyPath, diag: &mut Diag) -> Fields {
     let at = |k: &str| base.key(k);
     let mut f = Fields {
+        // Below pgkeel's floors the timings are raised (`adjust_timings`), as Patroni does.
         ttl: map
             .get("ttl")
-            .and_then(|v| scalar::seconds(v, &at("ttl"), diag, MIN_TTL)),
+            .and_then(|v| scalar::seconds(v, &at("ttl"), diag, Duration::ZERO)),
         loop_wait: map
             .get("loop_wait")
-            .and_then(|v| scalar::seconds(v, &at("loop_wait"), diag, MIN_LOOP_WAIT)),
+            .and_then(|v| scalar::seconds(v, &at("loop_wait"), diag, Duration::ZERO)),
         retry_timeout: map
             .get("retry_timeout")
-            .and_then(|v| scalar::seconds(v, &at("retry_timeout"), diag, MIN_RETRY_TIMEOUT)),
+            .and_then(|v| scalar::seconds(v, &at("retry_timeout"), diag, Duration::ZERO)),
         maximum_lag_on_failover: map.get("maximum_lag_on_failover").and_then(|v| {
             scalar::unsigned(
                 v,

@@ -65,6 +65,7 @@ fn cfg(name: &str) -> Config {
                 check_timeline: false,
                 primary_hang_timeout: None,
                 json: serde_json::json!({"ttl": 10}),
+                timings_adjusted: Vec::new(),
             },
             initdb: vec![],
             pg_hba: vec![],
