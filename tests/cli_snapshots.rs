@@ -90,7 +90,8 @@ fn member(i: u8, role: &str, tags: serde_json::Value) -> MemberValue {
 
 /// Writes a three-member cluster `scope` (leader n1, n3 tagged nofailover and cascading
 /// from n2) with a config and a history.
-async fn seed(host: &str, scope: &str) -> Etcd {
+/// A DCS client for `/service/<scope>/` on the etcd at `host`.
+async fn connect(host: &str, scope: &str) -> Etcd {
     let hosts = vec![pgkeel_core::config::HostPort {
         host: "127.0.0.1".into(),
         port: host
@@ -99,7 +100,7 @@ async fn seed(host: &str, scope: &str) -> Etcd {
             .and_then(|p| p.parse().ok())
             .expect("port"),
     }];
-    let etcd = Etcd::connect(
+    Etcd::connect(
         &hosts,
         None,
         None,
@@ -107,7 +108,11 @@ async fn seed(host: &str, scope: &str) -> Etcd {
         Duration::from_secs(5),
     )
     .await
-    .expect("connect");
+    .expect("connect")
+}
+
+async fn seed(host: &str, scope: &str) -> Etcd {
+    let etcd = connect(host, scope).await;
     etcd.write_initialize("7277694203142172922")
         .await
         .expect("init");
@@ -486,9 +491,27 @@ async fn verbs_against_a_real_etcd() {
     );
 
     // A cluster name other than the scope is another cluster of the namespace, as in
-    // patronictl: here an empty one.
-    let (code, out, _) = env.run("s", &["show-config", "other"], "");
+    // patronictl: here an empty one. Nothing on stdout and exit 0, as patronictl; a warning
+    // on stderr says why.
+    let (code, out, err) = env.run("s", &["show-config", "other"], "");
     assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains(
+            "no cluster other in /service/ (no keys under /service/other/): nothing to show"
+        ),
+        "{err}"
+    );
+    // A cluster whose first leader has not written its config yet.
+    let bare = connect(&env.etcd_host, "bare").await;
+    bare.touch_member("b1", &member(1, "replica", json!({})), 0)
+        .await
+        .expect("b1");
+    let (code, out, err) = env.run("s", &["show-config", "bare"], "");
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains("the cluster bare has no config key: nothing to show"),
+        "{err}"
+    );
     let (code, _, err) = env.run("s", &["edit-config", "other", "-s", "ttl=5"], "");
     assert_eq!(
         (code, err.as_str()),
