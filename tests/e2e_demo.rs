@@ -1,10 +1,12 @@
 //! `pgkeel demo` as a new user runs it (the real binary, its printed output followed as the
-//! README's tour does): Ctrl-C leaves no process of the demo behind, an agent restarted by
-//! hand with the printed command included.
+//! README's tour does): the REST API's unsafe methods need the credentials it prints, every
+//! file holding a password is private to the user that needs it, and Ctrl-C leaves no
+//! process of the demo behind, an agent restarted by hand with the printed command included.
 
 mod common;
 
 use std::io::BufRead;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -95,6 +97,24 @@ impl Demo {
                 let url = rest.split_whitespace().next().unwrap_or_default();
                 format!("http://{}", url.trim_end_matches("/patroni"))
             })
+            .collect()
+    }
+
+    /// `(user, password)` from "... need user U, password P):".
+    fn credentials(&self) -> (String, String) {
+        let (_, l) = self.line("REST API");
+        let rest = l.split_once("need user ").expect("credentials printed").1;
+        let (user, rest) = rest.split_once(", password ").expect("password printed");
+        (user.to_string(), rest.trim_end_matches("):").to_string())
+    }
+
+    /// Each node's config file, from the "Config files:" section.
+    fn configs(&self) -> Vec<PathBuf> {
+        let (start, _) = self.line("Config files:");
+        self.out[start + 1..]
+            .iter()
+            .map_while(|l| l.trim().split_once(": "))
+            .map(|(_, rest)| PathBuf::from(rest.split_whitespace().next().unwrap_or_default()))
             .collect()
     }
 
@@ -217,6 +237,136 @@ async fn request(
         );
     }
     Ok(code)
+}
+
+/// Files under `dir` whose bytes contain one of `secrets`.
+fn holding(dir: &Path, secrets: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(path),
+                Ok(t) if t.is_file() => {
+                    let bytes = std::fs::read(&path).unwrap_or_default();
+                    if secrets
+                        .iter()
+                        .any(|s| bytes.windows(s.len()).any(|w| w == s.as_bytes()))
+                    {
+                        found.push(path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_turns_rest_authentication_on_and_prints_the_credentials() {
+    let demo = Demo::start(2);
+    let (user, password) = demo.credentials();
+    assert!(password.len() >= 16, "a weak password: {password:?}");
+    let urls = demo.api_urls();
+    assert_eq!(urls.len(), 2, "{}", demo.out.join("\n"));
+
+    // Unsafe methods without (or with wrong) credentials: 401, as Patroni answers.
+    for url in &urls {
+        let restart = format!("{url}/restart");
+        let config = format!("{url}/config");
+        let patch = Some(serde_json::json!({"loop_wait": 2}));
+        assert_eq!(request("POST", &restart, None, None).await.unwrap(), 401);
+        assert_eq!(
+            request("PATCH", &config, patch.clone(), None)
+                .await
+                .unwrap(),
+            401
+        );
+        assert_eq!(
+            request("PATCH", &config, patch, Some((&user, "wrong")))
+                .await
+                .unwrap(),
+            401
+        );
+    }
+    // With the printed ones they work (loop_wait is the demo's own 2 s: nothing changes).
+    let patched = request(
+        "PATCH",
+        &format!("{}/config", urls[0]),
+        Some(serde_json::json!({"loop_wait": 2})),
+        Some((&user, &password)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(patched, 200);
+    let (_, curl) = demo.line("e.g. curl");
+    assert!(
+        curl.contains(&format!("-u {user}:{password}")),
+        "the example does not carry the credentials: {curl}"
+    );
+
+    // The CLI commands the demo prints keep working, unsafe ones too: the node configs carry
+    // restapi.authentication.
+    let configs = demo.configs();
+    assert_eq!(configs.len(), 2, "{}", demo.out.join("\n"));
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+            .arg("-c")
+            .arg(&configs[0])
+            .args(args)
+            .env_remove("PATRONICTL_CONFIG_FILE")
+            .output()
+            .expect("pgkeel");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = ctl(&["list"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = ctl(&["reload", "demo", "--force"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("401"), "{text}");
+
+    // The files holding a password are the node configs and the pgpass files, no other
+    // (a log, postgresql.conf, etcd's data): each 0600, the configs owned by the agents' user
+    // (this one), the pgpass files by PostgreSQL's (the data directory's owner), as libpq
+    // requires.
+    let replication = format!("{}-replication", pgkeel_localcluster::SUPERUSER_PASSWORD);
+    let mut files = holding(&demo.dir, &[&password, &replication]);
+    files.sort();
+    let me = std::fs::metadata(&demo.dir).unwrap().uid();
+    let mut expected: Vec<(PathBuf, u32)> = Vec::new();
+    for (i, config) in configs.iter().enumerate() {
+        let node_dir = demo.dir.join(format!("node{}", i + 1));
+        let postgres = std::fs::metadata(node_dir.join("data")).unwrap().uid();
+        assert_ne!(
+            postgres, me,
+            "the data directory is owned by PostgreSQL's user"
+        );
+        expected.push((config.clone(), me));
+        expected.push((node_dir.join("pgpass"), postgres));
+    }
+    expected.sort();
+    assert_eq!(
+        files,
+        expected.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>(),
+        "the files holding a password"
+    );
+    for (f, owner) in &expected {
+        let meta = std::fs::metadata(f).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o777, meta.uid()),
+            (0o600, *owner),
+            "{}: mode {:o}, owner uid {} (want 600 and uid {owner})",
+            f.display(),
+            meta.mode() & 0o777,
+            meta.uid()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
