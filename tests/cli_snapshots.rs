@@ -491,27 +491,9 @@ async fn verbs_against_a_real_etcd() {
     );
 
     // A cluster name other than the scope is another cluster of the namespace, as in
-    // patronictl: here an empty one. Nothing on stdout and exit 0, as patronictl; a warning
-    // on stderr says why.
-    let (code, out, err) = env.run("s", &["show-config", "other"], "");
+    // patronictl: here an empty one.
+    let (code, out, _) = env.run("s", &["show-config", "other"], "");
     assert_eq!((code, out.as_str()), (0, ""));
-    assert!(
-        err.contains(
-            "no cluster other in /service/ (no keys under /service/other/): nothing to show"
-        ),
-        "{err}"
-    );
-    // A cluster whose first leader has not written its config yet.
-    let bare = connect(&env.etcd_host, "bare").await;
-    bare.touch_member("b1", &member(1, "replica", json!({})), 0)
-        .await
-        .expect("b1");
-    let (code, out, err) = env.run("s", &["show-config", "bare"], "");
-    assert_eq!((code, out.as_str()), (0, ""));
-    assert!(
-        err.contains("the cluster bare has no config key: nothing to show"),
-        "{err}"
-    );
     let (code, _, err) = env.run("s", &["edit-config", "other", "-s", "ttl=5"], "");
     assert_eq!(
         (code, err.as_str()),
@@ -545,6 +527,39 @@ async fn verbs_against_a_real_etcd() {
     assert!(out.ends_with("Please confirm the cluster name to remove: You are about to remove all information in DCS for s, please type: \"Yes I am aware\": This cluster currently is healthy. Please specify the leader name to continue: "), "{out}");
     let c = dcs.load().await.expect("load");
     assert!(c.members.is_empty() && c.config.is_none() && c.leader.is_none());
+}
+
+/// `show-config` of a cluster without a `config` key: nothing on stdout and exit 0, as
+/// patronictl does (scripts may rely on both), and a warning on stderr that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_config_without_a_config_key_says_why_on_stderr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = EtcdServer::start(dir.path()).expect("etcd");
+    let env = Env {
+        etcd_host: etcd.endpoint.to_string(),
+        _etcd: etcd,
+        dir,
+    };
+    // No keys at all: a mistyped cluster name, most often.
+    let (code, out, err) = env.run("s", &["show-config", "nosuchcluster"], "");
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains(
+            "no cluster nosuchcluster in /service/ (no keys under /service/nosuchcluster/): nothing to show"
+        ),
+        "{err}"
+    );
+    // A cluster whose first leader has not written its config yet.
+    let bare = connect(&env.etcd_host, "bare").await;
+    bare.touch_member("b1", &member(1, "replica", json!({})), 0)
+        .await
+        .expect("b1");
+    let (code, out, err) = env.run("s", &["show-config", "bare"], "");
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains("the cluster bare has no config key: nothing to show"),
+        "{err}"
+    );
 }
 
 #[test]
