@@ -22,6 +22,9 @@ pub async fn run(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("pgkeel-demo-{}", std::process::id())),
     };
     let pgkeel = std::env::current_exe().context("locating the pgkeel binary")?;
+    // The REST API's unsafe methods (switchover, restart, PATCH /config...) need these; the
+    // nodes' config files carry them, so `pgkeel -c <node config>` can call them too.
+    let rest_auth = (REST_USER.to_string(), random_password()?);
     say!(
         "Starting etcd and {nodes} pgkeel nodes under {} ...",
         dir.display()
@@ -32,10 +35,10 @@ pub async fn run(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         pgkeel,
         scope: "demo".into(),
         timing: Timing::default(),
-        rest_auth: None,
+        rest_auth: Some(rest_auth.clone()),
         ..Default::default()
     })?;
-    let result = show(&mut cluster, nodes).await;
+    let result = show(&mut cluster, nodes, &rest_auth).await;
     say!("\nStopping the cluster ...");
     cluster.shutdown();
     drop(cluster);
@@ -48,7 +51,29 @@ pub async fn run(nodes: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     result
 }
 
-async fn show(cluster: &mut LocalCluster, nodes: usize) -> anyhow::Result<()> {
+/// The REST API's user in the demo (`restapi.authentication.username`).
+const REST_USER: &str = "pgkeel";
+
+/// 24 random characters of base64url (144 bits) from the kernel's generator.
+fn random_password() -> anyhow::Result<String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 24];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
+        &mut bytes,
+    )
+    .context("reading /dev/urandom")?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b % 64)] as char)
+        .collect())
+}
+
+async fn show(
+    cluster: &mut LocalCluster,
+    nodes: usize,
+    (user, password): &(String, String),
+) -> anyhow::Result<()> {
     let leader = tokio::select! {
         r = cluster.wait_healthy(nodes, Duration::from_secs(180)) => r.with_context(|| {
             format!("the demo cluster did not come up; agent logs are in {}/node*/agent.log", cluster.opts.dir.display())
@@ -82,13 +107,21 @@ async fn show(cluster: &mut LocalCluster, nodes: usize) -> anyhow::Result<()> {
         "  read-write, whichever node leads:\n    psql \"{}\"",
         cluster.rw_dsn()
     );
-    say!("\nREST API (Patroni-compatible):");
+    say!(
+        "\nREST API (Patroni-compatible; switchover, restart, PATCH /config and the other unsafe methods need user {user}, password {password}):"
+    );
     for n in &cluster.nodes {
         say!(
             "  {}: {}/patroni   {}/primary   {}/replica",
             n.name,
             n.api_url(),
             n.api_url(),
+            n.api_url()
+        );
+    }
+    if let Some(n) = cluster.nodes.first() {
+        say!(
+            "  e.g. curl -s -u {user}:{password} -X POST {}/reload",
             n.api_url()
         );
     }

@@ -90,7 +90,8 @@ fn member(i: u8, role: &str, tags: serde_json::Value) -> MemberValue {
 
 /// Writes a three-member cluster `scope` (leader n1, n3 tagged nofailover and cascading
 /// from n2) with a config and a history.
-async fn seed(host: &str, scope: &str) -> Etcd {
+/// A DCS client for `/service/<scope>/` on the etcd at `host`.
+async fn connect(host: &str, scope: &str) -> Etcd {
     let hosts = vec![pgkeel_core::config::HostPort {
         host: "127.0.0.1".into(),
         port: host
@@ -99,7 +100,7 @@ async fn seed(host: &str, scope: &str) -> Etcd {
             .and_then(|p| p.parse().ok())
             .expect("port"),
     }];
-    let etcd = Etcd::connect(
+    Etcd::connect(
         &hosts,
         None,
         None,
@@ -107,7 +108,11 @@ async fn seed(host: &str, scope: &str) -> Etcd {
         Duration::from_secs(5),
     )
     .await
-    .expect("connect");
+    .expect("connect")
+}
+
+async fn seed(host: &str, scope: &str) -> Etcd {
+    let etcd = connect(host, scope).await;
     etcd.write_initialize("7277694203142172922")
         .await
         .expect("init");
@@ -522,6 +527,39 @@ async fn verbs_against_a_real_etcd() {
     assert!(out.ends_with("Please confirm the cluster name to remove: You are about to remove all information in DCS for s, please type: \"Yes I am aware\": This cluster currently is healthy. Please specify the leader name to continue: "), "{out}");
     let c = dcs.load().await.expect("load");
     assert!(c.members.is_empty() && c.config.is_none() && c.leader.is_none());
+}
+
+/// `show-config` of a cluster without a `config` key: nothing on stdout and exit 0, as
+/// patronictl does (scripts may rely on both), and a warning on stderr that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_config_without_a_config_key_says_why_on_stderr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = EtcdServer::start(dir.path()).expect("etcd");
+    let env = Env {
+        etcd_host: etcd.endpoint.to_string(),
+        _etcd: etcd,
+        dir,
+    };
+    // No keys at all: a mistyped cluster name, most often.
+    let (code, out, err) = env.run("s", &["show-config", "nosuchcluster"], "");
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains(
+            "no cluster nosuchcluster in /service/ (no keys under /service/nosuchcluster/): nothing to show"
+        ),
+        "{err}"
+    );
+    // A cluster whose first leader has not written its config yet.
+    let bare = connect(&env.etcd_host, "bare").await;
+    bare.touch_member("b1", &member(1, "replica", json!({})), 0)
+        .await
+        .expect("b1");
+    let (code, out, err) = env.run("s", &["show-config", "bare"], "");
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(
+        err.contains("the cluster bare has no config key: nothing to show"),
+        "{err}"
+    );
 }
 
 #[test]

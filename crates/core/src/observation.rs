@@ -74,6 +74,27 @@ pub struct Running {
     pub streaming: bool,
 }
 
+impl Running {
+    /// How much WAL a replica has received, as its member key (`receive_lsn`) and `list`
+    /// report it. Patroni's rule (`Postgresql.receive_lsn()`): the later of
+    /// `pg_last_wal_receive_lsn()` (flushed) and the WAL receiver's `written_lsn` (written,
+    /// not flushed yet). pgkeel also never reports it behind `replayed`: a WAL receiver starts
+    /// at the beginning of the segment holding the replay position, so until its first flush
+    /// (and for as long as it cannot connect) `pg_last_wal_receive_lsn()` is that segment's
+    /// start, behind what the replica already replayed from its own `pg_wal` (a replica that
+    /// just rejoined showed `0/4000000` under its replay position `0/40457E8`). Nothing behind
+    /// the replay position is missing. `None` while nothing was ever streamed.
+    pub fn receive_position(
+        flushed: Option<Lsn>,
+        written: Option<Lsn>,
+        replayed: Option<Lsn>,
+    ) -> Option<Lsn> {
+        flushed
+            .max(written)
+            .max(replayed.filter(|_| flushed.is_some() || written.is_some()))
+    }
+}
+
 /// Why a pg_rewind failed, as far as the next attempt cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RewindFailure {
@@ -218,6 +239,33 @@ pub struct Observation {
 #[cfg(test)]
 mod tests {
     use super::RewindFailure::{self, *};
+    use super::Running;
+    use crate::lsn::Lsn;
+
+    #[test]
+    fn received_wal_is_never_reported_behind_replayed_wal() {
+        let at = |s: &str| Some(s.parse::<Lsn>().unwrap());
+        let received = |flushed, written, replayed| {
+            Running::receive_position(flushed, written, replayed).map(|l| l.to_string())
+        };
+        // Just rejoined: the WAL receiver restarted at the segment's start, behind what was
+        // replayed from pg_wal, and has flushed nothing yet.
+        assert_eq!(
+            received(at("0/4000000"), None, at("0/40457E8")).as_deref(),
+            Some("0/40457E8")
+        );
+        // Streaming: written but not flushed yet counts (Patroni's rule).
+        assert_eq!(
+            received(at("0/5000000"), at("0/5000100"), at("0/4FFFF00")).as_deref(),
+            Some("0/5000100")
+        );
+        assert_eq!(
+            received(at("0/5000100"), None, at("0/5000000")).as_deref(),
+            Some("0/5000100")
+        );
+        // Never streamed (archive recovery only): nothing received, as Patroni reports it.
+        assert_eq!(received(None, None, at("0/3000000")), None);
+    }
 
     #[test]
     fn pg_rewind_failures_are_told_apart() {

@@ -134,6 +134,43 @@ fn yaml_syntax_errors_give_line_and_column() {
 }
 
 #[test]
+fn integers_beyond_64_bits_name_the_key_the_value_and_what_is_allowed() {
+    // YAML reads them, but they failed the whole file: "invalid type: integer ... as u128".
+    let e = err(&with("ttl: 10", "ttl: 99999999999999999999999"));
+    assert_eq!(e.key.as_deref(), Some("bootstrap.dcs.ttl"));
+    assert_eq!(e.line, Some(11));
+    assert_mentions(
+        &e,
+        &[
+            "test.yml, at line 11: bootstrap.dcs.ttl",
+            "found the number 99999999999999999999999, out of range",
+            "allowed: a number of seconds",
+        ],
+    );
+    let e = err(&with(
+        "nofailover: false",
+        "failover_priority: -99999999999999999999999",
+    ));
+    assert_eq!(e.key.as_deref(), Some("tags.failover_priority"));
+    assert_mentions(
+        &e,
+        &[
+            "found the number -99999999999999999999999",
+            "allowed: an integer",
+        ],
+    );
+    // Where text is allowed, the digits are the text, as Patroni reads them.
+    let l = ok(&with(
+        "  data_dir: /var/lib/postgresql/15/main\n",
+        "  data_dir: /var/lib/postgresql/15/main\n  authentication:\n    superuser:\n      username: postgres\n      password: 123456789012345678901234567890\n",
+    ));
+    assert_eq!(
+        l.config.postgresql.superuser.password.as_deref(),
+        Some("123456789012345678901234567890")
+    );
+}
+
+#[test]
 fn empty_and_non_mapping_files_are_refused() {
     assert_mentions(&err(""), &["holds no settings"]);
     assert_mentions(&err("# only a comment\n"), &["holds no settings"]);

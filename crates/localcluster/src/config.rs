@@ -118,7 +118,11 @@ postgresql:
             .filter(|t| !t.trim().is_empty())
             .map_or(String::new(), |t| format!("tags:\n{}", indent(t, "  "))),
         auth = opts.rest_auth.as_ref().map_or(String::new(), |(u, p)| {
-            format!("  authentication:\n    username: {u}\n    password: {p}\n")
+            format!(
+                "  authentication:\n    username: {}\n    password: {}\n",
+                quoted(u),
+                quoted(p)
+            )
         }),
         name = node.name,
         api = node.api_port,
@@ -129,6 +133,11 @@ postgresql:
         data = node.data_dir.display(),
         dir = node.dir.display(),
     )
+}
+
+/// `text` as a single-quoted YAML scalar: read as text whatever it holds (`0123`, `yes`).
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Each non-empty line of `text`, indented.

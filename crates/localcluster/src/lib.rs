@@ -422,16 +422,23 @@ impl LocalCluster {
         procs::rss_kb(self.nodes[i].agent_pid()?)
     }
 
-    /// Stops every agent (their PostgreSQL with them), then whatever is left.
+    /// Stops every agent (their PostgreSQL with them), then whatever is left. Agents of
+    /// these nodes that this crate did not start are stopped too: one restarted by hand
+    /// with the command the demo prints must not outlive the cluster (and its directory).
     pub fn shutdown(&mut self) {
         for i in 0..self.nodes.len() {
             self.resume_disk(i);
         }
-        for i in 0..self.nodes.len() {
-            if let Some(c) = self.nodes[i].agent.as_ref() {
-                procs::signal_all(&[c.id() as i32], Signal::Cont);
-                procs::signal_all(&[c.id() as i32], Signal::Term);
-            }
+        let children: Vec<i32> = self.nodes.iter().filter_map(Node::agent_pid).collect();
+        let others: Vec<i32> = self
+            .nodes
+            .iter()
+            .flat_map(|n| procs::agent_pids(&n.config))
+            .filter(|p| !children.contains(p))
+            .collect();
+        for pids in [&children, &others] {
+            procs::signal_all(pids, Signal::Cont);
+            procs::signal_all(pids, Signal::Term);
         }
         for i in 0..self.nodes.len() {
             if let Some(mut c) = self.nodes[i].agent.take() {
@@ -440,10 +447,18 @@ impl LocalCluster {
                     let _ = c.wait();
                 }
             }
-            // A server whose agent was killed is still running: stop it the hard way.
-            let pids = procs::postgres_pids(&self.nodes[i].data_dir);
+        }
+        procs::signal_all(
+            &procs::wait_gone(&others, Duration::from_secs(30)),
+            Signal::Kill,
+        );
+        for n in &self.nodes {
+            // A server whose agent was killed is still running: stop it the hard way, and
+            // the guardian left to fence it with it.
+            let pids = procs::postgres_pids(&n.data_dir);
             procs::signal_all(&pids, Signal::Cont);
             procs::signal_all(&pids, Signal::Kill);
+            procs::signal_all(&procs::guardian_pids(&n.data_dir), Signal::Kill);
         }
         for e in &mut self.etcd {
             e.stop();

@@ -49,7 +49,8 @@ SELECT pg_is_in_recovery(),
        (SELECT sender_host FROM pg_stat_wal_receiver),
        (SELECT sender_port FROM pg_stat_wal_receiver),
        current_setting('primary_conninfo'),
-       (SELECT min_recovery_end_timeline FROM pg_control_recovery())";
+       (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+       (SELECT written_lsn FROM pg_stat_wal_receiver)::text";
 
 /// Why a connection failed, as far as observing cares.
 pub(crate) enum ConnectFailure {
@@ -370,7 +371,7 @@ async fn query_running(client: &Client) -> anyhow::Result<Running> {
     let in_recovery: bool = row.try_get(0)?;
     let sysid: String = row.try_get(1)?;
     let current = lsn(row.try_get(2)?)?;
-    let received = lsn(row.try_get(3)?)?;
+    let flushed = lsn(row.try_get(3)?)?;
     let replayed = lsn(row.try_get(4)?)?;
     let wal_tli: Option<String> = row.try_get(5)?;
     let received_tli: Option<i32> = row.try_get(6)?;
@@ -380,6 +381,8 @@ async fn query_running(client: &Client) -> anyhow::Result<Running> {
     let sender_port: Option<i32> = row.try_get(10)?;
     let conninfo: String = row.try_get(11)?;
     let min_recovery_tli: Option<i32> = row.try_get(12)?;
+    let written = lsn(row.try_get(13)?)?;
+    let received = Running::receive_position(flushed, written, replayed);
 
     let timeline = if in_recovery {
         // Timelines only grow; each source may lag: the receiver's is absent while it is

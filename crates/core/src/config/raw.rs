@@ -336,6 +336,104 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
     p
 }
 
+/// Reads a YAML document as `yaml_serde::from_str` does, except for integers beyond 64 bits,
+/// which `yaml_serde::Value` cannot hold (it failed the whole file with "invalid type: integer
+/// `99999999999999999999999` as u128"): they become their digits as a string, as
+/// `yaml_serde`'s own serializer stores them, so the key's check reports the value with the
+/// key, its line and what is allowed. YAML tags are dropped here ([`yaml_to_json`] ignores
+/// them anyway).
+pub(crate) fn parse_yaml(text: &str) -> Result<yaml_serde::Value, yaml_serde::Error> {
+    yaml_serde::from_str::<AnyYaml>(text).map(|d| d.0)
+}
+
+struct AnyYaml(yaml_serde::Value);
+
+impl<'de> serde::Deserialize<'de> for AnyYaml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AnyYamlVisitor).map(AnyYaml)
+    }
+}
+
+struct AnyYamlVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AnyYamlVisitor {
+    type Value = yaml_serde::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Number(i.into()))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Number(u.into()))
+    }
+    fn visit_i128<E>(self, i: i128) -> Result<Self::Value, E> {
+        Ok(i64::try_from(i).map_or_else(
+            |_| yaml_serde::Value::String(i.to_string()),
+            |i| yaml_serde::Value::Number(i.into()),
+        ))
+    }
+    fn visit_u128<E>(self, u: u128) -> Result<Self::Value, E> {
+        Ok(u64::try_from(u).map_or_else(
+            |_| yaml_serde::Value::String(u.to_string()),
+            |u| yaml_serde::Value::Number(u.into()),
+        ))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Number(f.into()))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(yaml_serde::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(AnyYaml(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(yaml_serde::Value::Sequence(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = yaml_serde::Mapping::new();
+        while let Some(AnyYaml(k)) = map.next_key()? {
+            if out.contains_key(&k) {
+                // yaml_serde's own wording.
+                let which = match &k {
+                    yaml_serde::Value::String(s) => format!("with key {s:?}"),
+                    yaml_serde::Value::Number(n) => format!("with key {n}"),
+                    yaml_serde::Value::Bool(b) => format!("with key `{b}`"),
+                    yaml_serde::Value::Null => "with null key".into(),
+                    _ => "in YAML map".into(),
+                };
+                return Err(serde::de::Error::custom(format!("duplicate entry {which}")));
+            }
+            let AnyYaml(v) = map.next_value()?;
+            out.insert(k, v);
+        }
+        Ok(yaml_serde::Value::Mapping(out))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, contents): (String, _) = data.variant()?;
+        contents.newtype_variant::<AnyYaml>().map(|d| d.0)
+    }
+}
+
 /// The YAML document as JSON, the form `/config` is stored in and the one all checks read.
 /// Mapping keys become strings (YAML allows `5432: x`); YAML tags are dropped; `.nan` and
 /// `.inf`, which JSON cannot hold, become strings so that checks report them as found.
@@ -395,7 +493,7 @@ mod tests {
 
     fn raw(text: &str) -> (Option<RawConfig>, Diag) {
         let mut diag = Diag::default();
-        let doc: yaml_serde::Value = yaml_serde::from_str(text).unwrap_or(yaml_serde::Value::Null);
+        let doc = parse_yaml(text).unwrap_or(yaml_serde::Value::Null);
         let json = yaml_to_json(&doc, &KeyPath::root(), &mut diag);
         (RawConfig::from_json(json, &mut diag), diag)
     }

@@ -18,10 +18,21 @@ pub(crate) fn found(v: &Value) -> String {
         Value::Null => "found an empty value".into(),
         Value::Bool(b) => format!("found the boolean {b}"),
         Value::Number(n) => format!("found the number {n}"),
+        // An integer beyond 64 bits, which the YAML reader keeps as its digits.
+        Value::String(s) if is_wide_integer(s) => format!("found the number {s}, out of range"),
         Value::String(s) => format!("found the string {s:?}"),
         Value::Array(_) => "found a list".into(),
         Value::Object(_) => "found a mapping".into(),
     }
+}
+
+/// Digits (and a sign) that no 64-bit integer holds.
+fn is_wide_integer(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && s.parse::<i64>().is_err()
+        && s.parse::<u64>().is_err()
 }
 
 /// A name, user name or password. Numbers are taken as their text because YAML reads an

@@ -11,7 +11,7 @@ use super::etcd::etcd;
 use super::lines::LineIndex;
 use super::member_tags::tags;
 use super::postgresql::postgresql;
-use super::raw::{yaml_to_json, Node, RawBootstrap, RawConfig, RawRestApi};
+use super::raw::{parse_yaml, yaml_to_json, Node, RawBootstrap, RawConfig, RawRestApi};
 use super::scalar::{self, found};
 use super::{Bootstrap, Config, ConfigError, Credentials, RestApi};
 
@@ -51,7 +51,7 @@ pub fn load_str_env(
     origin: &str,
     env: &[(String, String)],
 ) -> Result<Loaded, ConfigError> {
-    let mut doc: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| {
+    let mut doc = parse_yaml(text).map_err(|e| {
         let mut err = ConfigError::plain(match e.location() {
             Some(loc) => format!(
                 "{origin}, line {} column {}: not valid YAML: {e}",
@@ -122,7 +122,7 @@ pub fn load_ctl_str_env(
     origin: &str,
     env: &[(String, String)],
 ) -> Result<CtlConfig, ConfigError> {
-    let mut doc: yaml_serde::Value = yaml_serde::from_str(text)
+    let mut doc = parse_yaml(text)
         .map_err(|e| ConfigError::plain(format!("{origin}: not valid YAML: {e}")))?;
     doc.apply_merge()
         .map_err(|e| ConfigError::plain(format!("{origin}: bad YAML merge key (<<): {e}")))?;
