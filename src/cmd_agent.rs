@@ -52,7 +52,17 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
         tracing::warn!("{}: a second signal, exiting at once", name(second));
         on_signal.at_once.cancel();
     });
-    pgkeel_agent::run(loaded.config, stop).await
+    let on_hup = stop.reload.clone();
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    // `systemctl reload` (ExecReload=/bin/kill -HUP $MAINPID): re-read the file, never stop.
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            on_hup.notify_one();
+        }
+    });
+    pgkeel_agent::run(loaded.config, Some(path.to_path_buf()), stop).await
 }
 
 /// The config file holds passwords (the superuser's, the replication user's, the REST API's):

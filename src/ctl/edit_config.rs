@@ -236,15 +236,24 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     }
     // The agents' own check, with their server's pg_settings: a value they would refuse
     // is never written (they would keep their last valid settings and report it).
-    let catalog = match member_catalog(ctx, &cluster).await {
-        Ok(c) => Some(c),
-        Err(why) => {
-            eprintln!(
-                "warning: PostgreSQL parameters are not checked against pg_settings ({why}); \
+    let params = |v: &Value| {
+        v.get("postgresql")
+            .and_then(|p| p.get("parameters"))
+            .cloned()
+    };
+    let catalog = match params(&changed) == params(&data) {
+        // No parameter changed: nothing to ask the members about.
+        true => None,
+        false => match member_catalog(ctx, &cluster).await {
+            Ok(c) => Some(c),
+            Err(why) => {
+                eprintln!(
+                    "warning: PostgreSQL parameters are not checked against pg_settings ({why}); \
                  the agents check them before they use them"
-            );
-            None
-        }
+                );
+                None
+            }
+        },
     };
     if let Err(why) = check_dynamic_with(&changed, catalog.as_ref()) {
         return fail(format!("invalid configuration: {why}"));

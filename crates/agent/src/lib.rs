@@ -23,6 +23,7 @@ mod lease;
 mod member;
 mod observe;
 mod peers;
+mod reload;
 mod run;
 mod settings;
 mod shared;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use pgkeel_api::{AdminReceiver, FailsafeInbox, SharedSnapshot};
+use pgkeel_api::{AdminReceiver, AdminRequest, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::{
     adopt_dynamic, drop_refused_parameters, effective_dynamic, ConfigProblem, DynamicConfig,
@@ -43,10 +43,16 @@ use crate::shared::Shared;
 pub struct Stop {
     pub graceful: CancellationToken,
     pub at_once: CancellationToken,
+    /// SIGHUP: re-read the config file (see [`crate::reload`]).
+    pub reload: Arc<Notify>,
 }
 
-/// Runs the agent until `stop` says so.
-pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
+/// Runs the agent until `stop` says so; `config_path` is the file a reload reads again.
+pub async fn run(
+    cfg: Config,
+    config_path: Option<std::path::PathBuf>,
+    shutdown: Stop,
+) -> anyhow::Result<()> {
     let env = Arc::new(RealEnv {
         data_dir: cfg.postgresql.data_dir.clone(),
         postmaster: Arc::default(),
@@ -86,6 +92,7 @@ pub async fn run(cfg: Config, shutdown: Stop) -> anyhow::Result<()> {
         snap,
         admin: admin_rx,
         failsafe_inbox,
+        config_path,
     };
     let result = run_with(env, cfg, io, shutdown).await;
     api_stop.cancel();
@@ -101,6 +108,8 @@ pub struct Io {
     pub admin: AdminReceiver,
     /// Leaders' accepted `POST /failsafe` calls.
     pub failsafe_inbox: Arc<FailsafeInbox>,
+    /// The config file, read again on SIGHUP and `POST /reload` (`None`: nothing to read).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// The agent over any [`Env`]: production passes [`RealEnv`], the simulator its in-memory
@@ -112,6 +121,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
         snap,
         admin: mut admin_rx,
         failsafe_inbox,
+        config_path,
     } = io;
     let mut tasks_set = JoinSet::new();
     let local = effective_dynamic(&cfg, None);
@@ -203,6 +213,10 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
         shared: &shared,
     };
     let mut memory = Memory::default();
+    // The config in force: the start's, with what a reload may change taken on (tags,
+    // local parameters and pg_hba). Names, addresses and paths stay those of `cfg`.
+    let mut live = cfg.clone();
+    let mut reload_due = false;
     let mut last_cluster: Option<Cluster> = first;
     let mut dcs_last_seen: Option<SystemTime> = None;
     let mut last_reason = String::new();
@@ -219,6 +233,15 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
 
     let rounds = async {
         loop {
+            if std::mem::take(&mut reload_due) {
+                if let Some(path) = &config_path {
+                    crate::reload::reread(path, &mut live).await;
+                }
+                // As Patroni's reload: PostgreSQL reloads its files too.
+                if let Err(e) = pg.reload().await {
+                    tracing::warn!("reload: PostgreSQL was not reloaded: {e:#}");
+                }
+            }
             let shutting_down = shutdown.is_cancelled();
             let started = clock::now();
             if shutting_down && shutdown_since.is_none() {
@@ -247,12 +270,12 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 Ok(c) => {
                     let last_good = dynamic_valid.then_some(&dynamic);
                     let adopted =
-                        adopt_dynamic(&cfg, c.stored_config(), last_good, catalog.as_deref());
+                        adopt_dynamic(&live, c.stored_config(), last_good, catalog.as_deref());
                     if matches!(c.stored_config(), StoredConfig::Value(_)) {
                         dynamic_valid |= adopted.problem.is_none();
                     }
                     let mut problem = adopted.problem;
-                    for line in refused_parameters(&cfg, &adopted.settings, catalog.as_deref()) {
+                    for line in refused_parameters(&live, &adopted.settings, catalog.as_deref()) {
                         problem = Some(match problem {
                             Some(p) => format!("{p}; {line}"),
                             None => line,
@@ -316,10 +339,10 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     .await;
                     published_member = None; // re-publish under the new lease
                 }
-                let mut target = pg_settings(&cfg, &wanted);
+                let mut target = pg_settings(&live, &wanted);
                 if let Some(c) = catalog.as_deref() {
                     // Said above, with the settings' other problems.
-                    drop_refused_parameters(&mut target.parameters, &cfg, c);
+                    drop_refused_parameters(&mut target.parameters, &live, c);
                 }
                 if pg.set_config(target.parameters, target.pg_hba) {
                     tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
@@ -346,7 +369,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             }) {
                 break exit;
             }
-            let decision = decide(&obs, &cfg, clock::now());
+            let decision = decide(&obs, &live, clock::now());
             if decision.reason != last_reason || decision.actions.iter().any(|a| !a.is_routine()) {
                 tracing::info!("{}", decision.reason);
                 last_reason = decision.reason.clone();
@@ -358,7 +381,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 pgkeel_api::publish(
                     &snap,
                     member::snapshot(SnapshotInput {
-                        cfg: &cfg,
+                        cfg: &live,
                         dynamic: &dynamic,
                         obs: &obs,
                         memory,
@@ -411,7 +434,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 obs.pg.clone()
             };
             track_writable(&shared, &pg_now);
-            let value = member::member_value(&cfg, &pg_now, &memory, &details);
+            let value = member::member_value(&live, &pg_now, &memory, &details);
             let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
             let lease_id = shared.lease().id;
             let key = Some((value.clone(), lease_id));
@@ -451,8 +474,17 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     _ = shutdown.cancelled() => {}
                     r = admin_rx.recv() => request = r,
                     _ = wake.notified() => {}
+                    _ = stop.reload.notified() => reload_due = true,
                     _ = tokio::time::sleep(pace.wait) => {}
                 }
+            }
+            // With a file to read, `POST /reload` is a reload of the agent (Patroni's), which
+            // answers at once and reloads PostgreSQL too, at the start of the next round.
+            if config_path.is_some() && matches!(request, Some((AdminRequest::Reload, _))) {
+                if let Some((_, reply)) = request.take() {
+                    let _ = reply.send(pgkeel_api::AdminReply::text(202, "reload scheduled"));
+                }
+                reload_due = true;
             }
             let local = admin::Local {
                 actor: &actor,

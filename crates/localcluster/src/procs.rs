@@ -14,6 +14,8 @@ pub enum Signal {
     Stop,
     Cont,
     Term,
+    /// A reload (`systemctl reload`).
+    Hup,
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {
@@ -140,6 +142,7 @@ pub(crate) fn signal_all(pids: &[i32], sig: Signal) {
         Signal::Stop => NixSignal::SIGSTOP,
         Signal::Cont => NixSignal::SIGCONT,
         Signal::Term => NixSignal::SIGTERM,
+        Signal::Hup => NixSignal::SIGHUP,
     };
     for &p in pids {
         let _ = kill(Pid::from_raw(p), s);

@@ -174,6 +174,7 @@ impl Agents {
             snap,
             admin: rx,
             failsafe_inbox: inbox,
+            config_path: None,
         };
         let agent = run_with(
             env,

@@ -21,6 +21,7 @@ mod lines;
 mod member_tags;
 mod postgresql;
 mod raw;
+mod reload;
 mod scalar;
 mod validate;
 
@@ -31,6 +32,7 @@ pub use dynamic::{
     adopt_dynamic, check_dynamic, check_dynamic_with, drop_refused_parameters, Adopted,
     ConfigProblem, StoredConfig,
 };
+pub use reload::{plan_reload, ReloadPlan};
 pub use validate::{
     load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
     Loaded,

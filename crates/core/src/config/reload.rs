@@ -1,0 +1,102 @@
+//! What a reload (SIGHUP, `POST /reload`) does with a re-read config file: the settings a
+//! running agent can take on at once are taken (tags, local PostgreSQL parameters and
+//! pg_hba, the bootstrap section); any other change waits for a restart of the agent and is
+//! named, so that an operator never believes a change applied that did not.
+
+use super::Config;
+
+/// The outcome of comparing the running config with the one re-read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadPlan {
+    /// The config to run with from now on: the running one with what can change applied.
+    pub config: Config,
+    /// The keys that changed and are applied now.
+    pub applied: Vec<&'static str>,
+    /// The keys that changed but need an agent restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Compares `running` with `reread` (the file as read again, already validated).
+pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
+    let mut config = running.clone();
+    let mut applied = Vec::new();
+    let mut restart_needed = Vec::new();
+    macro_rules! live {
+        ($key:literal, $($field:ident).+) => {
+            if running.$($field).+ != reread.$($field).+ {
+                config.$($field).+ = reread.$($field).+.clone();
+                applied.push($key);
+            }
+        };
+    }
+    macro_rules! fixed {
+        ($key:literal, $($field:ident).+) => {
+            if running.$($field).+ != reread.$($field).+ {
+                restart_needed.push($key);
+            }
+        };
+    }
+    live!("tags", tags);
+    live!("postgresql.parameters", postgresql.parameters);
+    live!("postgresql.pg_hba", postgresql.pg_hba);
+    live!("bootstrap", bootstrap);
+    fixed!("scope", scope);
+    fixed!("namespace", namespace);
+    fixed!("name", name);
+    fixed!("restapi", restapi);
+    fixed!("etcd3", etcd);
+    fixed!("postgresql.listen", postgresql.listen_addresses);
+    fixed!("postgresql.listen", postgresql.port);
+    fixed!("postgresql.connect_address", postgresql.connect_address);
+    fixed!("postgresql.data_dir", postgresql.data_dir);
+    fixed!("postgresql.bin_dir", postgresql.bin_dir);
+    fixed!("postgresql.pgpass", postgresql.pgpass);
+    fixed!("postgresql.authentication.superuser", postgresql.superuser);
+    fixed!(
+        "postgresql.authentication.replication",
+        postgresql.replication
+    );
+    fixed!("postgresql.basebackup", postgresql.basebackup);
+    restart_needed.dedup();
+    ReloadPlan {
+        config,
+        applied,
+        restart_needed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const BASE: &str = "scope: s\nname: n1\nrestapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}\netcd3: {hosts: 127.0.0.1:2379}\npostgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /pg}\n";
+
+    fn cfg(extra: &str) -> Config {
+        load_str(&format!("{BASE}{extra}"), "t.yml").unwrap().config
+    }
+
+    #[test]
+    fn tags_and_parameters_apply_now_and_the_rest_waits_for_a_restart() {
+        let running = cfg("");
+        let same = plan_reload(&running, &running);
+        assert_eq!((same.applied.len(), same.restart_needed.len()), (0, 0));
+        assert_eq!(same.config, running);
+
+        let reread = cfg("tags: {nofailover: true}\n").clone();
+        let mut reread = reread;
+        reread
+            .postgresql
+            .parameters
+            .insert("work_mem".into(), "9MB".into());
+        reread.postgresql.port = 5433;
+        reread.restapi.listen = "127.0.0.1:9009".parse().unwrap();
+        let p = plan_reload(&running, &reread);
+        assert_eq!(p.applied, ["tags", "postgresql.parameters"]);
+        assert_eq!(p.restart_needed, ["restapi", "postgresql.listen"]);
+        assert!(p.config.tags.nofailover);
+        assert_eq!(p.config.postgresql.parameters["work_mem"], "9MB");
+        assert_eq!(p.config.postgresql.port, 5432, "kept until a restart");
+        assert_eq!(p.config.restapi, running.restapi);
+    }
+}
