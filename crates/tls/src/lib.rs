@@ -57,5 +57,7 @@ pub(crate) fn provider(
     p
 }
 
+#[cfg(any(test, feature = "test-pki"))]
+pub mod test_pki;
 #[cfg(test)]
 mod tests;

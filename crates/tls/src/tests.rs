@@ -1,81 +1,16 @@
 //! The files an operator may give, read and used in real handshakes (in memory).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use pgkeel_core::config::{CertKey, ClientTls, ServerTls, VerifyClient, VerifyServer};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
 use rustls::{ClientConnection, ServerConnection};
 
 use super::*;
 
-struct Pki {
-    dir: tempfile::TempDir,
-}
+use crate::test_pki::TestPki as Pki;
 
 impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and localhost, a client certificate, an
-    /// unrelated key, and a self-signed certificate (CA:TRUE) for 127.0.0.1 as
-    /// `openssl req -x509` makes them.
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name.push(DnType::CommonName, "test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        write("ca.pem", ca.self_signed(&ca_key).unwrap().pem());
-        let issuer = Issuer::new(ca, ca_key);
-        for (name, sans, usage) in [
-            (
-                "server",
-                vec!["127.0.0.1".to_string(), "localhost".to_string()],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            (
-                "client",
-                vec!["client".to_string()],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
-        ] {
-            let key = KeyPair::generate().unwrap();
-            let mut p = CertificateParams::new(sans).unwrap();
-            p.extended_key_usages = vec![usage];
-            write(
-                &format!("{name}.pem"),
-                p.signed_by(&key, &issuer).unwrap().pem(),
-            );
-            write(&format!("{name}.key"), key.serialize_pem());
-        }
-        write("other.key", KeyPair::generate().unwrap().serialize_pem());
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = p.self_signed(&key).unwrap().pem();
-        write("self.pem", format!("{cert}{}", key.serialize_pem()));
-        // The server's key, encrypted with "secret" (PBES2: PBKDF2-SHA256, AES-256-CBC).
-        let der =
-            rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap();
-        let info = pkcs8::PrivateKeyInfo::try_from(der.secret_der()).unwrap();
-        let params =
-            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
-                .unwrap();
-        let enc = info.encrypt_with_params(params, "secret").unwrap();
-        write(
-            "server.enc.key",
-            enc.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
-                .unwrap()
-                .to_string(),
-        );
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
     fn pair(&self, cert: &str, key: Option<&str>) -> CertKey {
         CertKey {
             certfile: self.path(cert),
@@ -92,8 +27,6 @@ impl Pki {
         }
     }
 }
-
-use rustls::pki_types::pem::PemObject;
 
 /// Runs a handshake in memory; the first error either side sees.
 fn handshake(
