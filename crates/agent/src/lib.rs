@@ -26,6 +26,7 @@ mod peers;
 mod run;
 mod settings;
 mod shared;
+pub mod tls;
 
 pub use env::{Env, RealEnv};
 pub use fence::Fence;

@@ -73,7 +73,7 @@ name: {name}
 restapi:
   listen: {host}:{api}
   connect_address: {host}:{api}
-{auth}
+{auth}{tls}
 etcd3:
   hosts:
 {etcd}
@@ -120,6 +120,7 @@ postgresql:
         auth = opts.rest_auth.as_ref().map_or(String::new(), |(u, p)| {
             format!("  authentication:\n    username: {u}\n    password: {p}\n")
         }),
+        tls = opts.rest_tls.as_ref().map_or(String::new(), rest_tls),
         name = node.name,
         api = node.api_port,
         pg = node.pg_port,
@@ -129,6 +130,25 @@ postgresql:
         data = node.data_dir.display(),
         dir = node.dir.display(),
     )
+}
+
+/// The `restapi` TLS keys, and a `ctl` section when the agents have a client certificate.
+fn rest_tls(t: &crate::RestTls) -> String {
+    let mut s = format!(
+        "  certfile: {}\n  keyfile: {}\n  cafile: {}\n  verify_client: {}\n",
+        t.certfile.display(),
+        t.keyfile.display(),
+        t.cafile.display(),
+        t.verify_client
+    );
+    if let Some((cert, key)) = &t.client {
+        s.push_str(&format!(
+            "ctl:\n  certfile: {}\n  keyfile: {}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    s
 }
 
 /// Each non-empty line of `text`, indented.
