@@ -206,6 +206,9 @@ impl LocalCluster {
         etcd: Vec<EtcdServer>,
         hosts: Vec<Host>,
     ) -> anyhow::Result<LocalCluster> {
+        // Callers talk to the agents over HTTP(S) with reqwest, which needs the process's
+        // crypto provider before any client is built.
+        pgkeel_tls::install_default_provider();
         let endpoints: Vec<String> = etcd.iter().map(|e| e.endpoint.to_string()).collect();
         let mut nodes = Vec::with_capacity(opts.nodes);
         for (i, host) in hosts.into_iter().enumerate() {
