@@ -23,6 +23,9 @@ pub async fn run(path: &Path, validate_only: bool) -> anyhow::Result<()> {
         );
     }
     check_parameters(path, &loaded.config).await?;
+    // The REST API's certificates and keys, read as the agent will read them at start.
+    pgkeel_agent::tls::load(&loaded.config)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
     if validate_only {
         println!("{}: configuration is valid", path.display());
         return Ok(());

@@ -59,6 +59,8 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any HTTP client is built (reqwest reads the process default).
+    pgkeel_tls::install_default_provider();
     if let Cmd::FenceGuard { data_dir } = &cli.command {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)

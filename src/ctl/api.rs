@@ -1,11 +1,12 @@
 //! Calls to members' REST APIs (patronictl's `request_patroni`): the member's `api_url` with
-//! its path replaced by the endpoint, HTTP Basic when `restapi.authentication` is set, and
-//! errors that name the member and the URL.
+//! its path replaced by the endpoint, HTTP Basic when `restapi.authentication` is set, HTTPS
+//! as `ctl.*` says (server verified against `ctl.cacert`, else `restapi.cafile`, unless
+//! `ctl.insecure`; `ctl.certfile` presented), and errors that name the member and the URL.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use pgkeel_core::config::Credentials;
+use pgkeel_core::config::{Credentials, CtlConfig};
 use serde_json::Value;
 
 use super::common::Member;
@@ -38,13 +39,20 @@ pub(crate) fn endpoint_url(api_url: &str, endpoint: &str) -> Option<String> {
 }
 
 impl Api {
-    pub fn new(auth: Option<Credentials>) -> anyhow::Result<Api> {
+    /// Reads the TLS files `cfg` names (an error names the setting and the file).
+    pub fn new(cfg: &CtlConfig) -> anyhow::Result<Api> {
+        pgkeel_tls::install_default_provider();
+        let tls = pgkeel_tls::client_config(&cfg.tls, "ctl", "ctl.cacert (else restapi.cafile)")?;
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
+            .tls_backend_preconfigured(tls)
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { client, auth })
+        Ok(Api {
+            client,
+            auth: cfg.authentication.clone(),
+        })
     }
 
     /// One request; `Err` when there is no HTTP answer at all.

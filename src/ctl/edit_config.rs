@@ -177,7 +177,7 @@ fn invoke_editor(before: &str, cluster: &str) -> anyhow::Result<Value> {
 /// The leader's pg_settings (else another member's), from `GET /parameters`.
 async fn member_catalog(ctx: &Ctx, cluster: &Cluster) -> Result<GucCatalog, String> {
     const ASK_TIMEOUT: Duration = Duration::from_secs(3);
-    let api = Api::new(ctx.cfg.authentication.clone()).map_err(|e| e.to_string())?;
+    let api = Api::new(&ctx.cfg).map_err(|e| e.to_string())?;
     let mut last = "no member publishes a REST API".to_string();
     for m in members_leader_first(cluster) {
         let asked = tokio::time::timeout(ASK_TIMEOUT, api.get_json(&m, "parameters")).await;

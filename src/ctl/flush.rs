@@ -50,7 +50,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let (member_names, target) = split_target(&a.args)?;
     let dcs = ctx.dcs(&a.cluster_name).await?;
     let cluster = super::common::load(&dcs).await?;
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     match target {
         Target::Restart => {
             let members = get_members(

@@ -41,7 +41,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args, paused: bool) -> anyhow::Result<()> 
     let name = ctx.cluster_name(a.cluster_name.as_deref());
     let cluster = super::common::load(&ctx.dcs(&name).await?).await?;
     check_state(&cluster, paused)?;
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     let body = json!({"pause": if paused { Value::Bool(true) } else { Value::Null }});
     for m in members_leader_first(&cluster) {
         let r = match api.call(&m, Method::PATCH, "config", Some(&body)).await {

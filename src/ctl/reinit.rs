@@ -54,7 +54,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         true,
     )
     .await?;
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     let mut waiting = Vec::new();
     for m in &members {
         let mut force = a.force;

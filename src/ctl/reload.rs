@@ -41,7 +41,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         true,
     )
     .await?;
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     let loop_wait = Ctx::loop_wait(&cluster);
     for m in &members {
         let r = api.call(m, Method::POST, "reload", None).await?;

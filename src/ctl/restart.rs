@@ -157,7 +157,7 @@ pub(crate) async fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         schedule.as_deref(),
         a.timeout.as_deref(),
     );
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     for m in &members {
         if schedule.is_some() && a.force {
             // Replace a restart already scheduled there; "nothing to flush" is fine.

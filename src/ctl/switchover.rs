@@ -258,7 +258,7 @@ async fn run(
                 value: v.clone(),
             })
         });
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     let result = match &target {
         Some(m) => api
             .call(m, reqwest::Method::POST, action.as_str(), Some(&body))

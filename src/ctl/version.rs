@@ -43,7 +43,7 @@ pub(crate) async fn run(ctx: Option<&Ctx>, a: Args) -> anyhow::Result<()> {
     };
     println!();
     let cluster = super::common::load(&ctx.dcs(name).await?).await?;
-    let api = Api::new(ctx.cfg.authentication.clone())?;
+    let api = Api::new(&ctx.cfg)?;
     for m in members_with_role(&cluster, Role::Any) {
         if m.value.api_url.is_empty()
             || !(a.member_names.is_empty() || a.member_names.contains(&m.name))

@@ -70,6 +70,8 @@ pub fn start_opts(
         ..Default::default()
     };
     tweak(&mut opts);
+    // reqwest needs a process-wide crypto provider before any client is built.
+    pgkeel_tls::install_default_provider();
     let cluster = LocalCluster::start(opts).expect("starting the local cluster");
     TestCluster { cluster, _dir: dir }
 }
@@ -151,6 +153,7 @@ pub async fn count_rows(dsn: &str, table: &str, min: i64) -> anyhow::Result<i64>
 
 /// GET (or another method) and return the status code, over a raw HTTP/1.1 request.
 pub async fn http_code(method: &str, url: &str) -> anyhow::Result<u16> {
+    pgkeel_tls::install_default_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()?;

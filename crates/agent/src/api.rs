@@ -47,6 +47,8 @@ pub(crate) struct ApiParts {
     pub admin: AdminSender,
     pub auth: Option<(String, String)>,
     pub failsafe: Arc<FailsafeInbox>,
+    /// HTTPS settings; `None`: plain HTTP.
+    pub https: Option<pgkeel_api::Https>,
 }
 
 /// Starts the API on its own thread: binds first, so that a busy port fails the start,
@@ -96,6 +98,13 @@ pub(crate) fn start(
                         tracing::error!("REST API: cannot use the listening socket: {e}");
                         return;
                     }
+                };
+                if parts.https.is_some() {
+                    tracing::info!("REST API: serving HTTPS on {listen}");
+                }
+                let listener = pgkeel_api::ApiListener {
+                    tcp: listener,
+                    tls: parts.https,
                 };
                 let served = pgkeel_api::serve(
                     listener,

@@ -27,6 +27,7 @@ mod reload;
 mod run;
 mod settings;
 mod shared;
+pub mod tls;
 
 pub use env::{Env, RealEnv};
 pub use fence::Fence;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use pgkeel_api::{AdminReceiver, AdminRequest, FailsafeInbox, SharedSnapshot};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::{
@@ -53,13 +52,12 @@ pub async fn run(
     config_path: Option<std::path::PathBuf>,
     shutdown: Stop,
 ) -> anyhow::Result<()> {
+    // Every certificate and key is read here, before anything is touched.
+    let tls = crate::tls::load(&cfg)?;
     let env = Arc::new(RealEnv {
         data_dir: cfg.postgresql.data_dir.clone(),
         postmaster: Arc::default(),
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .context("building the HTTP client")?,
+        http: tls.peers,
         auth: cfg
             .restapi
             .authentication
@@ -85,6 +83,7 @@ pub async fn run(
             admin: admin_tx,
             auth,
             failsafe: failsafe_inbox.clone(),
+            https: tls.https,
         },
         api_stop.clone(),
     )?;

@@ -1,4 +1,5 @@
-//! pgkeel's Patroni-compatible REST API: HTTP only (the `list` table is `pgkeel_view`'s).
+//! pgkeel's Patroni-compatible REST API over HTTP or HTTPS ([`Https`]; the `list` table is
+//! `pgkeel_view`'s).
 //!
 //! The agent publishes a [`NodeSnapshot`] after every loop ([`publish`]); every answer
 //! is computed from the last snapshot by pure functions ([`status_json`], [`health`],
@@ -35,6 +36,7 @@ mod switchover;
 mod sync_standby;
 #[cfg(test)]
 mod testutil;
+mod tls;
 
 pub use admin::{
     admin_channel, AdminBody, AdminEnvelope, AdminReceiver, AdminReply, AdminRequest, AdminSender,
@@ -52,3 +54,6 @@ pub use routes::{route, Body, Reply};
 pub use server::serve;
 pub use snapshot::{publish, shared, with_snapshot, NodeSnapshot, ReplicationRow, SharedSnapshot};
 pub use status::status_json;
+pub use tls::{ApiListener, Https};
+/// The TLS library the API's [`Https`] settings are made with.
+pub use tokio_rustls::rustls;

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -37,6 +37,7 @@ use crate::limits::{Limits, MAX_DRAIN, MAX_HEAD};
 use crate::metrics::METRICS_CONTENT_TYPE;
 use crate::routes::{route, Body, Reply};
 use crate::snapshot::{with_snapshot, NodeSnapshot, SharedSnapshot};
+use crate::tls::{handshake, has_client_cert, ApiListener, Https};
 
 /// How long a request waits for the agent. A switchover is answered when it is done, and
 /// Patroni polls for up to 2 × max(10 s, loop_wait), so this leaves room for that.
@@ -62,17 +63,19 @@ struct Api {
     auth: Option<Arc<BasicAuth>>,
     failsafe: Arc<FailsafeInbox>,
     limits: Arc<Limits>,
+    https: Option<Https>,
 }
 
-/// Serves the REST API on `listener` until `shutdown` completes, then stops accepting and
-/// lets the requests being answered finish (for at most [`DRAIN`]).
+/// Serves the REST API on `listener` (HTTPS when it has TLS settings) until `shutdown`
+/// completes, then stops accepting and lets the requests being answered finish (for at
+/// most [`DRAIN`]).
 ///
 /// `admin`: where unsafe requests go; `None` answers them 503. `auth`: the
 /// `restapi.authentication` username and password that unsafe requests must present.
 /// `failsafe`: where accepted `POST /failsafe` calls are recorded for the agent.
 /// `limits`: timeouts, body size and the connection cap (see [`Limits`]).
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<ApiListener>,
     snap: SharedSnapshot,
     admin: Option<AdminSender>,
     auth: Option<(String, String)>,
@@ -80,6 +83,10 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ApiListener {
+        tcp: listener,
+        tls: https,
+    } = listener.into();
     let conns = Conns::new(limits.max_connections);
     let api = Api {
         snap,
@@ -87,6 +94,7 @@ pub async fn serve(
         auth: auth.map(|(user, password)| Arc::new(BasicAuth::new(&user, &password))),
         failsafe,
         limits: Arc::new(limits),
+        https,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -213,8 +221,9 @@ impl Overload {
     }
 }
 
-/// One connection: HTTP/1.1 with the header timeout, closed when idle, when evicted, or
-/// once shutdown let its last request finish.
+/// One connection: the TLS handshake when the API serves HTTPS, then HTTP/1.1 with the
+/// header timeout, closed when idle, when evicted, or once shutdown let its last request
+/// finish.
 async fn connection(
     stream: TcpStream,
     registered: Registered,
@@ -222,12 +231,51 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let conn = registered.conn.clone();
-    let idle = api.limits.idle_timeout;
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Tracked {
+    let tracked = Tracked {
         inner: stream,
         conn: conn.clone(),
-    });
+    };
+    match api.https.clone() {
+        None => serve_http(tracked, Peer { client_cert: false }, &conn, api, stop).await,
+        Some(https) => {
+            let tls = tokio::select! {
+                r = handshake(&https, tracked, api.limits.header_timeout) => r,
+                _ = conn.evicted() => Err("closed at the connection cap".into()),
+                _ = stop.changed() => Err("shutting down".into()),
+            };
+            match tls {
+                Ok(tls) => {
+                    let peer = Peer {
+                        client_cert: has_client_cert(&tls),
+                    };
+                    serve_http(tls, peer, &conn, api, stop).await
+                }
+                Err(e) => tracing::debug!("REST API connection: {e}"),
+            }
+        }
+    }
+    drop(registered);
+}
+
+/// What the transport tells about the client.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    /// It presented a client certificate, which TLS verified.
+    client_cert: bool,
+}
+
+async fn serve_http<S>(
+    io: S,
+    peer: Peer,
+    conn: &Arc<Conn>,
+    api: Api,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = api.limits.idle_timeout;
+    let io = TokioIo::new(io);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -236,7 +284,7 @@ async fn connection(
     let for_requests = conn.clone();
     let service = service_fn(move |req| {
         let (api, conn) = (api.clone(), for_requests.clone());
-        async move { Ok::<_, Infallible>(handle(api, conn, req).await) }
+        async move { Ok::<_, Infallible>(handle(api, conn, peer, req).await) }
     });
     let http = builder.serve_connection(io, service);
     tokio::pin!(http);
@@ -265,10 +313,9 @@ async fn connection(
             }
         }
     }
-    drop(registered);
 }
 
-async fn handle(api: Api, conn: Arc<Conn>, req: Request<Incoming>) -> Response {
+async fn handle(api: Api, conn: Arc<Conn>, peer: Peer, req: Request<Incoming>) -> Response {
     let (parts, body) = req.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let failsafe_post = is_failsafe_post(method.as_str(), uri.path());
@@ -291,7 +338,12 @@ async fn handle(api: Api, conn: Arc<Conn>, req: Request<Incoming>) -> Response {
         });
         return respond(reply);
     }
-    // Patroni's @check_access runs before the handler reads the body.
+    // Patroni's @check_access runs before the handler reads the body: the client
+    // certificate first, then the credentials.
+    if api.https.as_ref().is_some_and(|h| h.cert_for_unsafe) && !peer.client_cert {
+        tracing::info!("{method} {}: no client certificate", uri.path());
+        return refuse(StatusCode::FORBIDDEN, "client certificate required".into());
+    }
     if let Some(auth) = &api.auth {
         let header = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
         if let Err(reason) = auth.check(header) {

@@ -73,7 +73,7 @@ name: {name}
 restapi:
   listen: {host}:{api}
   connect_address: {host}:{api}
-{auth}
+{auth}{tls}
 etcd3:
   hosts:
 {etcd}
@@ -124,6 +124,7 @@ postgresql:
                 quoted(p)
             )
         }),
+        tls = opts.rest_tls.as_ref().map_or(String::new(), rest_tls),
         name = node.name,
         api = node.api_port,
         pg = node.pg_port,
@@ -138,6 +139,25 @@ postgresql:
 /// `text` as a single-quoted YAML scalar: read as text whatever it holds (`0123`, `yes`).
 fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The `restapi` TLS keys, and a `ctl` section when the agents have a client certificate.
+fn rest_tls(t: &crate::RestTls) -> String {
+    let mut s = format!(
+        "  certfile: {}\n  keyfile: {}\n  cafile: {}\n  verify_client: {}\n",
+        t.certfile.display(),
+        t.keyfile.display(),
+        t.cafile.display(),
+        t.verify_client
+    );
+    if let Some((cert, key)) = &t.client {
+        s.push_str(&format!(
+            "ctl:\n  certfile: {}\n  keyfile: {}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    s
 }
 
 /// Each non-empty line of `text`, indented.

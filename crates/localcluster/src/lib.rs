@@ -55,6 +55,22 @@ pub struct Options {
     /// Put each node's data directory (its WAL included, separate or not) on a
     /// [`disk::StallableDisk`], so that a test can stop its I/O ([`LocalCluster::stall_disk`]).
     pub stallable_disks: bool,
+    /// Serve the REST API over HTTPS (`restapi.certfile` and the rest).
+    pub rest_tls: Option<RestTls>,
+}
+
+/// The REST API's TLS files, the same for every node (one certificate valid for
+/// 127.0.0.1 serves all of them on loopback).
+#[derive(Debug, Clone, Default)]
+pub struct RestTls {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+    pub cafile: PathBuf,
+    /// `none`, `optional` or `required`.
+    pub verify_client: String,
+    /// `ctl.certfile` and `ctl.keyfile`: the certificate the agents present to each other
+    /// (without it they present `certfile`).
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// Per-process network placement: one [`Host`] per node (node1 first) and one etcd member per
@@ -114,6 +130,8 @@ pub struct Node {
     pub log: PathBuf,
     /// Where its WAL lives when [`Options::separate_waldir`] is set.
     pub wal_dir: Option<PathBuf>,
+    /// The REST API serves HTTPS ([`Options::rest_tls`]).
+    pub https: bool,
     exec_prefix: Vec<String>,
     agent: Option<Child>,
     /// The storage under `data_dir`, when it can be stalled.
@@ -121,8 +139,10 @@ pub struct Node {
 }
 
 impl Node {
+    /// `http://host:port`, or `https://` when the cluster serves TLS.
     pub fn api_url(&self) -> String {
-        format!("http://{}:{}", self.host, self.api_port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.host, self.api_port)
     }
     pub fn dsn(&self) -> String {
         format!(
@@ -186,6 +206,9 @@ impl LocalCluster {
         etcd: Vec<EtcdServer>,
         hosts: Vec<Host>,
     ) -> anyhow::Result<LocalCluster> {
+        // Callers talk to the agents over HTTP(S) with reqwest, which needs the process's
+        // crypto provider before any client is built.
+        pgkeel_tls::install_default_provider();
         let endpoints: Vec<String> = etcd.iter().map(|e| e.endpoint.to_string()).collect();
         let mut nodes = Vec::with_capacity(opts.nodes);
         for (i, host) in hosts.into_iter().enumerate() {
@@ -212,6 +235,7 @@ impl LocalCluster {
                 wal_dir: opts
                     .separate_waldir
                     .then(|| root.join("walfs").join("pg_wal")),
+                https: opts.rest_tls.is_some(),
                 exec_prefix: host.exec_prefix,
                 dir,
                 agent: None,

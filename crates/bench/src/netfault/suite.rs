@@ -68,9 +68,12 @@ impl Suite {
             sightings: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
             tasks: Vec::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()?,
+            http: {
+                pgkeel_tls::install_default_provider();
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(3))
+                    .build()?
+            },
         };
         let ready = s.wait_ready(Duration::from_secs(180)).await?;
         println!(

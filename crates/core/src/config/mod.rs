@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::tags::Tags;
 
+mod ciphers;
 mod diag;
 mod dynamic;
 mod env;
@@ -22,6 +23,7 @@ mod member_tags;
 mod postgresql;
 mod raw;
 mod reload;
+mod rest_tls;
 mod scalar;
 mod validate;
 
@@ -67,6 +69,8 @@ pub struct Config {
     pub bootstrap: Bootstrap,
     pub postgresql: Postgresql,
     pub tags: Tags,
+    /// The `ctl` section: how this node's own REST calls (to peers) and the CLI do TLS.
+    pub ctl: Ctl,
 }
 
 impl Config {
@@ -74,6 +78,100 @@ impl Config {
     pub fn dcs_prefix(&self) -> String {
         format!("{}/{}/", self.namespace, self.scope)
     }
+
+    /// How the agent's calls to its peers' APIs (`GET /patroni`, `POST /failsafe`) do TLS.
+    ///
+    /// Patroni's agent (`PatroniRequest(config, insecure=True)`) presents `ctl.certfile` and
+    /// checks a server's chain against `ctl.cacert` or `restapi.cafile`, never its host
+    /// name. pgkeel does the same, and two things more: the chain is checked whenever a CA
+    /// is configured (Patroni checks it only when `ctl.certfile` is set too), and without
+    /// `ctl.certfile` the agent presents `restapi.certfile`, so that peers requiring client
+    /// certificates (`verify_client`) answer it (Patroni's docs: "if not provided, Patroni
+    /// will not work correctly"). With no CA at all, servers are not verified, as in Patroni.
+    pub fn peer_tls(&self) -> ClientTls {
+        let identity = self
+            .ctl
+            .identity
+            .clone()
+            .or_else(|| self.restapi.tls.as_ref().map(|t| t.identity.clone()));
+        let verify = match self.ctl.cacert.as_ref().or(self.restapi.cafile.as_ref()) {
+            Some(ca) => VerifyServer::Chain { cafile: ca.clone() },
+            None => VerifyServer::Skip,
+        };
+        ClientTls { verify, identity }
+    }
+}
+
+/// A certificate (chain) and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertKey {
+    pub certfile: PathBuf,
+    /// `None`: the key is in `certfile` (Patroni's default).
+    pub keyfile: Option<PathBuf>,
+    /// Decrypts an encrypted PKCS#8 key (`-----BEGIN ENCRYPTED PRIVATE KEY-----`).
+    pub keyfile_password: Option<String>,
+}
+
+/// `restapi.verify_client`: which requests need a client certificate the CA signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyClient {
+    /// None asked for (Patroni's default).
+    None,
+    /// Asked for; requests with unsafe methods (PUT, POST, PATCH, DELETE) without one are
+    /// answered 403.
+    Optional { cafile: PathBuf },
+    /// Every connection must present one.
+    Required { cafile: PathBuf },
+}
+
+/// A TLS 1.2 cipher suite `restapi.ciphers` may name (the ones rustls implements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls12Cipher {
+    EcdheEcdsaAes256Gcm,
+    EcdheEcdsaAes128Gcm,
+    EcdheEcdsaChacha20,
+    EcdheRsaAes256Gcm,
+    EcdheRsaAes128Gcm,
+    EcdheRsaChacha20,
+}
+
+/// `restapi.certfile` is set: the API serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub identity: CertKey,
+    pub verify_client: VerifyClient,
+    /// `restapi.ciphers`: the TLS 1.2 suites allowed; `None`: all. TLS 1.3 is not affected.
+    pub ciphers: Option<Vec<Tls12Cipher>>,
+}
+
+/// How a client of the REST API checks the server it calls over HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyServer {
+    /// Not at all (`ctl.insecure`, or the agent with no CA configured).
+    Skip,
+    /// The chain up to `cafile`, not the host name (the agent, as Patroni's does).
+    Chain { cafile: PathBuf },
+    /// Chain and host name; `None`: the system's trust store (the CLI).
+    ChainAndName { cafile: Option<PathBuf> },
+}
+
+/// TLS of a client of the REST API (the CLI, or the agent calling its peers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub verify: VerifyServer,
+    /// The client certificate presented, if any.
+    pub identity: Option<CertKey>,
+}
+
+/// The `ctl` section (Patroni's): the client side of the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ctl {
+    /// `ctl.insecure`: the CLI does not verify servers.
+    pub insecure: bool,
+    /// `ctl.cacert`: the CA servers are verified with (else `restapi.cafile`).
+    pub cacert: Option<PathBuf>,
+    /// `ctl.certfile`, `ctl.keyfile`, `ctl.keyfile_password`: the client certificate.
+    pub identity: Option<CertKey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,12 +181,19 @@ pub struct RestApi {
     pub connect_address: HostPort,
     /// HTTP Basic credentials for unsafe methods, if configured.
     pub authentication: Option<Credentials>,
+    /// `restapi.certfile` and what goes with it; `None`: plain HTTP.
+    pub tls: Option<ServerTls>,
+    /// `restapi.cafile`: the CA of client certificates, and the one clients on this node
+    /// verify servers with when `ctl.cacert` is not set (as in Patroni).
+    pub cafile: Option<PathBuf>,
 }
 
 impl RestApi {
-    /// `http://<connect_address>/patroni`, the `api_url` published in `members/<name>`.
+    /// `http(s)://<connect_address>/patroni`, the `api_url` published in `members/<name>`:
+    /// `https` when the API serves TLS, as Patroni publishes it.
     pub fn api_url(&self) -> String {
-        format!("http://{}/patroni", self.connect_address)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/patroni", self.connect_address)
     }
 
     /// The unsafe methods (switchover, failover, restart, reinitialize, `PATCH /config`)
@@ -115,6 +220,8 @@ mod restapi_tests {
                 username: "u".into(),
                 password: Some("p".into()),
             }),
+            tls: None,
+            cafile: None,
         };
         assert!(api("0.0.0.0:8008", false).unsafe_methods_exposed());
         assert!(api("10.0.0.1:8008", false).unsafe_methods_exposed());

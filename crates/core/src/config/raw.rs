@@ -29,6 +29,7 @@ pub(crate) struct RawConfig {
     pub(crate) bootstrap: Option<RawBootstrap>,
     pub(crate) postgresql: Option<RawPostgresql>,
     pub(crate) tags: Option<Node>,
+    pub(crate) ctl: Option<RawCtl>,
 }
 
 #[derive(Debug)]
@@ -37,6 +38,23 @@ pub(crate) struct RawRestApi {
     pub(crate) listen: Option<Node>,
     pub(crate) connect_address: Option<Node>,
     pub(crate) authentication: Option<RawCredentials>,
+    pub(crate) certfile: Option<Node>,
+    pub(crate) keyfile: Option<Node>,
+    pub(crate) keyfile_password: Option<Node>,
+    pub(crate) cafile: Option<Node>,
+    pub(crate) ciphers: Option<Node>,
+    pub(crate) verify_client: Option<Node>,
+}
+
+/// The `ctl` section: the client side of the REST API (patronictl's, and the agent's own
+/// calls to its peers). `ctl.authentication` is read by the CLI loader.
+#[derive(Debug)]
+pub(crate) struct RawCtl {
+    pub(crate) insecure: Option<Node>,
+    pub(crate) cacert: Option<Node>,
+    pub(crate) certfile: Option<Node>,
+    pub(crate) keyfile: Option<Node>,
+    pub(crate) keyfile_password: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -85,7 +103,6 @@ pub(crate) struct RawPostgresql {
 const TOP_IGNORED: &[(&str, &str)] = &[
     ("watchdog", "ignored: pgkeel has no watchdog support yet; it fences itself by stopping writes before its lease can expire"),
     ("log", "ignored: pgkeel logs to stderr (set RUST_LOG to change the level)"),
-    ("ctl", "ignored: the pgkeel CLI reads restapi.* settings"),
     ("citus", "not supported yet, ignored"),
     ("thread_pool_size", "ignored (pgkeel has no thread pool to size)"),
     ("thread_stack_size", "ignored (pgkeel has no thread pool to size)"),
@@ -95,12 +112,6 @@ const TOP_IGNORED: &[(&str, &str)] = &[
 const OTHER_DCS: &[&str] = &["consul", "zookeeper", "kubernetes", "exhibitor", "raft"];
 
 const RESTAPI_UNSUPPORTED: &[&str] = &[
-    "certfile",
-    "keyfile",
-    "keyfile_password",
-    "cafile",
-    "ciphers",
-    "verify_client",
     "allowlist",
     "allowlist_include_members",
     "http_extra_headers",
@@ -231,9 +242,29 @@ impl RawConfig {
                 authentication: s
                     .take_section("authentication", diag)
                     .map(|a| credentials(a, &[], diag)),
+                certfile: s.take("certfile"),
+                keyfile: s.take("keyfile"),
+                keyfile_password: s.take("keyfile_password"),
+                cafile: s.take("cafile"),
+                ciphers: s.take("ciphers"),
+                verify_client: s.take("verify_client"),
             };
             s.finish(RESTAPI_UNSUPPORTED, diag);
             r
+        });
+        raw.ctl = top.take_section("ctl", diag).map(|mut s| {
+            let c = RawCtl {
+                insecure: s.take("insecure"),
+                cacert: s.take("cacert"),
+                certfile: s.take("certfile"),
+                keyfile: s.take("keyfile"),
+                keyfile_password: s.take("keyfile_password"),
+            };
+            // Read by the CLI loader (`ctl.auth` is Patroni's internal "user:password").
+            s.take("authentication");
+            s.take("auth");
+            s.finish(&[], diag);
+            c
         });
         raw.etcd3 = top.take_section("etcd3", diag).map(|s| etcd(s, diag));
         raw.etcd_v2 = top.take_section("etcd", diag).map(|s| etcd(s, diag));

@@ -12,6 +12,7 @@ use super::lines::LineIndex;
 use super::member_tags::tags;
 use super::postgresql::postgresql;
 use super::raw::{parse_yaml, yaml_to_json, Node, RawBootstrap, RawConfig, RawRestApi};
+use super::rest_tls;
 use super::scalar::{self, found};
 use super::{Bootstrap, Config, ConfigError, Credentials, RestApi};
 
@@ -103,6 +104,8 @@ pub struct CtlConfig {
     pub etcd: super::Etcd,
     /// `ctl.authentication`, else `restapi.authentication` (patronictl's order).
     pub authentication: Option<super::Credentials>,
+    /// How members are called over HTTPS (`ctl.*`, `restapi.cafile`).
+    pub tls: super::ClientTls,
 }
 
 pub fn load_ctl_file(path: &Path) -> Result<CtlConfig, ConfigError> {
@@ -150,11 +153,17 @@ pub fn load_ctl_str_env(
         );
         let namespace = namespace(raw.namespace.as_ref(), &mut diag);
         let etcd = etcd(&raw, &mut diag);
+        let ctl = rest_tls::ctl(raw.ctl.as_ref(), &mut diag);
+        let cafile = rest_tls::file(
+            raw.restapi.as_ref().and_then(|r| r.cafile.as_ref()),
+            &mut diag,
+        );
         Some(CtlConfig {
             scope: scope?,
             namespace: namespace?,
             etcd: etcd?,
             authentication,
+            tls: ctl?.cli_tls(cafile?.as_ref()),
         })
     });
     match built {
@@ -186,6 +195,7 @@ fn build(raw: &RawConfig, diag: &mut Diag) -> Option<Config> {
     let bootstrap = bootstrap(raw.bootstrap.as_ref(), diag);
     let postgresql = postgresql(raw.postgresql.as_ref(), diag);
     let tags = tags(raw.tags.as_ref(), diag);
+    let ctl = rest_tls::ctl(raw.ctl.as_ref(), diag);
     Some(Config {
         scope: scope?,
         namespace: namespace?,
@@ -195,6 +205,7 @@ fn build(raw: &RawConfig, diag: &mut Diag) -> Option<Config> {
         bootstrap: bootstrap?,
         postgresql: postgresql?,
         tags: tags?,
+        ctl: ctl?,
     })
 }
 
@@ -269,13 +280,17 @@ fn restapi(raw: Option<&RawRestApi>, diag: &mut Diag) -> Option<RestApi> {
         };
         Some(Credentials { username, password })
     });
+    let tls = rest_tls::server_tls(raw, diag);
     if diag.problems.len() > before {
         return None;
     }
+    let (tls, cafile) = tls?;
     Some(RestApi {
         listen: listen?,
         connect_address: connect_address?,
         authentication,
+        tls,
+        cafile,
     })
 }
 

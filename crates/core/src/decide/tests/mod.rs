@@ -44,6 +44,8 @@ fn cfg(name: &str) -> Config {
             listen: "127.0.0.1:8008".parse().unwrap(),
             connect_address: hp(8008),
             authentication: None,
+            tls: None,
+            cafile: None,
         },
         etcd: Etcd {
             hosts: vec![hp(2379)],
@@ -90,6 +92,7 @@ fn cfg(name: &str) -> Config {
             basebackup: vec![],
         },
         tags: Tags::default(),
+        ctl: Default::default(),
     }
 }
 
