@@ -61,3 +61,11 @@ pub(crate) fn provider(
 pub mod test_pki;
 #[cfg(test)]
 mod tests;
+
+/// Makes ring the process's default crypto provider (once; later calls change nothing).
+/// reqwest builds its TLS config from the process default even for plain-HTTP clients, and
+/// pgkeel compiles in no provider of its own choosing but ring: call this before building
+/// any `reqwest::Client`.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
