@@ -266,6 +266,8 @@ fn holding(dir: &Path, secrets: &[&str]) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_turns_rest_authentication_on_and_prints_the_credentials() {
+    // reqwest's rustls backend has no provider of its own (see crates/tls).
+    pgkeel_tls::install_default_provider();
     let demo = Demo::start(2);
     let (user, password) = demo.credentials();
     assert!(password.len() >= 16, "a weak password: {password:?}");
@@ -372,6 +374,8 @@ async fn the_demo_turns_rest_authentication_on_and_prints_the_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_ends_an_agent_restarted_by_hand_with_the_printed_command() {
+    // reqwest's rustls backend has no provider of its own (see crates/tls).
+    pgkeel_tls::install_default_provider();
     let mut demo = Demo::start(2);
     let (i, kill) = demo.line("kill -9 ");
     let kill = kill.to_string();
