@@ -154,12 +154,17 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let stored = first
         .as_ref()
         .map_or(StoredConfig::Absent, |c| c.stored_config());
-    let adopted = adopt_dynamic(&cfg, stored, None, None);
+    // The last valid `/config` this node used, as Patroni keeps it in the data directory:
+    // the settings to keep when `/config` is unreadable, or gone with a wiped DCS.
+    let cached = cached_dynamic(&pg_local).await;
+    let adopted = adopt_dynamic(&cfg, stored, cached.as_ref(), None);
     let mut config_problem = ConfigProblem::default();
     say_config_problem(&mut config_problem, adopted.problem);
     let mut dynamic = adopted.settings;
     // Whether `dynamic` is a valid `/config` (rather than this node's stand-in for one).
-    let mut dynamic_valid = matches!(stored, StoredConfig::Value(_)) && !config_problem.is_set();
+    let mut dynamic_valid =
+        cached.is_some() || matches!(stored, StoredConfig::Value(_)) && !config_problem.is_set();
+    let mut cache_written = cached.map(|d| d.json);
     // The local server's pg_settings, read again after each start of it.
     let mut catalog: Option<Arc<GucCatalog>> = None;
     let ttl = dynamic.ttl;
@@ -286,6 +291,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 Err(_) => dynamic.clone(),
             };
             obs.config_in_force = Some(wanted.clone());
+            if dynamic_valid && cache_written.as_ref() != Some(&wanted.json) {
+                match pg.write_dynamic_cache(&wanted.json).await {
+                    Ok(true) => cache_written = Some(wanted.json.clone()),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("patroni.dynamic.json not written: {e:#}"),
+                }
+            }
             crate::failsafe::note(&mut obs, &shared, &cfg);
             obs.failsafe_contact = failsafe_inbox
                 .last()
@@ -592,4 +604,25 @@ fn refused_parameters(
     };
     let mut parameters = pg_settings(cfg, dynamic).parameters;
     drop_refused_parameters(&mut parameters, cfg, c)
+}
+
+/// The valid dynamic config cached in the data directory (`patroni.dynamic.json`), if any.
+async fn cached_dynamic(pg: &impl Postgres) -> Option<DynamicConfig> {
+    match pg.read_dynamic_cache().await {
+        Ok(Some(v)) => match pgkeel_core::config::check_dynamic(&v) {
+            Ok(mut d) => {
+                d.json = v;
+                Some(d)
+            }
+            Err(why) => {
+                tracing::warn!("patroni.dynamic.json is not a valid config, not used: {why}");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("patroni.dynamic.json not read: {e:#}");
+            None
+        }
+    }
 }

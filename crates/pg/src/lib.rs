@@ -22,6 +22,7 @@ mod control;
 mod data_dir_check;
 mod details;
 mod disk;
+mod dynamic_cache;
 mod hba;
 mod history;
 mod kill;

@@ -49,6 +49,18 @@ pub trait Postgres: Send + Sync + 'static {
     fn parameter_catalog(&self) -> impl Future<Output = R<Option<GucCatalog>>> + Send {
         async { Ok(None) }
     }
+    /// `patroni.dynamic.json`: the last valid `/config` this node used (`None`: none).
+    fn read_dynamic_cache(&self) -> impl Future<Output = R<Option<serde_json::Value>>> + Send {
+        async { Ok(None) }
+    }
+    /// Keeps `config` as the last valid `/config`; `false` when there is no cluster yet.
+    fn write_dynamic_cache(
+        &self,
+        config: &serde_json::Value,
+    ) -> impl Future<Output = R<bool>> + Send {
+        let _ = config;
+        async { Ok(false) }
+    }
     /// A call since the last observation got no answer within its deadline (the loop's
     /// remaining calls were skipped). A model that never times out has nothing to report.
     fn was_silent(&self) -> bool {
@@ -120,5 +132,11 @@ impl Postgres for Pg {
     }
     async fn parameter_catalog(&self) -> R<Option<GucCatalog>> {
         Pg::parameter_catalog(self).await.map(Some)
+    }
+    async fn read_dynamic_cache(&self) -> R<Option<serde_json::Value>> {
+        Pg::read_dynamic_cache(self).await
+    }
+    async fn write_dynamic_cache(&self, config: &serde_json::Value) -> R<bool> {
+        Pg::write_dynamic_cache(self, config).await
     }
 }
