@@ -262,3 +262,30 @@ fn timings_that_break_the_rule_are_adjusted_with_patronis_warning() {
         "{text}"
     );
 }
+
+/// Issue 12: callbacks are run now (they were ignored with a warning); `pre_promote` and
+/// `before_stop`, which gate a promotion or a stop, are refused until pgkeel runs them.
+#[test]
+fn callbacks_are_taken_and_gating_commands_refused() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "  data_dir: /tmp/pgkeel-x\n",
+            &format!("  data_dir: /tmp/pgkeel-x\n{extra}"),
+        )
+    };
+    let (ok, text) = validate(&with(
+        "  callbacks:\n    on_role_change: /usr/local/bin/vip.sh 'eth 0'\n    on_start: /bin/true\n",
+    ));
+    assert!(ok && !text.contains("callbacks"), "{text}");
+    let (ok, text) = validate(&with("  callbacks:\n    on_start: [1]\n"));
+    assert!(
+        !ok && text.contains("postgresql.callbacks.on_start"),
+        "{text}"
+    );
+    let (ok, text) = validate(&with("  callbacks:\n    on_start: \"echo 'x\"\n"));
+    assert!(!ok && text.contains("balanced quotes"), "{text}");
+    for key in ["pre_promote", "before_stop"] {
+        let (ok, text) = validate(&with(&format!("  {key}: /bin/true\n")));
+        assert!(!ok && text.contains(&format!("postgresql.{key}")), "{text}");
+    }
+}

@@ -2,6 +2,7 @@
 //! compare-and-swap that loses, ends the sequence (the next loop decides again).
 
 use pgkeel_core::action::{Action, StopMode};
+use pgkeel_core::callbacks::{self, Cause};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::dcs_values::StatusValue;
 use pgkeel_core::Config;
@@ -50,6 +51,9 @@ pub(crate) struct Memory {
     pub kill_failed: bool,
     /// PostgreSQL last answered as a primary, or was made one since.
     pub pg_was_primary: bool,
+    /// The role PostgreSQL last ran as, kept while it is stopped (the callbacks' rule: a
+    /// former primary that starts as a replica was demoted).
+    pub ran_as_primary: bool,
     /// Patroni's state string while a long action runs ("creating replica", ...).
     pub activity: Option<&'static str>,
     /// The `synchronous_standby_names` value last seen on the primary, and the WAL position
@@ -63,6 +67,8 @@ pub(crate) struct Actor<'a, E: Env> {
     pub dcs: &'a E::Dcs,
     pub pg: &'a E::Pg,
     pub shared: &'a Shared,
+    /// `postgresql.callbacks` in force (a reload may change them).
+    pub callbacks: &'a std::sync::RwLock<pgkeel_core::config::Callbacks>,
 }
 
 /// Why a sequence stopped early.
@@ -77,11 +83,14 @@ impl<E: Env> Actor<'_, E> {
     /// what the node is doing.
     pub async fn run(
         &self,
+        cause: Cause,
         actions: &[Action],
         cluster: Option<&Cluster>,
         memory: &mut Memory,
         publish: &mut dyn FnMut(&Memory),
     ) -> Result<(), Halt> {
+        let was_primary = memory.ran_as_primary;
+        let switching_over = cluster.is_some_and(|c| c.failover.is_some());
         for action in actions {
             memory.activity = activity_of(action);
             if memory.activity.is_some() {
@@ -91,7 +100,25 @@ impl<E: Env> Actor<'_, E> {
             memory.activity = None;
             result?;
         }
+        if let Some((event, role)) = callbacks::after(actions, cause, was_primary, switching_over) {
+            self.callback(event, role);
+        }
+        for a in actions {
+            match a {
+                Action::Promote | Action::StartPrimary => memory.ran_as_primary = true,
+                Action::StartReplica { .. } => memory.ran_as_primary = false,
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    /// Runs the configured callback for `event`, if any, without waiting.
+    pub fn callback(&self, event: &str, role: &str) {
+        let callbacks = self.callbacks.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(argv) = callbacks.commands.get(event) {
+            self.env.run_callback(argv, event, role, &self.cfg.scope);
+        }
     }
 
     async fn one(

@@ -15,6 +15,7 @@ use pgkeel_core::admin::restart::{
 use pgkeel_core::admin::switchover::{
     plan_switchover, AfterWrite, SwitchoverPlan, SwitchoverRequest,
 };
+use pgkeel_core::callbacks::Cause;
 use pgkeel_core::config::check_dynamic_with;
 use pgkeel_core::guc::GucCatalog;
 use pgkeel_dcs::{Dcs, DcsError};
@@ -250,8 +251,10 @@ pub(crate) async fn handle_local<E: Env>(
                 Ok(actions) => {
                     let _ = reply.send(AdminReply::text(200, "reinitialize started"));
                     tracing::info!("reinitialize requested through the REST API");
-                    if let Err(crate::act::Halt::Failed(e)) =
-                        l.actor.run(&actions, cluster, memory, &mut publish).await
+                    if let Err(crate::act::Halt::Failed(e)) = l
+                        .actor
+                        .run(Cause::Loop, &actions, cluster, memory, &mut publish)
+                        .await
                     {
                         tracing::error!("reinitialize failed: {e:#}");
                     }
@@ -294,7 +297,11 @@ async fn restart_now<E: Env>(
         Ok(actions) => {
             tracing::info!("restarting PostgreSQL on request");
             let mut publish = |m: &crate::act::Memory| (l.publish)(m);
-            match l.actor.run(&actions, cluster, memory, &mut publish).await {
+            match l
+                .actor
+                .run(Cause::Restart, &actions, cluster, memory, &mut publish)
+                .await
+            {
                 Ok(()) => AdminReply::text(200, "restarted successfully"),
                 Err(_) => AdminReply::text(503, "restart failed"),
             }

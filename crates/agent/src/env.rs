@@ -54,6 +54,9 @@ pub trait Env: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = bool> + Send;
     fn wall_clock(&self) -> SystemTime;
+    /// Runs a callback command with `ACTION ROLE SCOPE` appended, without waiting (the
+    /// simulator runs none).
+    fn run_callback(&self, _argv: &[String], _action: &str, _role: &str, _scope: &str) {}
 }
 
 /// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
@@ -65,6 +68,7 @@ pub struct RealEnv {
     pub http: reqwest::Client,
     /// `restapi.authentication`, sent with `POST /failsafe`.
     pub auth: Option<(String, Option<String>)>,
+    pub callbacks: crate::callbacks::CallbackRunner,
 }
 
 impl Env for RealEnv {
@@ -142,5 +146,8 @@ impl Env for RealEnv {
 
     fn wall_clock(&self) -> SystemTime {
         SystemTime::now()
+    }
+    fn run_callback(&self, argv: &[String], action: &str, role: &str, scope: &str) {
+        self.callbacks.fire(argv, action, role, scope);
     }
 }

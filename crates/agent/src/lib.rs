@@ -14,6 +14,7 @@
 mod act;
 mod admin;
 mod api;
+mod callbacks;
 pub mod clock;
 mod env;
 mod failsafe;

@@ -90,7 +90,10 @@ impl<E: Env> Observer<'_, E> {
             _ => memory.pg_silent_since = None,
         }
         match &pg {
-            PgView::Running(r) => memory.pg_was_primary = !r.in_recovery,
+            PgView::Running(r) => {
+                memory.pg_was_primary = !r.in_recovery;
+                memory.ran_as_primary = !r.in_recovery;
+            }
             PgView::NoData | PgView::Stopped(_) => memory.pg_was_primary = false,
             PgView::Starting | PgView::Unknown | PgView::NoAnswer => {}
         }

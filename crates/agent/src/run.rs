@@ -63,6 +63,7 @@ pub async fn run(
             .authentication
             .as_ref()
             .map(|a| (a.username.clone(), a.password.clone())),
+        callbacks: Default::default(),
     });
     let snap: SharedSnapshot =
         pgkeel_api::shared(pgkeel_api::NodeSnapshot::new(&cfg.name, &cfg.scope));
@@ -209,12 +210,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
         me: &cfg.name,
         peer_timeout,
     };
+    let callbacks = std::sync::RwLock::new(cfg.postgresql.callbacks.clone());
     let actor: Actor<'_, E> = Actor {
         env: &env,
         cfg: &cfg,
         dcs: &dcs,
         pg: &pg,
         shared: &shared,
+        callbacks: &callbacks,
     };
     let mut memory = Memory::default();
     // The config in force: the start's, with what a reload may change taken on (tags,
@@ -240,10 +243,20 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             if std::mem::take(&mut reload_due) {
                 if let Some(path) = &config_path {
                     crate::reload::reread(path, &mut live).await;
+                    *callbacks.write().unwrap_or_else(|e| e.into_inner()) =
+                        live.postgresql.callbacks.clone();
                 }
                 // As Patroni's reload: PostgreSQL reloads its files too.
-                if let Err(e) = pg.reload().await {
-                    tracing::warn!("reload: PostgreSQL was not reloaded: {e:#}");
+                match pg.reload().await {
+                    Ok(()) => {
+                        let role = if memory.ran_as_primary {
+                            "primary"
+                        } else {
+                            "replica"
+                        };
+                        actor.callback("on_reload", role);
+                    }
+                    Err(e) => tracing::warn!("reload: PostgreSQL was not reloaded: {e:#}"),
                 }
             }
             let shutting_down = shutdown.is_cancelled();
@@ -411,6 +424,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             let mut publish = |m: &Memory| publish_now(m);
             let outcome = actor
                 .run(
+                    pgkeel_core::callbacks::Cause::Loop,
                     &decision.actions,
                     obs.dcs.as_ref().ok(),
                     &mut memory,

@@ -5,6 +5,7 @@
 
 pub mod action;
 pub mod admin;
+pub mod callbacks;
 pub mod cluster;
 pub mod config;
 pub mod dcs_values;

@@ -104,7 +104,7 @@ postgresql:
     replication:
       username: replicator
       password: {SUPERUSER_PASSWORD}-replication
-{basebackup}{tags}"#,
+{basebackup}{callbacks}{tags}"#,
         scope = opts.scope,
         host = node.host,
         etcd = etcd
@@ -112,6 +112,16 @@ postgresql:
             .map(|e| format!("    - {e}\n"))
             .collect::<String>(),
         waldir = waldir.unwrap_or_default(),
+        callbacks = if opts.callbacks.is_empty() {
+            String::new()
+        } else {
+            let lines: String = opts
+                .callbacks
+                .iter()
+                .map(|(k, v)| format!("    {k}: {}\n", quoted(&v.replace("{name}", &node.name))))
+                .collect();
+            format!("  callbacks:\n{lines}")
+        },
         dcs_extra = indent(&opts.dcs_extra, "    "),
         tags = node_index(node)
             .and_then(|i| opts.node_tags.get(i))

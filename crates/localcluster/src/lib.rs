@@ -57,6 +57,9 @@ pub struct Options {
     pub stallable_disks: bool,
     /// Serve the REST API over HTTPS (`restapi.certfile` and the rest).
     pub rest_tls: Option<RestTls>,
+    /// `postgresql.callbacks`: event (`on_start`...) → command line; `{name}` becomes the
+    /// node's name.
+    pub callbacks: Vec<(String, String)>,
 }
 
 /// The REST API's TLS files, the same for every node (one certificate valid for

@@ -345,4 +345,12 @@ pub struct Postgresql {
     pub pg_hba: Vec<String>,
     /// Extra `pg_basebackup` options from `postgresql.basebackup`.
     pub basebackup: Vec<InitdbOption>,
+    /// `postgresql.callbacks`.
+    pub callbacks: Callbacks,
+}
+
+/// Patroni's callbacks: event name (`on_start`...) → the command's words.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Callbacks {
+    pub commands: BTreeMap<String, Vec<String>>,
 }

@@ -8,7 +8,7 @@ use super::diag::{Diag, KeyPath};
 use super::dynamic::parameters;
 use super::raw::{Node, RawCredentials, RawPostgresql};
 use super::scalar::{self, found};
-use super::{Credentials, Postgresql};
+use super::{Callbacks, Credentials, Postgresql};
 
 const LISTEN_ALLOWED: &str =
     "host:port or host1,host2:port (the port after the last colon), e.g. 0.0.0.0:5432";
@@ -67,6 +67,7 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         .basebackup
         .as_ref()
         .and_then(|n| scalar::options(&n.value, &n.path, diag, true));
+    let callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
     if diag.problems.len() > before {
         return None;
     }
@@ -83,7 +84,57 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         parameters: params.unwrap_or_default(),
         pg_hba: pg_hba.unwrap_or_default(),
         basebackup: basebackup.unwrap_or_default(),
+        callbacks: callbacks.unwrap_or_default(),
     })
+}
+
+/// `postgresql.callbacks`: `on_start`, `on_stop`, `on_restart`, `on_reload`,
+/// `on_role_change`, each a command line (split as a shell would, without a shell).
+fn callbacks(n: &Node, diag: &mut Diag) -> Option<Callbacks> {
+    const KNOWN: [&str; 5] = [
+        "on_start",
+        "on_stop",
+        "on_restart",
+        "on_reload",
+        "on_role_change",
+    ];
+    let map = match &n.value {
+        Value::Null => return Some(Callbacks::default()),
+        Value::Object(m) => m,
+        other => {
+            diag.problem(
+                &n.path,
+                scalar::found(other),
+                "a mapping of on_start, on_stop, on_restart, on_reload, on_role_change: command",
+            );
+            return None;
+        }
+    };
+    let mut out = Callbacks::default();
+    for (k, v) in map {
+        let path = n.path.key(k);
+        if !KNOWN.contains(&k.as_str()) {
+            diag.warn(&path, "not a Patroni callback (a typo?); ignored");
+            continue;
+        }
+        let Some(cmd) = v.as_str().filter(|c| !c.trim().is_empty()) else {
+            if !v.is_null() {
+                diag.problem(&path, scalar::found(v), "a command line");
+            }
+            continue;
+        };
+        match crate::callbacks::split_command(cmd) {
+            Some(argv) => {
+                out.commands.insert(k.clone(), argv);
+            }
+            None => diag.problem(
+                &path,
+                scalar::found(v),
+                "a command line with balanced quotes",
+            ),
+        }
+    }
+    Some(out)
 }
 
 /// The node if present; otherwise a "missing" problem.

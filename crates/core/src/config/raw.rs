@@ -97,6 +97,7 @@ pub(crate) struct RawPostgresql {
     pub(crate) parameters: Option<Node>,
     pub(crate) pg_hba: Option<Node>,
     pub(crate) basebackup: Option<Node>,
+    pub(crate) callbacks: Option<Node>,
 }
 
 /// Top-level sections Patroni knows and pgkeel ignores, with the reason given to the operator.
@@ -126,7 +127,6 @@ const BOOTSTRAP_UNSUPPORTED: &[&str] = &["method", "post_bootstrap", "post_init"
 
 const POSTGRESQL_UNSUPPORTED: &[&str] = &[
     "config_dir",
-    "callbacks",
     "create_replica_methods",
     "use_unix_socket",
     "use_unix_socket_repl",
@@ -140,8 +140,6 @@ const POSTGRESQL_UNSUPPORTED: &[&str] = &[
     "pg_ident",
     "use_pg_rewind",
     "rewind",
-    "pre_promote",
-    "before_stop",
     "parameters_primary",
     "parameters_replica",
     "parameters_standby_leader",
@@ -347,7 +345,20 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         parameters: s.take("parameters"),
         pg_hba: s.take("pg_hba"),
         basebackup: s.take("basebackup"),
+        callbacks: s.take("callbacks"),
     };
+    // Commands that gate a promotion or a stop: running without them would change what the
+    // operator asked for, so they are refused until pgkeel runs them.
+    for key in ["pre_promote", "before_stop"] {
+        if let Some(n) = s.take(key) {
+            diag.problem(
+                &n.path,
+                found(&n.value),
+                "absent: pgkeel does not run it yet, and promoting or stopping without it \
+                 would skip what it checks",
+            );
+        }
+    }
     if let Some(mut auth) = s.take_section("authentication", diag) {
         p.superuser = auth
             .take_section("superuser", diag)

@@ -39,6 +39,7 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
     live!("tags", tags);
     live!("postgresql.parameters", postgresql.parameters);
     live!("postgresql.pg_hba", postgresql.pg_hba);
+    live!("postgresql.callbacks", postgresql.callbacks);
     live!("bootstrap", bootstrap);
     fixed!("scope", scope);
     fixed!("namespace", namespace);

@@ -90,6 +90,7 @@ fn cfg(name: &str) -> Config {
             parameters: BTreeMap::new(),
             pg_hba: vec![],
             basebackup: vec![],
+            callbacks: Default::default(),
         },
         tags: Tags::default(),
         ctl: Default::default(),
