@@ -132,7 +132,7 @@ mod tests {
             Some(("on_start", "primary"))
         );
         assert_eq!(
-            after(&[replica.clone()], Cause::Loop, false),
+            after(std::slice::from_ref(&replica), Cause::Loop, false),
             Some(("on_start", "replica"))
         );
         assert_eq!(
