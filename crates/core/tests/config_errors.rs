@@ -532,16 +532,16 @@ fn initdb_items_must_be_flags_or_one_key_mappings() {
 fn patroni_keys_pgkeel_lacks_are_warnings() {
     let text = with(
         "  data_dir: /var/lib/postgresql/15/main\n",
-        "  data_dir: /var/lib/postgresql/15/main\n  callbacks:\n    on_start: /bin/true\n  pg_ctl_timeout: 60\n",
+        "  data_dir: /var/lib/postgresql/15/main\n  config_dir: /etc/x\n  pg_ctl_timeout: 60\n",
     );
     let l = ok(&text);
     assert!(warned(
         &l,
-        "postgresql.callbacks at line 20: not supported yet, ignored"
+        "postgresql.config_dir at line 20: not supported yet, ignored"
     ));
     assert!(warned(
         &l,
-        "postgresql.pg_ctl_timeout at line 22: not supported yet, ignored"
+        "postgresql.pg_ctl_timeout at line 21: not supported yet, ignored"
     ));
     let l = ok(&format!(
         "{BASE}watchdog:\n  mode: off\nlog:\n  level: INFO\n"
