@@ -3,6 +3,7 @@
 mod cmd_agent;
 mod cmd_demo;
 mod ctl;
+mod logfmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,14 +71,40 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let is_ctl = matches!(cli.command, Cmd::Ctl(_));
+    // The agent's `log` section (a file that does not load is reported by the agent itself,
+    // which then logs in Patroni's default shape).
+    let log = match &cli.command {
+        Cmd::Agent { config, .. } => pgkeel_core::config::load_file(config)
+            .map(|l| l.config.log)
+            .unwrap_or_default(),
+        _ => Default::default(),
+    };
     // The CLI, like patronictl, logs warnings only unless asked.
-    let default_level = if is_ctl { "warn" } else { "info" };
+    let default_level = log
+        .level
+        .clone()
+        .unwrap_or_else(|| if is_ctl { "warn" } else { "info" }.to_string());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let format = match logfmt::PatroniFormat::new(
+        log.format.as_deref().unwrap_or(if is_ctl {
+            logfmt::PATRONICTL_FORMAT
+        } else {
+            logfmt::PATRONI_FORMAT
+        }),
+        log.dateformat.as_deref(),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pgkeel: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .event_format(format)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

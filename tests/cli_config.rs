@@ -289,3 +289,32 @@ fn callbacks_are_taken_and_gating_commands_refused() {
         assert!(!ok && text.contains(&format!("postgresql.{key}")), "{text}");
     }
 }
+
+/// Issue 12: log lines in Patroni's shape (the level at column 24, as Patroni's acceptance
+/// steps read it), `log.format`/`log.dateformat` honoured, log files refused until written.
+#[test]
+fn log_lines_take_patronis_shape() {
+    let conflict = format!("{GOOD}tags:\n  nofailover: true\n  failover_priority: 1\n");
+    let (ok, text) = validate(&conflict);
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Conflicting configuration between nofailover: True and failover_priority: 1. Defaulting to nofailover: True"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let b = line.as_bytes();
+    assert!(
+        b.len() > 32
+            && b[4] == b'-'
+            && b[10] == b' '
+            && b[19] == b','
+            && b[23] == b' '
+            && line[24..].starts_with("WARNING: "),
+        "{line:?}"
+    );
+    let (ok, text) = validate(&format!(
+        "{conflict}log:\n  format: '[%(levelname)-8s] %(message)s'\n  level: WARNING\n"
+    ));
+    assert!(ok && text.contains("[WARNING ] "), "{text}");
+    let (ok, text) = validate(&format!("{GOOD}log:\n  dir: /var/log/patroni\n"));
+    assert!(!ok && text.contains("log.dir"), "{text}");
+}

@@ -584,3 +584,50 @@ fn version_and_missing_config() {
         "Error: Provided config file /nonexistent/pgkeel.yml not existing or no read rights. Check the -c/--config-file parameter\n"
     );
 }
+
+/// Issue 12: patronictl run with no configuration file reads the `PATRONI_*` variables
+/// alone (Patroni's acceptance harness runs it so); without a scope the verb names the
+/// cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_from_patroni_environment_variables_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etcd = EtcdServer::start(dir.path()).expect("etcd");
+    let host = etcd.endpoint.to_string();
+    let c = connect(&host, "envonly").await;
+    c.touch_member("e1", &member(1, "replica", json!({})), 0)
+        .await
+        .expect("e1");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+            .args(args)
+            .env_remove("PATRONICTL_CONFIG_FILE")
+            .env("HOME", dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("pgkeel");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&["list", "envonly"], &[("PATRONI_ETCD3_HOSTS", &host)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("| e1 "), "{out}");
+    let (code, out, _) = run(
+        &["list"],
+        &[("PATRONI_ETCD3_HOST", &host), ("PATRONI_SCOPE", "envonly")],
+    );
+    assert_eq!(code, Some(0));
+    assert!(out.contains("| e1 "), "{out}");
+    // No scope and no name: patronictl's warning, exit 0; another verb says what is missing.
+    let (code, out, err) = run(&["list"], &[("PATRONI_ETCD3_HOSTS", &host)]);
+    assert_eq!((code, out.as_str()), (Some(0), ""));
+    assert!(
+        err.contains("Listing members: No cluster names were provided"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["history"], &[("PATRONI_ETCD3_HOSTS", &host)]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no cluster name"), "{err}");
+}

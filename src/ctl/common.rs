@@ -47,6 +47,25 @@ pub(crate) fn default_config_path() -> Option<PathBuf> {
     Some(Path::new(&home).join(".config/patroni/patronictl.yaml"))
 }
 
+/// The CLI's configuration from `PATRONI_*` variables only (patronictl without a file).
+fn from_environment() -> anyhow::Result<CtlConfig> {
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("PATRONI_"))
+        .collect();
+    if vars.is_empty() {
+        return fail(
+            "no configuration: run pgkeel -c CONFIG <verb>, set PATRONICTL_CONFIG_FILE, create \
+             ~/.config/patroni/patronictl.yaml, or set PATRONI_* variables (PATRONI_ETCD3_HOSTS...)",
+        );
+    }
+    Ok(pgkeel_core::config::load_ctl_str_env(
+        "",
+        "the PATRONI_* environment variables",
+        &vars,
+    )?)
+}
+
 /// How long one etcd call may take before the verb fails.
 const DCS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,9 +88,12 @@ impl Ctx {
             }
             None => match default_config_path().filter(|p| p.is_file()) {
                 Some(p) => p,
-                None => return fail(
-                    "no configuration file: run pgkeel -c CONFIG <verb>, set PATRONICTL_CONFIG_FILE, or create ~/.config/patroni/patronictl.yaml",
-                ),
+                // As patronictl: no file, then the PATRONI_* environment variables alone.
+                None => {
+                    return Ok(Ctx {
+                        cfg: from_environment()?,
+                    })
+                }
             },
         };
         let cfg = pgkeel_core::config::load_ctl_file(&path)?;
@@ -81,12 +103,16 @@ impl Ctx {
     /// The cluster name a verb works on: the one given, else the configuration's `scope`.
     /// As in patronictl, any cluster of the configured namespace may be named.
     pub fn cluster_name(&self, given: Option<&str>) -> String {
+        // An empty name (no scope configured, none given) fails at `dcs`, naming the problem.
         given.map_or_else(|| self.cfg.scope.clone(), str::to_string)
     }
 
     /// Connects to etcd, scoped to `/<namespace>/<cluster>/`.
     pub async fn dcs(&self, cluster: &str) -> anyhow::Result<Etcd> {
         if cluster.is_empty() || cluster.contains('/') {
+            if cluster.is_empty() {
+                return fail("no cluster name: give it to the verb, or set scope in the configuration (PATRONI_SCOPE)");
+            }
             return fail(format!("invalid cluster name {cluster:?}"));
         }
         let prefix = format!("{}/{}/", self.cfg.namespace, cluster);

@@ -87,6 +87,11 @@ async fn run(
     watch: &WatchArgs,
 ) -> anyhow::Result<()> {
     let names = if names.is_empty() {
+        if ctx.cfg.scope.is_empty() {
+            // patronictl's answer: a warning, and nothing listed.
+            eprintln!("Listing members: No cluster names were provided");
+            return Ok(());
+        }
         vec![ctx.cfg.scope.clone()]
     } else {
         names.to_vec()

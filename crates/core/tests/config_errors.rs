@@ -547,7 +547,9 @@ fn patroni_keys_pgkeel_lacks_are_warnings() {
         "{BASE}watchdog:\n  mode: off\nlog:\n  level: INFO\n"
     ));
     assert!(warned(&l, "watchdog at line 22: ignored"));
-    assert!(warned(&l, "log at line 24: ignored"));
+    // The log section is read now (issue 12).
+    assert!(!warned(&l, "log at line 24"));
+    assert_eq!(l.config.log.level.as_deref(), Some("info"));
 }
 
 #[test]
@@ -605,13 +607,25 @@ fn tags_accept_booleans_as_strings_and_keep_unknown_tags() {
 }
 
 #[test]
-fn nofailover_and_failover_priority_are_mutually_exclusive() {
-    let e = err(&with(
+fn nofailover_wins_over_a_contradicting_failover_priority_as_in_patroni() {
+    let l = ok(&with(
         "  nofailover: false\n",
         "  nofailover: true\n  failover_priority: 2\n",
     ));
-    assert_eq!(e.key.as_deref(), Some("tags.failover_priority"));
-    assert_mentions(&e, &["line 22", "mutually exclusive"]);
+    assert!(!l.config.tags.may_promote());
+    assert!(warned(
+        &l,
+        "Conflicting configuration between nofailover: True and failover_priority: 2. Defaulting to nofailover: True"
+    ));
+    let l = ok(&with(
+        "  nofailover: false\n",
+        "  nofailover: false\n  failover_priority: 0\n",
+    ));
+    assert!(l.config.tags.may_promote(), "as if no priority were given");
+    assert!(warned(
+        &l,
+        "Conflicting configuration between nofailover: False and failover_priority: 0. Defaulting to nofailover: False"
+    ));
     // Agreeing values are fine.
     ok(&with(
         "  nofailover: false\n",

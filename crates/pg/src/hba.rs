@@ -26,18 +26,43 @@ fn hba_name(name: &str) -> String {
 
 /// Password authentication when the role has a password. A role without one can only be
 /// let in by `trust`, which is what the operator chose by not configuring one.
-fn method(c: &Credentials) -> &'static str {
+fn method(c: &Credentials, password: &'static str) -> &'static str {
     if c.password.is_some() {
-        "scram-sha-256"
+        password
     } else {
         "trust"
+    }
+}
+
+/// The password method of pgkeel's own lines: `scram-sha-256`, unless the passwords are
+/// stored as md5 (`password_encryption = md5`, which initdb writes for `auth: md5`, the
+/// setting Patroni's docs show): then `md5`, which also takes a SCRAM secret.
+fn password_method(s: &PgSettings) -> &'static str {
+    use pgkeel_core::config::InitdbOption;
+    let md5_param = s
+        .parameters
+        .get("password_encryption")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("md5"));
+    let md5_initdb = s.initdb.iter().any(|o| {
+        matches!(o, InitdbOption::Value(k, v)
+            if (k == "auth" || k.starts_with("auth-") || k == "A") && v.trim() == "md5")
+    });
+    let scram_param = s
+        .parameters
+        .get("password_encryption")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("scram-sha-256"));
+    if md5_param || (md5_initdb && !scram_param) {
+        "md5"
+    } else {
+        "scram-sha-256"
     }
 }
 
 pub(crate) fn render_pg_hba(s: &PgSettings) -> String {
     let su = hba_name(&s.superuser.username);
     let repl = hba_name(&s.replication.username);
-    let (sum, rm) = (method(&s.superuser), method(&s.replication));
+    let pw = password_method(s);
+    let (sum, rm) = (method(&s.superuser, pw), method(&s.replication, pw));
     let mut out = String::from(
         "# managed by pgkeel; edit the pgkeel config (postgresql.pg_hba) instead\n\
          #\n\
@@ -57,7 +82,7 @@ pub(crate) fn render_pg_hba(s: &PgSettings) -> String {
              # the superuser (pg_rewind on a former primary reads from the new one).\n",
         );
         for net in ["127.0.0.1/32", "::1/128"] {
-            let _ = writeln!(out, "host all all {net} scram-sha-256");
+            let _ = writeln!(out, "host all all {net} {pw}");
         }
         for net in ["0.0.0.0/0", "::/0"] {
             let _ = writeln!(out, "host replication {repl} {net} {rm}");
@@ -121,6 +146,28 @@ mod tests {
         assert!(text.contains("host all all 10.0.0.0/8 md5\n"));
         assert!(!text.contains("0.0.0.0/0"));
         assert!(text.contains("host replication \"Repl User\" 127.0.0.1/32 trust\n"));
+    }
+
+    /// Patroni's docs bootstrap with `initdb: [{auth: md5}, {auth-host: md5}]`: initdb then
+    /// stores passwords as md5, and pgkeel's own scram-sha-256 lines locked the agent out.
+    #[test]
+    fn md5_passwords_get_md5_lines() {
+        use pgkeel_core::config::InitdbOption;
+        let mut s = sample_settings("n1", "/tmp/d".as_ref(), 5433);
+        s.initdb = vec![InitdbOption::Value("auth-host".into(), "md5".into())];
+        let text = render_pg_hba(&s);
+        assert!(
+            text.contains("host all postgres 127.0.0.1/32 md5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("scram-sha-256"), "{text}");
+        s.parameters
+            .insert("password_encryption".into(), "scram-sha-256".into());
+        assert!(render_pg_hba(&s).contains("host all postgres 127.0.0.1/32 scram-sha-256\n"));
+        s.initdb.clear();
+        s.parameters
+            .insert("password_encryption".into(), "md5".into());
+        assert!(render_pg_hba(&s).contains("host all postgres 127.0.0.1/32 md5\n"));
     }
 
     #[test]

@@ -258,3 +258,29 @@ async fn replica_without_upstream_starts() {
     n1.stop(StopMode::Fast).await.unwrap();
     assert_eq!(stopped(&n1).await.cluster_state, "shut down in recovery");
 }
+
+/// Bootstrap as Patroni's docs (and its acceptance suite) configure it: `initdb` with
+/// `auth: md5` and `auth-host: md5`. The agent must still log in as the superuser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_with_initdb_auth_md5() {
+    use pgkeel_core::config::InitdbOption;
+    let dir = pg_tempdir().expect("test directory");
+    let mut settings = sample_settings("a", dir.path(), free_port().unwrap());
+    settings.initdb = vec![
+        InitdbOption::Value("auth".into(), "md5".into()),
+        InitdbOption::Value("auth-host".into(), "md5".into()),
+    ];
+    let pg = Pg::new(settings);
+    let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
+    pg.bootstrap().await.expect("bootstrap with auth md5");
+    let r = running(&pg, "primary", |r| !r.in_recovery).await;
+    assert!(!r.in_recovery);
+    let client = sql(&pg).await;
+    let method: String = client
+        .query_one("SELECT current_setting('password_encryption')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(method, "md5");
+    pg.stop(StopMode::Fast).await.unwrap();
+}

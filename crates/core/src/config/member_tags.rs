@@ -23,6 +23,7 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
     };
     let before = diag.problems.len();
     let mut priority_given = None;
+    let mut sync_priority_given = None;
     for (k, v) in map {
         let path = node.path.key(k);
         match k.as_str() {
@@ -48,7 +49,10 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
                 let allowed = "an integer, 0 or more (0: never a synchronous standby)";
                 if let Some(n) = scalar::unsigned(v, &path, diag, allowed) {
                     match u32::try_from(n) {
-                        Ok(p) => tags.sync_priority = p,
+                        Ok(p) => {
+                            tags.sync_priority = p;
+                            sync_priority_given = Some(path);
+                        }
                         Err(_) => diag.problem(&path, found(v), allowed),
                     }
                 }
@@ -58,27 +62,38 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
             }
         }
     }
+    // Patroni's rule (config.py `_validate_failover_tags`): when the boolean tag and its
+    // priority contradict each other, the boolean wins, as if no priority were given, with
+    // Patroni's warning. Letting `nofailover: true` win is the safe reading.
+    let py = |b: bool| if b { "True" } else { "False" };
     if let Some(path) = priority_given {
-        // Patroni's rule (config.py `_validate_failover_tags`): the two tags must agree.
-        // Patroni warns and lets nofailover win; pgkeel refuses the contradiction, because
-        // which node may be promoted is a safety decision.
-        if tags.nofailover && tags.failover_priority > 0 {
-            diag.problem(
-                &path,
-                format!(
-                    "failover_priority {} together with nofailover: true",
-                    tags.failover_priority
-                ),
-                "nofailover and failover_priority are mutually exclusive: use either \
-                 nofailover: true or failover_priority: 0",
-            );
-        } else if !tags.nofailover && tags.failover_priority == 0 && map.contains_key("nofailover")
-        {
+        if map.contains_key("nofailover") && (tags.nofailover == (tags.failover_priority > 0)) {
             diag.warn(
                 &path,
-                "failover_priority 0 means this member is never promoted automatically, \
-                 although nofailover is false",
+                format!(
+                    "Conflicting configuration between nofailover: {} and failover_priority: {}. \
+                     Defaulting to nofailover: {}",
+                    py(tags.nofailover),
+                    tags.failover_priority,
+                    py(tags.nofailover)
+                ),
             );
+            tags.failover_priority = if tags.nofailover { 0 } else { 1 };
+        }
+    }
+    if let Some(path) = sync_priority_given {
+        if map.contains_key("nosync") && (tags.nosync == (tags.sync_priority > 0)) {
+            diag.warn(
+                &path,
+                format!(
+                    "Conflicting configuration between nosync: {} and sync_priority: {}. \
+                     Defaulting to nosync: {}",
+                    py(tags.nosync),
+                    tags.sync_priority,
+                    py(tags.nosync)
+                ),
+            );
+            tags.sync_priority = if tags.nosync { 0 } else { 1 };
         }
     }
     (diag.problems.len() == before).then_some(tags)

@@ -19,6 +19,7 @@ mod dynamic;
 mod env;
 mod etcd;
 mod lines;
+mod log;
 mod member_tags;
 mod postgresql;
 mod raw;
@@ -34,6 +35,7 @@ pub use dynamic::{
     adopt_dynamic, check_dynamic, check_dynamic_with, drop_refused_parameters, Adopted,
     ConfigProblem, StoredConfig,
 };
+pub use log::Log;
 pub use reload::{plan_reload, ReloadPlan};
 pub use validate::{
     load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
@@ -71,6 +73,8 @@ pub struct Config {
     pub tags: Tags,
     /// The `ctl` section: how this node's own REST calls (to peers) and the CLI do TLS.
     pub ctl: Ctl,
+    /// The `log` section.
+    pub log: Log,
 }
 
 impl Config {

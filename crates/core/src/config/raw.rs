@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub(crate) postgresql: Option<RawPostgresql>,
     pub(crate) tags: Option<Node>,
     pub(crate) ctl: Option<RawCtl>,
+    pub(crate) log: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -103,7 +104,6 @@ pub(crate) struct RawPostgresql {
 /// Top-level sections Patroni knows and pgkeel ignores, with the reason given to the operator.
 const TOP_IGNORED: &[(&str, &str)] = &[
     ("watchdog", "ignored: pgkeel has no watchdog support yet; it fences itself by stopping writes before its lease can expire"),
-    ("log", "ignored: pgkeel logs to stderr (set RUST_LOG to change the level)"),
     ("citus", "not supported yet, ignored"),
     ("thread_pool_size", "ignored (pgkeel has no thread pool to size)"),
     ("thread_stack_size", "ignored (pgkeel has no thread pool to size)"),
@@ -230,6 +230,7 @@ impl RawConfig {
             namespace: top.take("namespace"),
             name: top.take("name"),
             tags: top.take("tags"),
+            log: top.take("log"),
             ..RawConfig::default()
         };
         raw.restapi = top.take_section("restapi", diag).map(|mut s| {

@@ -99,6 +99,7 @@ pub fn load_str_env(
 /// (`scope`, `namespace`, `etcd3`, `ctl`/`restapi.authentication`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CtlConfig {
+    /// `scope`; empty when not configured (each verb then needs the cluster's name).
     pub scope: String,
     pub namespace: String,
     pub etcd: super::Etcd,
@@ -145,12 +146,16 @@ pub fn load_ctl_str_env(
     });
     let raw = RawConfig::from_json(json, &mut diag);
     let built = raw.and_then(|raw| {
-        let scope = required_text(
-            &raw.scope,
-            "scope",
-            "the cluster name, a non-empty string",
-            &mut diag,
-        );
+        // Optional for the CLI, as for patronictl: a verb may name the cluster instead.
+        let scope = match &raw.scope {
+            Some(n) => scalar::non_empty_text(
+                &n.value,
+                &n.path,
+                &mut diag,
+                "the cluster name, a non-empty string",
+            ),
+            None => Some(String::new()),
+        };
         let namespace = namespace(raw.namespace.as_ref(), &mut diag);
         let etcd = etcd(&raw, &mut diag);
         let ctl = rest_tls::ctl(raw.ctl.as_ref(), &mut diag);
@@ -195,6 +200,7 @@ fn build(raw: &RawConfig, diag: &mut Diag) -> Option<Config> {
     let bootstrap = bootstrap(raw.bootstrap.as_ref(), diag);
     let postgresql = postgresql(raw.postgresql.as_ref(), diag);
     let tags = tags(raw.tags.as_ref(), diag);
+    let log = super::log::log(raw.log.as_ref(), diag);
     let ctl = rest_tls::ctl(raw.ctl.as_ref(), diag);
     Some(Config {
         scope: scope?,
@@ -206,6 +212,7 @@ fn build(raw: &RawConfig, diag: &mut Diag) -> Option<Config> {
         postgresql: postgresql?,
         tags: tags?,
         ctl: ctl?,
+        log: log?,
     })
 }
 
@@ -340,7 +347,10 @@ mod ctl_tests {
             ("batman", "/service")
         );
         assert_eq!(c.authentication.unwrap().username, "admin");
+        // The scope is optional for the CLI (a verb may name the cluster), the DCS is not.
+        let c = load_ctl_str("etcd3:\n  hosts: 127.0.0.1:2379\n", "p.yaml").unwrap();
+        assert_eq!(c.scope, "");
         let e = load_ctl_str("namespace: /service\n", "p.yaml").unwrap_err();
-        assert!(e.message.contains("scope"), "{}", e.message);
+        assert!(e.message.contains("etcd3"), "{}", e.message);
     }
 }

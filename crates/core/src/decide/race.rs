@@ -17,7 +17,11 @@ use crate::sync::{votes_needed, SyncMode};
 pub(super) fn may_lead(ctx: &Ctx, cluster: &Cluster, me: &Running) -> Result<(), String> {
     let tags = &ctx.cfg.tags;
     if !tags.may_promote() {
-        return Err("I am tagged nofailover".into());
+        // Patroni's words, which operators alert on.
+        return Err(
+            "I am tagged nofailover: following a different leader because I am not allowed to promote"
+                .into(),
+        );
     }
     behind_the_cluster_timeline(ctx, cluster, me)?;
     failsafe_allows(ctx, cluster)?;
@@ -66,13 +70,18 @@ pub(super) fn may_lead(ctx: &Ctx, cluster: &Cluster, me: &Running) -> Result<(),
         }
         if peer.wal_position > me.wal_position {
             return Err(format!(
-                "{name} is ahead in WAL ({} > {})",
+                "Wal position of {name} is ahead of my wal position ({} > {})",
                 peer.wal_position, me.wal_position
             ));
         }
         if peer.wal_position == me.wal_position {
             let (theirs, mine) = (peer.tags.failover_priority, tags.failover_priority);
-            if theirs > mine || (theirs == mine && name.as_str() < ctx.me()) {
+            if theirs > mine {
+                return Err(format!(
+                    "{name} has equally tolerable WAL position and priority {theirs}, while this node has priority {mine}"
+                ));
+            }
+            if theirs == mine && name.as_str() < ctx.me() {
                 return Err(format!(
                     "{name} is level in WAL and wins the tie (priority {theirs} vs my {mine})"
                 ));

@@ -93,6 +93,7 @@ fn cfg(name: &str) -> Config {
             callbacks: Default::default(),
         },
         tags: Tags::default(),
+        log: Default::default(),
         ctl: Default::default(),
     }
 }
