@@ -35,7 +35,7 @@ async fn sighup_and_post_reload_apply_the_file_and_never_stop_the_agent() {
         "  pgpass: ",
         "  parameters:\n    work_mem: 9MB\n  pgpass: ",
         1,
-    ) + "\ntags:\n  nofailover: true\n";
+    ) + "\ntags:\n  nofailover: true\n  new_tag: new_value\n";
     std::fs::write(&node.config, &edited).unwrap();
     c.signal_agent(ri, Signal::Hup);
     eventually(Duration::from_secs(20), "SIGHUP applied", || async {

@@ -57,6 +57,11 @@ pub trait Env: Send + Sync + 'static {
     /// Runs a callback command with `ACTION ROLE SCOPE` appended, without waiting (the
     /// simulator runs none).
     fn run_callback(&self, _argv: &[String], _action: &str, _role: &str, _scope: &str) {}
+    /// A cheap check that the postmaster the loop saw still runs, for the REST API (the
+    /// simulator has none).
+    fn postmaster_alive(&self) -> Option<pgkeel_api::PostmasterAlive> {
+        None
+    }
 }
 
 /// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
@@ -146,6 +151,12 @@ impl Env for RealEnv {
 
     fn wall_clock(&self) -> SystemTime {
         SystemTime::now()
+    }
+    fn postmaster_alive(&self) -> Option<pgkeel_api::PostmasterAlive> {
+        let cache = self.postmaster.clone();
+        Some(pgkeel_api::PostmasterAlive(Arc::new(move || {
+            cache.alive().is_some()
+        })))
     }
     fn run_callback(&self, argv: &[String], action: &str, role: &str, scope: &str) {
         self.callbacks.fire(argv, action, role, scope);

@@ -92,6 +92,7 @@ pub(crate) struct SnapshotInput<'a> {
     /// Why `/config` is not in force, if it is not.
     pub config_problem: Option<&'a str>,
     pub catalog: Option<&'a std::sync::Arc<pgkeel_core::guc::GucCatalog>>,
+    pub postmaster_alive: Option<pgkeel_api::PostmasterAlive>,
 }
 
 pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
@@ -146,6 +147,7 @@ pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
         // FailsafeInbox.
         config_problem: i.config_problem.map(str::to_string),
         catalog: i.catalog.cloned(),
+        postmaster_alive: i.postmaster_alive.clone(),
         failsafe_active: i.obs.dcs.is_err()
             && pgkeel_core::decide::failsafe_alive(
                 i.obs.failsafe_confirmed,

@@ -219,6 +219,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
         shared: &shared,
         callbacks: &callbacks,
     };
+    let postmaster_alive = env.postmaster_alive();
     let mut memory = Memory::default();
     // The config in force: the start's, with what a reload may change taken on (tags,
     // local parameters and pg_hba). Names, addresses and paths stay those of `cfg`.
@@ -416,6 +417,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                         holds_leader_key: holds,
                         config_problem: config_problem.get(),
                         catalog: catalog.as_ref(),
+                        postmaster_alive: postmaster_alive.clone(),
                     }),
                 )
             };

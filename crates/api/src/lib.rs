@@ -52,7 +52,9 @@ pub use metrics::{metrics_text, METRICS_CONTENT_TYPE};
 pub use query::{parse_bytes, Query};
 pub use routes::{route, Body, Reply};
 pub use server::serve;
-pub use snapshot::{publish, shared, with_snapshot, NodeSnapshot, ReplicationRow, SharedSnapshot};
+pub use snapshot::{
+    publish, shared, with_snapshot, NodeSnapshot, PostmasterAlive, ReplicationRow, SharedSnapshot,
+};
 pub use status::status_json;
 pub use tls::{ApiListener, Https};
 /// The TLS library the API's [`Https`] settings are made with.

@@ -126,6 +126,26 @@ mod tests {
         assert_eq!(get("/whatever", &snap).status, 503);
     }
 
+    /// Patroni's acceptance: a postmaster stopped since the last loop must not answer
+    /// `/replica` (or `/primary`) 200 until the next loop notices.
+    #[test]
+    fn a_postmaster_gone_since_the_loop_is_not_healthy() {
+        let mut snap = streaming_replica();
+        assert_eq!(get("/replica", &snap).status, 200);
+        snap.postmaster_alive = Some(crate::PostmasterAlive(std::sync::Arc::new(|| true)));
+        assert_eq!(snap.with_live_postmaster(), None);
+        snap.postmaster_alive = Some(crate::PostmasterAlive(std::sync::Arc::new(|| false)));
+        let live = snap.with_live_postmaster().expect("seen as stopped");
+        assert_eq!(get("/replica", &live).status, 503);
+        assert_eq!(get("/read-only", &live).status, 503);
+        assert_eq!(get("/health", &live).status, 503);
+        assert_eq!(
+            get("/liveness", &live).status,
+            200,
+            "the agent itself is alive"
+        );
+    }
+
     #[test]
     fn head_and_options_are_health_checks_without_body() {
         let snap = leader();

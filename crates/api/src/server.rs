@@ -324,6 +324,8 @@ async fn handle(api: Api, conn: Arc<Conn>, peer: Peer, req: Request<Incoming>) -
         let _answering = conn.answering();
         let now = Instant::now();
         let reply = with_snapshot(&api.snap, |s| {
+            let live = s.with_live_postmaster();
+            let s = live.as_ref().unwrap_or(s);
             let route = |s: &NodeSnapshot| route(method.as_str(), uri.path(), uri.query(), s, now);
             // A leader that called within ttl makes failsafe "active" on this replica
             // (status JSON, metrics, readiness). Copying the snapshot costs a little, but

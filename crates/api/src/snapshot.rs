@@ -100,6 +100,42 @@ pub struct NodeSnapshot {
     pub config_problem: Option<String>,
     /// The local server's pg_settings (`GET /parameters`), once read.
     pub catalog: Option<std::sync::Arc<pgkeel_core::guc::GucCatalog>>,
+    /// Whether the postmaster the last loop saw still runs, asked at each request: a
+    /// server stopped since the loop must not answer health checks as running for up to a
+    /// loop (Patroni's handlers ask PostgreSQL itself).
+    pub postmaster_alive: Option<PostmasterAlive>,
+}
+
+/// A cheap liveness check of the postmaster (`/proc`), shared with the API.
+#[derive(Clone)]
+pub struct PostmasterAlive(pub std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl PartialEq for PostmasterAlive {
+    /// A check is not data: snapshots compare equal whatever check they carry.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PostmasterAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostmasterAlive")
+    }
+}
+
+impl NodeSnapshot {
+    /// The snapshot as a request should see it: a server the last loop saw running whose
+    /// postmaster is gone since reads as stopped.
+    pub fn with_live_postmaster(&self) -> Option<NodeSnapshot> {
+        let gone = matches!(self.pg, PgView::Running(_))
+            && self.postmaster_alive.as_ref().is_some_and(|c| !(c.0)());
+        gone.then(|| {
+            let mut s = self.clone();
+            s.pg = PgView::Unknown;
+            s.state_text = "stopped".into();
+            s
+        })
+    }
 }
 
 impl NodeSnapshot {
@@ -138,6 +174,7 @@ impl NodeSnapshot {
             failsafe_active: false,
             config_problem: None,
             catalog: None,
+            postmaster_alive: None,
         }
     }
 }

@@ -664,3 +664,22 @@ fn restapi_authentication_needs_a_username() {
         &["in the section at line 3: restapi.connect_address: missing"],
     );
 }
+
+/// Patroni publishes its predefined boolean tags only when set (`Tags._filter_tags`): a
+/// `nostream: false` in the file is not in `/patroni`'s tags (Patroni's acceptance suite
+/// compares the whole mapping).
+#[test]
+fn a_false_nostream_tag_is_not_published() {
+    let l = ok(BASE);
+    assert!(l.config.tags.other.get("nostream").is_none());
+    let text = BASE.replace(
+        "tags:\n",
+        "tags:\n  nostream: false\n  new_tag: new_value\n",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.config.tags.to_json(),
+        serde_json::json!({"new_tag": "new_value"}),
+        "{text}"
+    );
+}

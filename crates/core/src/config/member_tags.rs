@@ -57,6 +57,13 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
                     }
                 }
             }
+            // Patroni's predefined boolean tag that pgkeel does not act on yet: kept only when
+            // set, as Patroni publishes it (`Tags._filter_tags`).
+            "nostream" => {
+                if crate::flag::truthy(v) {
+                    tags.other.insert(k.clone(), v.clone());
+                }
+            }
             _ => {
                 tags.other.insert(k.clone(), v.clone());
             }
