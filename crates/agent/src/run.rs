@@ -402,13 +402,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
 
             let details = pg.details().await;
             let holds = holds_key(&cfg.name, &obs) && lease_alive(&obs.lease, clock::now());
-            let publish_now = |memory: &Memory| {
+            let publish_seen = |memory: &Memory, obs: &Observation| {
                 pgkeel_api::publish(
                     &snap,
                     member::snapshot(SnapshotInput {
                         cfg: &live,
                         dynamic: &dynamic,
-                        obs: &obs,
+                        obs,
                         memory,
                         details: &details,
                         last_cluster: last_cluster.as_ref(),
@@ -421,6 +421,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     }),
                 )
             };
+            let publish_now = |memory: &Memory| publish_seen(memory, &obs);
             publish_now(&memory);
 
             let mut publish = |m: &Memory| publish_now(m);
@@ -461,6 +462,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 obs.pg.clone()
             };
             track_writable(&shared, &pg_now);
+            if acted && pg_now != obs.pg {
+                // What the actions made of the server (started, promoted, stopped) is served
+                // at once, not a loop later: Patroni's handlers ask PostgreSQL itself.
+                let mut after = obs.clone();
+                after.pg = pg_now.clone();
+                publish_seen(&memory, &after);
+            }
             let value = member::member_value(&live, &pg_now, &memory, &details);
             let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
             let lease_id = shared.lease().id;

@@ -39,6 +39,25 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
                 );
             }
         }
+        // `primary_start_timeout: 0`: a primary found down is not restarted when a replica
+        // can take over at once (Patroni's "immediate failover"); the server is down, so
+        // giving the key up cannot leave two primaries.
+        if s.was_primary()
+            && ctx.primary_start_timeout().is_zero()
+            && cluster.members.iter().any(|(n, e)| {
+                n != me
+                    && e.value().is_some_and(|m| {
+                        m.state == "running" && m.role == "replica" && m.tags.may_promote()
+                    })
+            })
+        {
+            return Decision::act(
+                vec![Action::ReleaseLeader],
+                format!(
+                    "giving up the leader key: I am {me}, my primary is down and primary_start_timeout is 0; a replica takes over"
+                ),
+            );
+        }
         if let Some(since) = ctx.obs.primary_start_failing_since {
             let limit = ctx.primary_start_timeout();
             if s.was_primary() && ctx.now.saturating_duration_since(since) >= limit {

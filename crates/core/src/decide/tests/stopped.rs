@@ -158,3 +158,37 @@ fn a_former_primary_on_a_branch_the_leader_never_had_rewinds() {
         d.reason
     );
 }
+
+/// Patroni's `primary_start_timeout: 0` (acceptance `recovery`): a leader whose primary is
+/// found down gives the key up at once when a replica can take over, instead of restarting
+/// it; with no such replica it restarts in place.
+#[test]
+fn primary_start_timeout_zero_fails_over_at_once() {
+    let zero = |o: Obs| {
+        o.with(|obs, _| {
+            obs.dcs.as_mut().unwrap().config =
+                Some(serde_json::json!({"ttl": 10, "primary_start_timeout": 0}))
+        })
+    };
+    let alone = zero(
+        Obs::new("n1")
+            .pg(PgView::Stopped(stopped("in production", false)))
+            .i_lead(),
+    );
+    assert_eq!(
+        alone.actions(),
+        vec![Action::StartPrimary],
+        "nobody to take over"
+    );
+    let with_replica = alone.with(|obs, _| {
+        let mut m = member("n2", "replica");
+        m.state = "running".into();
+        obs.dcs
+            .as_mut()
+            .unwrap()
+            .members
+            .insert("n2".into(), MemberEntry::Ok(m));
+    });
+    let d = with_replica.decide_at(Duration::ZERO);
+    assert_eq!(d.actions, vec![Action::ReleaseLeader], "{}", d.reason);
+}
