@@ -116,7 +116,7 @@ fn slot_name_ok(name: &str) -> bool {
 }
 
 /// Permanent slots: `{name: {type: physical}}` or `{name: {type: logical, database: d,
-/// plugin: p}}`; an empty entry is a physical slot.
+/// plugin: p}}`; an entry that is not a mapping (`null`, `0`) is a physical slot.
 fn slots(v: &Value, path: &KeyPath, diag: &mut Diag) {
     let map = match v {
         Value::Null => return,
@@ -140,7 +140,9 @@ fn slots(v: &Value, path: &KeyPath, diag: &mut Diag) {
             );
         }
         let fields = match slot {
-            Value::Null => continue,
+            // Patroni reads any value that is not a mapping as a physical slot (its own
+            // acceptance suite writes `{"slots": {"name": 0}}`).
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => continue,
             Value::Object(f) => f,
             other => {
                 diag.problem(
@@ -274,6 +276,7 @@ mod tests {
             "slots": {
                 "phys": {"type": "physical"},
                 "empty": null,
+                "zero": 0,
                 "cdc": {"type": "logical", "database": "app", "plugin": "pgoutput"},
             },
             "ignore_slots": [{"name": "x", "type": "logical"}],
