@@ -305,7 +305,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 Err(_) => dynamic.clone(),
             };
             obs.config_in_force = Some(wanted.clone());
-            if dynamic_valid && cache_written.as_ref() != Some(&wanted.json) {
+            // Only while the server answers: a stalled disk must not turn every loop into a
+            // failed write (and a warning).
+            if dynamic_valid
+                && matches!(obs.pg, PgView::Running(_))
+                && !pg.was_silent()
+                && cache_written.as_ref() != Some(&wanted.json)
+            {
                 match pg.write_dynamic_cache(&wanted.json).await {
                     Ok(true) => cache_written = Some(wanted.json.clone()),
                     Ok(false) => {}

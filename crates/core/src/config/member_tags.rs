@@ -85,7 +85,12 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
                     py(tags.nofailover)
                 ),
             );
-            tags.failover_priority = if tags.nofailover { 0 } else { 1 };
+            // nofailover: true already forbids promotion (the priority stays as written, and
+            // is published so, as Patroni does); false with priority 0 promotes as if no
+            // priority were given.
+            if !tags.nofailover {
+                tags.failover_priority = 1;
+            }
         }
     }
     if let Some(path) = sync_priority_given {
@@ -100,7 +105,9 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
                     py(tags.nosync)
                 ),
             );
-            tags.sync_priority = if tags.nosync { 0 } else { 1 };
+            if !tags.nosync {
+                tags.sync_priority = 1;
+            }
         }
     }
     (diag.problems.len() == before).then_some(tags)
