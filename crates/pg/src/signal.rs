@@ -345,7 +345,10 @@ mod tests {
         while (kids[0].alive() || pm.alive()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(!kids[0].alive() && !pm.alive(), "still running 5 s after SIGKILL");
+        assert!(
+            !kids[0].alive() && !pm.alive(),
+            "still running 5 s after SIGKILL"
+        );
         reaper.join().unwrap().unwrap();
     }
 }
