@@ -318,3 +318,22 @@ fn log_lines_take_patronis_shape() {
     let (ok, text) = validate(&format!("{GOOD}log:\n  dir: /var/log/patroni\n"));
     assert!(!ok && text.contains("log.dir"), "{text}");
 }
+
+/// A key set for TLS without `restapi.certfile`, and a misspelt callback, would each be
+/// silently ignored (plain HTTP; a script that never runs): both are refused, naming the key.
+#[test]
+fn keys_whose_silent_ignoring_changes_behaviour_are_refused() {
+    let (ok, text) = validate(&GOOD.replace(
+        "  connect_address: 127.0.0.1:8008\n",
+        "  connect_address: 127.0.0.1:8008\n  keyfile: /etc/ssl/k.pem\n",
+    ));
+    assert!(!ok && text.contains("restapi.keyfile"), "{text}");
+    let (ok, text) = validate(&GOOD.replace(
+        "  data_dir: /tmp/pgkeel-x\n",
+        "  data_dir: /tmp/pgkeel-x\n  callbacks:\n    on_role_chnage: /bin/true\n",
+    ));
+    assert!(
+        !ok && text.contains("postgresql.callbacks.on_role_chnage"),
+        "{text}"
+    );
+}

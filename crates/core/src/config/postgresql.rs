@@ -114,7 +114,12 @@ fn callbacks(n: &Node, diag: &mut Diag) -> Option<Callbacks> {
     for (k, v) in map {
         let path = n.path.key(k);
         if !KNOWN.contains(&k.as_str()) {
-            diag.warn(&path, "not a Patroni callback (a typo?); ignored");
+            // A typo here would silently never run the operator's script (a VIP move).
+            diag.problem(
+                &path,
+                format!("found the callback {k:?}"),
+                "on_start, on_stop, on_restart, on_reload or on_role_change",
+            );
             continue;
         }
         let Some(cmd) = v.as_str().filter(|c| !c.trim().is_empty()) else {

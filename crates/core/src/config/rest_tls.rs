@@ -105,9 +105,12 @@ pub(crate) fn server_tls(
             .into_iter()
             .flatten()
         {
-            diag.warn(
+            // Patroni serves plain HTTP here; a key set for TLS that silently gets none is
+            // the trap the TLS work removed, so it is refused.
+            diag.problem(
                 &n.path,
-                "ignored: restapi.certfile is not set, so the API serves plain HTTP",
+                "set while restapi.certfile is not, so the API would serve plain HTTP",
+                "restapi.certfile set too, or this key removed",
             );
         }
         return Some((None, cafile));
@@ -223,15 +226,13 @@ mod tests {
         let c = load_str(&node("", ""), "n.yml").unwrap().config;
         assert_eq!(c.restapi.tls, None);
         assert_eq!(c.restapi.api_url(), "http://127.0.0.1:8008/patroni");
-        // An empty certfile is no TLS, as in Patroni; keyfile then is ignored with a warning.
-        let l = load_str(&node("  certfile: ''\n  keyfile: /k.pem\n", ""), "n.yml").unwrap();
-        assert_eq!(l.config.restapi.tls, None);
+        // An empty certfile is no TLS, as in Patroni; a keyfile then would be ignored, which
+        // would serve plain HTTP to an operator who asked for TLS: refused, naming the key.
+        let e = load_str(&node("  certfile: ''\n  keyfile: /k.pem\n", ""), "n.yml").unwrap_err();
         assert!(
-            l.warnings
-                .iter()
-                .any(|w| w.contains("restapi.keyfile") && w.contains("plain HTTP")),
-            "{:?}",
-            l.warnings
+            e.message.contains("restapi.keyfile") && e.message.contains("plain HTTP"),
+            "{}",
+            e.message
         );
     }
 
