@@ -91,3 +91,19 @@ impl Drop for StopOnDrop {
         }
     }
 }
+
+/// A superuser session with the password from the settings, as any client would open it.
+pub async fn superuser_client(pg: &crate::Pg) -> tokio_postgres::Client {
+    let s = pg.settings();
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(s.port)
+        .user(&s.superuser.username)
+        .password(s.superuser.password.as_deref().unwrap_or_default())
+        .dbname("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("superuser password login");
+    tokio::spawn(conn);
+    client
+}

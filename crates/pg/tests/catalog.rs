@@ -4,7 +4,6 @@
 use pgkeel_core::StopMode;
 use pgkeel_pg::testing::{free_port, pg_tempdir, sample_settings, StopOnDrop};
 use pgkeel_pg::Pg;
-use tokio_postgres::NoTls;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_agrees_with_postgresql() {
@@ -28,17 +27,7 @@ async fn the_check_agrees_with_postgresql() {
     assert!(catalog.len() > 300, "only {} parameters", catalog.len());
     assert!(catalog.server_version_num >= 150000);
 
-    let s = pg.settings();
-    let (client, conn) = tokio_postgres::Config::new()
-        .host("127.0.0.1")
-        .port(s.port)
-        .user(&s.superuser.username)
-        .password(s.superuser.password.as_deref().unwrap_or_default())
-        .dbname("postgres")
-        .connect(NoTls)
-        .await
-        .expect("superuser login");
-    tokio::spawn(conn);
+    let client = pgkeel_pg::testing::superuser_client(&pg).await;
 
     // Every value the server runs with passes, except the fixed (internal) ones.
     let rows = client

@@ -9,7 +9,7 @@ use pgkeel_core::{StopMode, Upstream};
 use pgkeel_pg::testing::{free_port, pg_tempdir, sample_settings, StopOnDrop};
 use pgkeel_pg::Pg;
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -46,20 +46,8 @@ async fn stopped(pg: &Pg) -> Stopped {
     }
 }
 
-/// A superuser session with the password from the settings, as any client would open it.
 async fn sql(pg: &Pg) -> Client {
-    let s = pg.settings();
-    let (client, conn) = tokio_postgres::Config::new()
-        .host("127.0.0.1")
-        .port(s.port)
-        .user(&s.superuser.username)
-        .password(s.superuser.password.as_deref().unwrap_or_default())
-        .dbname("postgres")
-        .connect(NoTls)
-        .await
-        .expect("superuser password login");
-    tokio::spawn(conn);
-    client
+    pgkeel_pg::testing::superuser_client(pg).await
 }
 
 fn upstream(member: &str, pg: &Pg, slot: Option<&str>) -> Upstream {
