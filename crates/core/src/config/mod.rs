@@ -21,6 +21,7 @@ mod etcd;
 mod lines;
 mod log;
 mod member_tags;
+mod methods;
 mod postgresql;
 mod raw;
 mod reload;
@@ -258,6 +259,77 @@ pub struct Bootstrap {
     pub initdb: Vec<InitdbOption>,
     /// pg_hba lines used at bootstrap (Patroni's `bootstrap.pg_hba`), if given.
     pub pg_hba: Vec<String>,
+    /// `bootstrap.method`: how a new cluster's data directory is made.
+    pub method: BootstrapMethod,
+    /// `bootstrap.post_bootstrap` (or its older name `post_init`): a command run once the
+    /// new primary is up, before it takes the leader key; its words, as `shlex` splits them.
+    pub post_bootstrap: Option<Vec<String>>,
+}
+
+/// How a new cluster is created (Patroni's `bootstrap.method`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BootstrapMethod {
+    /// `initdb` with `bootstrap.initdb` (no `method`, or `method: initdb`).
+    #[default]
+    Initdb,
+    /// A command that fills the data directory (a restore from a backup).
+    Custom(CustomBootstrap),
+}
+
+/// `bootstrap.<method>`: `{command, no_params, keep_existing_recovery_conf, recovery_conf,
+/// ...}`, every other key an argument `--key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomBootstrap {
+    /// The method's name (the value of `bootstrap.method`).
+    pub name: String,
+    /// `command`, split as `shlex` splits it.
+    pub command: Vec<String>,
+    /// `no_params`: `--scope` and `--datadir` are not passed.
+    pub no_params: bool,
+    /// `keep_existing_recovery_conf`: the recovery settings and signal files the command
+    /// left (pgBackRest, Barman) are kept as they are.
+    pub keep_existing_recovery_conf: bool,
+    /// `recovery_conf`: recovery settings the restored server first starts with (it ends
+    /// its recovery, typically at a `recovery_target_*` with `recovery_target_action:
+    /// promote`, before it leads). `standby_mode: on` makes it a standby (`standby.signal`).
+    pub recovery_conf: Option<BTreeMap<String, String>>,
+    /// The other keys, in key order, as `--key=value` (values as Patroni prints them).
+    pub args: Vec<(String, String)>,
+}
+
+/// One entry of `postgresql.create_replica_methods`, tried in order until one succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaMethod {
+    /// pg_basebackup from the leader (or a `clonefrom` replica), with `postgresql.basebackup`.
+    Basebackup,
+    Command(CustomReplicaMethod),
+}
+
+/// `postgresql.<method>`: `{command, no_leader, keep_data, no_params, ...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomReplicaMethod {
+    pub name: String,
+    /// `command` split as `shlex` splits it; the method's name when there is no `command`.
+    pub command: Vec<String>,
+    /// `no_params`: neither Patroni's arguments nor `no_leader`, `keep_data`, `no_params`
+    /// themselves are passed, only the other keys.
+    pub no_params: bool,
+    /// `no_leader`: the method also works without a leader to copy from (a restore from a
+    /// backup); the connection string it gets is then empty.
+    pub no_leader: bool,
+    /// `keep_data`: the data directory is not emptied before the command, nor after it fails.
+    pub keep_data: bool,
+    /// Every key but `command`, in key order, with its value as Patroni prints it.
+    pub params: Vec<(String, String)>,
+}
+
+impl ReplicaMethod {
+    pub fn name(&self) -> &str {
+        match self {
+            ReplicaMethod::Basebackup => "basebackup",
+            ReplicaMethod::Command(c) => &c.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +423,8 @@ pub struct Postgresql {
     pub basebackup: Vec<InitdbOption>,
     /// `postgresql.callbacks`.
     pub callbacks: Callbacks,
+    /// `postgresql.create_replica_methods` (default: basebackup alone).
+    pub create_replica_methods: Vec<ReplicaMethod>,
 }
 
 /// Patroni's callbacks: event name (`on_start`...) → the command's words.

@@ -63,10 +63,16 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         .pg_hba
         .as_ref()
         .and_then(|n| scalar::string_list(&n.value, &n.path, diag));
-    let basebackup = raw
-        .basebackup
-        .as_ref()
-        .and_then(|n| scalar::options(&n.value, &n.path, diag, true));
+    let basebackup = raw.basebackup.as_ref().and_then(|n| {
+        if n.value.is_null() {
+            return Some(Vec::new());
+        }
+        let options = scalar::options(&n.value, &n.path, diag, true)?;
+        Some(super::methods::basebackup_allowed(
+            &n.value, &n.path, options, diag,
+        ))
+    });
+    let create_replica_methods = super::methods::replica_methods(raw, diag);
     let callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
     if diag.problems.len() > before {
         return None;
@@ -85,6 +91,7 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         pg_hba: pg_hba.unwrap_or_default(),
         basebackup: basebackup.unwrap_or_default(),
         callbacks: callbacks.unwrap_or_default(),
+        create_replica_methods: create_replica_methods?,
     })
 }
 

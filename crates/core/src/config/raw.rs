@@ -83,6 +83,12 @@ pub(crate) struct RawBootstrap {
     pub(crate) dcs: Option<Node>,
     pub(crate) initdb: Option<Node>,
     pub(crate) pg_hba: Option<Node>,
+    /// `method`: `initdb` or the name of a custom method.
+    pub(crate) method: Option<Node>,
+    /// `bootstrap.<method>`, the section `method` names (when it names one).
+    pub(crate) method_section: Option<Node>,
+    pub(crate) post_bootstrap: Option<Node>,
+    pub(crate) post_init: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -99,6 +105,12 @@ pub(crate) struct RawPostgresql {
     pub(crate) pg_hba: Option<Node>,
     pub(crate) basebackup: Option<Node>,
     pub(crate) callbacks: Option<Node>,
+    pub(crate) create_replica_methods: Option<Node>,
+    /// Patroni's older spelling, read when `create_replica_methods` is absent or empty.
+    pub(crate) create_replica_method: Option<Node>,
+    /// `postgresql.<name>` for each custom method `create_replica_methods` names, when the
+    /// section exists (a method without one runs its name as the command).
+    pub(crate) method_sections: Vec<(String, Node)>,
 }
 
 /// Top-level sections Patroni knows and pgkeel ignores, with the reason given to the operator.
@@ -123,11 +135,8 @@ const RESTAPI_UNSUPPORTED: &[&str] = &[
 
 const ETCD_UNSUPPORTED: &[&str] = &["srv", "srv_suffix", "url", "proxy", "use_proxies"];
 
-const BOOTSTRAP_UNSUPPORTED: &[&str] = &["method", "post_bootstrap", "post_init"];
-
 const POSTGRESQL_UNSUPPORTED: &[&str] = &[
     "config_dir",
-    "create_replica_methods",
     "use_unix_socket",
     "use_unix_socket_repl",
     "pg_ctl_timeout",
@@ -316,12 +325,24 @@ fn etcd(mut s: Section, diag: &mut Diag) -> RawEtcd {
 }
 
 fn bootstrap(mut s: Section, diag: &mut Diag) -> RawBootstrap {
-    let b = RawBootstrap {
+    let mut b = RawBootstrap {
         path: s.path.clone(),
         dcs: s.take("dcs"),
         initdb: s.take("initdb"),
         pg_hba: s.take("pg_hba"),
+        method: s.take("method"),
+        method_section: None,
+        post_bootstrap: s.take("post_bootstrap"),
+        post_init: s.take("post_init"),
     };
+    // The section a custom method names (`bootstrap.method: restore` reads
+    // `bootstrap.restore`); sections no method names are unknown keys, as in any section.
+    if let Some(Value::String(name)) = b.method.as_ref().map(|n| &n.value) {
+        if name != "initdb" {
+            let name = name.clone();
+            b.method_section = s.take(&name);
+        }
+    }
     if let Some(users) = s.take("users") {
         diag.warn(
             &users.path,
@@ -329,7 +350,7 @@ fn bootstrap(mut s: Section, diag: &mut Diag) -> RawBootstrap {
              create them with SQL after bootstrap",
         );
     }
-    s.finish(BOOTSTRAP_UNSUPPORTED, diag);
+    s.finish(&[], diag);
     b
 }
 
@@ -347,6 +368,9 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         pg_hba: s.take("pg_hba"),
         basebackup: s.take("basebackup"),
         callbacks: s.take("callbacks"),
+        create_replica_methods: s.take("create_replica_methods"),
+        create_replica_method: s.take("create_replica_method"),
+        method_sections: Vec::new(),
     };
     // Commands that gate a promotion or a stop: running without them would change what the
     // operator asked for, so they are refused until pgkeel runs them.
@@ -374,6 +398,24 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
             );
         }
         auth.finish(&[], diag);
+    }
+    // Each custom replica method's section (`postgresql.wal_e`); `basebackup`'s is the
+    // `basebackup` key, taken above. A name that is also a key of this section found that
+    // key taken already: the validator refuses such names.
+    for list in [&p.create_replica_methods, &p.create_replica_method]
+        .into_iter()
+        .flatten()
+    {
+        if let Value::Array(items) = &list.value {
+            for name in items.iter().filter_map(Value::as_str) {
+                if name == "basebackup" || p.method_sections.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                if let Some(section) = s.take(name) {
+                    p.method_sections.push((name.to_string(), section));
+                }
+            }
+        }
     }
     s.finish(POSTGRESQL_UNSUPPORTED, diag);
     p

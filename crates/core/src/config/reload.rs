@@ -1,6 +1,6 @@
 //! What a reload (SIGHUP, `POST /reload`) does with a re-read config file: the settings a
 //! running agent can take on at once are taken (tags, local PostgreSQL parameters and
-//! pg_hba, the bootstrap section); any other change waits for a restart of the agent and is
+//! pg_hba, callbacks, the replica creation methods, the bootstrap section); any other change waits for a restart of the agent and is
 //! named, so that an operator never believes a change applied that did not.
 
 use super::Config;
@@ -40,6 +40,10 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
     live!("postgresql.parameters", postgresql.parameters);
     live!("postgresql.pg_hba", postgresql.pg_hba);
     live!("postgresql.callbacks", postgresql.callbacks);
+    live!(
+        "postgresql.create_replica_methods",
+        postgresql.create_replica_methods
+    );
     live!("bootstrap", bootstrap);
     fixed!("scope", scope);
     fixed!("namespace", namespace);

@@ -309,6 +309,8 @@ fn bootstrap(raw: Option<&RawBootstrap>, diag: &mut Diag) -> Option<Bootstrap> {
                 dcs,
                 initdb: Vec::new(),
                 pg_hba: Vec::new(),
+                method: Default::default(),
+                post_bootstrap: None,
             });
     };
     let dcs_path = raw.path.key("dcs");
@@ -324,10 +326,14 @@ fn bootstrap(raw: Option<&RawBootstrap>, diag: &mut Diag) -> Option<Bootstrap> {
         None => Some(Vec::new()),
         Some(n) => scalar::string_list(&n.value, &n.path, diag),
     };
+    let method = super::methods::bootstrap_method(raw, diag);
+    let post_bootstrap = super::methods::post_bootstrap(raw, diag);
     Some(Bootstrap {
         dcs: dcs?,
         initdb: initdb?,
         pg_hba: pg_hba?,
+        method: method?,
+        post_bootstrap: post_bootstrap?,
     })
 }
 

@@ -71,6 +71,8 @@ fn cfg(name: &str) -> Config {
             },
             initdb: vec![],
             pg_hba: vec![],
+            method: Default::default(),
+            post_bootstrap: None,
         },
         postgresql: Postgresql {
             listen_addresses: vec!["127.0.0.1".into()],
@@ -91,6 +93,7 @@ fn cfg(name: &str) -> Config {
             pg_hba: vec![],
             basebackup: vec![],
             callbacks: Default::default(),
+            create_replica_methods: vec![ReplicaMethod::Basebackup],
         },
         tags: Tags::default(),
         log: Default::default(),
