@@ -54,6 +54,8 @@ pub(crate) struct Memory {
     /// The role PostgreSQL last ran as, kept while it is stopped (the callbacks' rule: a
     /// former primary that starts as a replica was demoted).
     pub ran_as_primary: bool,
+    /// This node is bootstrapping the cluster (core's `Observation::bootstrapping`).
+    pub bootstrapping: Option<pgkeel_core::observation::Bootstrapping>,
     /// Patroni's state string while a long action runs ("creating replica", ...).
     pub activity: Option<&'static str>,
     /// The `synchronous_standby_names` value last seen on the primary, and the WAL position
@@ -76,6 +78,8 @@ pub(crate) enum Halt {
     /// A race was lost: normal, nothing to log loudly.
     Lost(&'static str),
     Failed(anyhow::Error),
+    /// The agent must end (Patroni's `PatroniFatalException`): a failed bootstrap.
+    Fatal(String),
 }
 
 impl<E: Env> Actor<'_, E> {
@@ -199,18 +203,41 @@ impl<E: Env> Actor<'_, E> {
                     "the leader key no longer names me",
                 )?
             }
-            Action::Bootstrap => {
+            Action::Bootstrap { plan } => {
+                use pgkeel_core::observation::Bootstrapping;
                 self.shared.set_may_be_primary(true);
                 memory.pg_was_primary = true;
-                if let Err(e) = self.pg.bootstrap().await {
-                    // Let another node (or our next attempt) bootstrap instead.
-                    if let Err(c) = self.dcs.cancel_initialize().await {
-                        tracing::error!("could not cancel the initialize key: {c}");
-                    }
+                // From here until post_bootstrap, core sees the bootstrap in progress (and
+                // abandons it when this fails).
+                memory.bootstrapping = Some(Bootstrapping::Started);
+                if let Err(e) = self.pg.bootstrap(plan).await {
+                    memory.bootstrapping = Some(Bootstrapping::Failed);
                     return Err(Halt::Failed(e.context("bootstrap failed")));
                 }
             }
-            Action::Clone { source } => self.pg.clone_from(source).await.map_err(Halt::Failed)?,
+            Action::PostBootstrap { script } => {
+                if let Err(e) = self.pg.post_bootstrap(script.as_deref()).await {
+                    memory.bootstrapping = Some(pgkeel_core::observation::Bootstrapping::Failed);
+                    return Err(Halt::Failed(e.context("post_bootstrap failed")));
+                }
+                memory.bootstrapping = None;
+                tracing::info!("initialized a new cluster");
+            }
+            Action::AbandonBootstrap => {
+                // Patroni's cancel_initialization: each step is tried whatever the one
+                // before it did, then the agent ends.
+                if let Err(e) = self.dcs.cancel_initialize().await {
+                    tracing::error!("could not remove the initialize key: {e}");
+                }
+                if let Err(e) = self.pg.abandon_bootstrap().await {
+                    tracing::error!("{e:#}");
+                }
+                memory.bootstrapping = None;
+                memory.pg_was_primary = false;
+                self.shared.set_may_be_primary(false);
+                return Err(Halt::Fatal("Failed to bootstrap cluster".into()));
+            }
+            Action::Clone { plan } => self.pg.create_replica(plan).await.map_err(Halt::Failed)?,
             Action::StartPrimary => {
                 let lease = self.lease_still_alive()?;
                 self.shared.set_may_be_primary(true);
@@ -271,8 +298,8 @@ impl<E: Env> Actor<'_, E> {
                     ));
                 }
             }
-            Action::Reinit { source } => {
-                self.pg.reinit(source).await.map_err(Halt::Failed)?;
+            Action::Reinit { plan } => {
+                self.pg.reinit(plan).await.map_err(Halt::Failed)?;
                 memory.rewind_failed = None;
             }
             Action::EnsureSlots { names } => {
@@ -330,7 +357,10 @@ fn won<E: std::fmt::Display>(r: Result<bool, E>, lost: &'static str) -> Result<(
 
 fn activity_of(action: &Action) -> Option<&'static str> {
     match action {
-        Action::Bootstrap => Some("initializing new cluster"),
+        Action::Bootstrap {
+            plan: pgkeel_core::action::BootstrapPlan::Initdb,
+        } => Some("initializing new cluster"),
+        Action::Bootstrap { .. } => Some("running custom bootstrap script"),
         Action::Clone { .. } | Action::Reinit { .. } => Some("creating replica"),
         Action::Rewind { .. } => Some("rewinding"),
         Action::StartPrimary | Action::StartReplica { .. } => Some("starting"),

@@ -180,6 +180,8 @@ async fn put_config(
 
 /// What a local request needs from the loop.
 pub(crate) struct Local<'a, E: Env> {
+    /// The config in force (a reload may have changed the replica methods).
+    pub cfg: &'a pgkeel_core::Config,
     pub actor: &'a crate::act::Actor<'a, E>,
     pub observer: &'a crate::observe::Observer<'a, E>,
     pub pg: &'a E::Pg,
@@ -244,7 +246,7 @@ pub(crate) async fn handle_local<E: Env>(
                 let _ = reply.send(AdminReply::text(503, "DCS is not accessible"));
                 return;
             };
-            match reinit_plan(c, me, holds, from_leader, l.use_slots) {
+            match reinit_plan(c, l.cfg, holds, from_leader, l.use_slots) {
                 Err((code, text)) => {
                     let _ = reply.send(AdminReply::text(code, text));
                 }

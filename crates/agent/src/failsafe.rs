@@ -204,6 +204,7 @@ postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: 
             primary_start_failing_since: None,
             pg_silent_since: None,
             kill_failed: false,
+            bootstrapping: None,
             pg_was_primary: false,
             shutting_down: false,
             paused: false,

@@ -67,6 +67,7 @@ impl<E: Env> Observer<'_, E> {
             primary_start_failing_since: memory.primary_start_failing_since,
             pg_silent_since: memory.pg_silent_since,
             kill_failed: memory.kill_failed,
+            bootstrapping: memory.bootstrapping,
             pg_was_primary: memory.pg_was_primary,
             shutting_down,
             wall_clock: self.env.wall_clock(),

@@ -238,6 +238,8 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     // Rounds in a row that followed at once (`pgkeel_core::pace`).
     let mut streak = 0;
     let mut shutdown_since = None;
+    // Why the agent must end, when something fatal happened (a failed bootstrap).
+    let mut fatal: Option<String> = None;
 
     let rounds = async {
         loop {
@@ -447,6 +449,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 Ok(()) => {}
                 Err(Halt::Lost(why)) => tracing::info!("{why}"),
                 Err(Halt::Failed(e)) => tracing::error!("{e:#}"),
+                Err(Halt::Fatal(why)) => {
+                    tracing::error!("{why}");
+                    fatal = Some(why.clone());
+                    break ShutdownExit {
+                        revoke_lease: true,
+                        reason: why,
+                    };
+                }
             }
             if shutting_down {
                 // Loop until PostgreSQL is observed stopped (a failed stop is retried) or the
@@ -528,6 +538,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 reload_due = true;
             }
             let local = admin::Local {
+                cfg: &live,
                 actor: &actor,
                 observer: &observer,
                 pg: &pg,
@@ -571,7 +582,10 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     }
     tasks_set.abort_all();
     tracing::info!("agent stopped");
-    Ok(())
+    match fatal {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
 }
 
 /// Another live agent runs as this member: exit before anything is written (core's rule,

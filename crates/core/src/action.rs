@@ -71,11 +71,28 @@ pub enum Action {
     SetSyncStandbys {
         ssn: Option<crate::sync::Ssn>,
     },
-    /// initdb, managed configuration, start as primary, create the superuser and replication roles.
-    Bootstrap,
-    /// Copy the data directory from `source` with pg_basebackup.
+    /// Make a new cluster's data directory (initdb, or a custom method's command) and start
+    /// it: as a primary, or in recovery until it promotes itself when a custom method
+    /// restored a backup with recovery settings. This node is bootstrapping from now until
+    /// [`Action::PostBootstrap`] succeeds (see `Observation::bootstrapping`).
+    Bootstrap {
+        plan: BootstrapPlan,
+    },
+    /// Once the new cluster runs as a primary: the superuser's password, the
+    /// `post_bootstrap` script (`script`, with its connection string), the replication role;
+    /// after a custom method, pgkeel's own pg_hba and settings instead of the restore's.
+    /// Then the node takes the leader key as any primary without one does.
+    PostBootstrap {
+        script: Option<Vec<String>>,
+    },
+    /// Patroni's `cancel_initialization` after a failed bootstrap: delete `initialize` so
+    /// another node may try, stop PostgreSQL, rename the data directory to
+    /// `<data_dir>.failed`, and end the agent with an error (`Failed to bootstrap cluster`).
+    AbandonBootstrap,
+    /// Make a replica's data directory with the replica methods of `plan`, in order, until
+    /// one succeeds; when all fail the data directory is emptied (the next loop tries again).
     Clone {
-        source: Upstream,
+        plan: ClonePlan,
     },
     /// Start as a primary.
     StartPrimary,
@@ -100,9 +117,10 @@ pub enum Action {
     Rewind {
         source: Upstream,
     },
-    /// Remove the data directory and clone it again from `source`.
+    /// Stop PostgreSQL and make the data directory again with `plan` (each method empties
+    /// it first, unless it keeps the data).
     Reinit {
-        source: Upstream,
+        plan: ClonePlan,
     },
     /// On the primary: a physical replication slot for each of these names.
     EnsureSlots {
@@ -125,6 +143,80 @@ impl Action {
                 | Action::WriteInitialize { .. }
                 | Action::EnsureSlots { .. }
         )
+    }
+}
+
+/// How [`Action::Bootstrap`] makes the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapPlan {
+    /// initdb with `bootstrap.initdb`.
+    Initdb,
+    /// `bootstrap.method`'s command.
+    Custom(CustomBootstrapPlan),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomBootstrapPlan {
+    /// The method's name, for the log.
+    pub name: String,
+    /// The command with Patroni's arguments (`--scope=... --datadir=...`, then the section's).
+    pub argv: Vec<String>,
+    /// How the restored server first starts.
+    pub recovery: RestoreRecovery,
+    /// Patroni's rule: `hot_standby = off` until the end of recovery when the recovery ends
+    /// in a promotion (`recovery_target_action: promote`) or comes from the backup tool
+    /// (`keep_existing_recovery_conf`), so that a backup of a server with larger
+    /// `max_connections` (and the like) than this configuration still replays.
+    pub hot_standby_off: bool,
+}
+
+/// The recovery a custom bootstrap starts the restored server in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreRecovery {
+    /// No recovery: what the command left (`recovery.signal`, `standby.signal`) is removed
+    /// and the server starts as a primary.
+    None,
+    /// `keep_existing_recovery_conf`: the settings and signal files the command left stay.
+    KeepExisting,
+    /// `recovery_conf`: these settings in `postgresql.conf`, with `recovery.signal`, or
+    /// `standby.signal` when `standby` (`standby_mode: on`).
+    Settings {
+        settings: std::collections::BTreeMap<String, String>,
+        standby: bool,
+    },
+}
+
+/// What [`Action::Clone`] and [`Action::Reinit`] run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClonePlan {
+    /// The member copied from (the leader or a `clonefrom` replica); `None` without a leader,
+    /// when only methods marked `no_leader` run.
+    pub source: Option<Upstream>,
+    /// Patroni's words for the log: `from leader 'node1'`, `(without leader)`.
+    pub what: String,
+    pub methods: Vec<CloneMethod>,
+}
+
+/// One replica creation method, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloneMethod {
+    /// pg_basebackup `--dbname=<connstring>` with `postgresql.basebackup`'s options.
+    Basebackup { connstring: String },
+    /// A custom method's command with its arguments.
+    Command {
+        name: String,
+        argv: Vec<String>,
+        /// `keep_data`: the data directory is not emptied before or after the command.
+        keep_data: bool,
+    },
+}
+
+impl CloneMethod {
+    pub fn name(&self) -> &str {
+        match self {
+            CloneMethod::Basebackup { .. } => "basebackup",
+            CloneMethod::Command { name, .. } => name,
+        }
     }
 }
 

@@ -27,11 +27,12 @@ pub fn due(at: &str, now: std::time::SystemTime) -> Option<bool> {
 /// or from a running replica tagged `clonefrom` unless `from_leader`.
 pub fn reinit_plan(
     cluster: &Cluster,
-    me: &str,
+    cfg: &crate::Config,
     holds_leader_key: bool,
     from_leader: bool,
     use_slots: bool,
 ) -> Result<Vec<Action>, (u16, String)> {
+    let me = cfg.name.as_str();
     if holds_leader_key {
         return Err((503, "I am the leader, can not reinitialize".into()));
     }
@@ -63,12 +64,23 @@ pub fn reinit_plan(
             })
         })
         .flatten();
+    let is_leader = tagged.is_none();
     let source = tagged.unwrap_or_else(|| follow.clone());
+    // Patroni's `reinitialize`: the replica creation methods, or basebackup alone from the
+    // leader with `from_leader`.
+    let plan = crate::plans::clone_plan(
+        cfg,
+        crate::plans::CloneFrom::Member {
+            source: &source,
+            leader: is_leader,
+        },
+        from_leader,
+    );
     Ok(vec![
         Action::Stop {
             mode: StopMode::Immediate,
         },
-        Action::Reinit { source },
+        Action::Reinit { plan },
         Action::StartReplica {
             upstream: Some(follow),
         },
@@ -128,26 +140,71 @@ pub(crate) mod tests {
 
     #[test]
     fn reinit_refuses_the_leader_and_prefers_clonefrom() {
+        let cfg = |n: &str| crate::decide::tests::cfg(n);
         let c = cluster(Some("n1"), false);
         assert_eq!(
-            reinit_plan(&c, "n1", true, false, true).unwrap_err().1,
+            reinit_plan(&c, &cfg("n1"), true, false, true)
+                .unwrap_err()
+                .1,
             "I am the leader, can not reinitialize"
         );
         assert_eq!(
-            reinit_plan(&cluster(None, false), "n2", false, false, true)
+            reinit_plan(&cluster(None, false), &cfg("n2"), false, false, true)
                 .unwrap_err()
                 .1,
             "Cluster has no leader, can not reinitialize"
         );
-        let plan = reinit_plan(&c, "n2", false, false, true).unwrap();
-        assert!(
-            matches!(&plan[1], Action::Reinit { source } if source.member == "n3" && source.slot.is_none())
-        );
-        let plan = reinit_plan(&c, "n2", false, true, true).unwrap();
-        assert!(matches!(&plan[1], Action::Reinit { source } if source.member == "n1"));
+        let source = |plan: &[Action]| match &plan[1] {
+            Action::Reinit { plan } => plan.source.clone().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let plan = reinit_plan(&c, &cfg("n2"), false, false, true).unwrap();
+        let s = source(&plan);
+        assert!(s.member == "n3" && s.slot.is_none(), "{s:?}");
+        let plan = reinit_plan(&c, &cfg("n2"), false, true, true).unwrap();
+        assert_eq!(source(&plan).member, "n1");
         assert!(
             matches!(&plan[2], Action::StartReplica { upstream: Some(u) } if u.member == "n1" && u.slot.as_deref() == Some("n2"))
         );
+    }
+
+    #[test]
+    fn reinit_runs_the_replica_methods_unless_from_the_leader() {
+        use crate::action::CloneMethod;
+        use crate::config::{CustomReplicaMethod, ReplicaMethod};
+        let mut cfg = crate::decide::tests::cfg("n2");
+        cfg.postgresql.create_replica_methods = vec![
+            ReplicaMethod::Command(CustomReplicaMethod {
+                name: "pgbackrest".into(),
+                command: vec!["pgbackrest".into(), "restore".into()],
+                no_params: true,
+                no_leader: false,
+                keep_data: true,
+                params: vec![("keep_data".into(), "True".into())],
+            }),
+            ReplicaMethod::Basebackup,
+        ];
+        let c = cluster(Some("n1"), false);
+        let methods = |from_leader: bool| match &reinit_plan(&c, &cfg, false, from_leader, true)
+            .unwrap()[1]
+        {
+            Action::Reinit { plan } => plan.methods.clone(),
+            other => panic!("{other:?}"),
+        };
+        let names: Vec<String> = methods(false)
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        assert_eq!(names, ["pgbackrest", "basebackup"]);
+        assert!(matches!(
+            &methods(false)[0],
+            CloneMethod::Command { argv, keep_data: true, .. } if argv == &["pgbackrest", "restore"]
+        ));
+        // --from-leader: basebackup alone, from the leader.
+        assert!(matches!(
+            methods(true).as_slice(),
+            [CloneMethod::Basebackup { connstring }] if connstring == "dbname=postgres user=replicator host=127.0.0.1 port=5001"
+        ));
     }
 
     #[test]

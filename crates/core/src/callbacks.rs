@@ -17,8 +17,8 @@ pub enum Cause {
 /// The callback to call and the role it is given (`primary`, `replica`), as Patroni 4
 /// names them: `on_role_change` after a promotion or a demotion (never `on_stop` and
 /// `on_start` for the stop and start a demotion is made of), `on_restart` after a restart,
-/// `on_start` after any other start, `on_stop` after any other stop, `on_reload` after a
-/// reload. `was_primary`: the server last ran as a primary (it may be stopped since: a
+/// `on_start` after any other start and after post_bootstrap (nothing while bootstrapping),
+/// `on_stop` after any other stop, `on_reload` after a reload. `was_primary`: the server last ran as a primary (it may be stopped since: a
 /// demotion stops it in one loop and starts it as a replica in a later one);
 /// `switching_over`: a switchover is in progress (its stop of the primary is the first step
 /// of a demotion, which Patroni runs without `on_stop`).
@@ -38,6 +38,14 @@ pub fn after(
     let stopped = has(|a| matches!(a, Action::Stop { .. } | Action::Kill));
     if has(|a| matches!(a, Action::Promote)) {
         return Some(("on_role_change", "primary"));
+    }
+    // Patroni calls nothing while bootstrapping, and on_start once the new cluster is
+    // initialized (after post_bootstrap).
+    if has(|a| matches!(a, Action::PostBootstrap { .. })) {
+        return Some(("on_start", "primary"));
+    }
+    if has(|a| matches!(a, Action::Bootstrap { .. } | Action::AbandonBootstrap)) {
+        return None;
     }
     if cause == Cause::Restart && (started_primary || started_replica) {
         return Some(("on_restart", role(started_primary)));
@@ -157,6 +165,11 @@ mod tests {
             Some(("on_reload", "primary"))
         );
         assert_eq!(after(&[Action::WriteHistory], Cause::Loop, true), None);
+        assert_eq!(
+            after(&[Action::PostBootstrap { script: None }], Cause::Loop, true),
+            Some(("on_start", "primary"))
+        );
+        assert_eq!(after(&[Action::AbandonBootstrap], Cause::Loop, true), None);
         // A switchover's demotion, over two loops: the stop calls nothing, the start as a
         // replica (the server last ran as a primary) calls on_role_change.
         let stop = [Action::Stop {

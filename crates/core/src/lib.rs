@@ -16,6 +16,7 @@ pub mod history;
 pub mod lsn;
 pub mod observation;
 pub mod pace;
+pub mod plans;
 pub mod quote;
 pub mod repeats;
 pub mod startup;

@@ -135,6 +135,17 @@ impl RewindFailure {
     }
 }
 
+/// This node won the bootstrap race and is making the new cluster (Patroni's
+/// `bootstrapping`): from `Action::Bootstrap` until `Action::PostBootstrap` succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrapping {
+    /// The data directory was made and PostgreSQL started (it may still be recovering a
+    /// restored backup); post_bootstrap has not run yet.
+    Started,
+    /// The bootstrap or post_bootstrap failed: the attempt is abandoned.
+    Failed,
+}
+
 /// What a peer's `GET /patroni` returned during a leader race.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerView {
@@ -210,6 +221,8 @@ pub struct Observation {
     /// When PostgreSQL last answered it ran as a primary, or an action has made it one since
     /// (for a server that now answers nobody: may it be writable when it wakes up?).
     pub pg_was_primary: bool,
+    /// This node is bootstrapping the cluster (see [`Bootstrapping`]); `None` otherwise.
+    pub bootstrapping: Option<Bootstrapping>,
     /// The last [`Action::Kill`](crate::action::Action::Kill) could not prove every process
     /// of PostgreSQL gone (a process in uninterruptible sleep on a dead disk).
     pub kill_failed: bool,

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use pgkeel_core::action::RestoreRecovery;
 use pgkeel_core::Upstream;
 
 use crate::PgSettings;
@@ -20,6 +21,18 @@ pub(crate) enum Role<'a> {
     Primary,
     /// A standby; `None` streams from nobody yet (empty `primary_conninfo`).
     Replica(Option<&'a Upstream>),
+    /// A backup a custom bootstrap method restored, until post_bootstrap: its recovery
+    /// settings, and trust for the superuser and the replication user from this host (the
+    /// backup's passwords are not known yet), as Patroni runs it.
+    Restoring(&'a Restore),
+}
+
+/// What a restored backup first runs with (see [`Role::Restoring`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Restore {
+    pub recovery: RestoreRecovery,
+    /// `hot_standby = off` until the end of recovery (core's `hot_standby_off`).
+    pub hot_standby_off: bool,
 }
 
 /// A [`Role`] kept after the call that wrote it, to write the files again on a change.
@@ -27,6 +40,7 @@ pub(crate) enum Role<'a> {
 pub(crate) enum OwnedRole {
     Primary,
     Replica(Option<Upstream>),
+    Restoring(Restore),
 }
 
 impl OwnedRole {
@@ -34,6 +48,7 @@ impl OwnedRole {
         match role {
             Role::Primary => OwnedRole::Primary,
             Role::Replica(u) => OwnedRole::Replica(u.cloned()),
+            Role::Restoring(r) => OwnedRole::Restoring((*r).clone()),
         }
     }
 
@@ -41,6 +56,7 @@ impl OwnedRole {
         match self {
             OwnedRole::Primary => Role::Primary,
             OwnedRole::Replica(u) => Role::Replica(u.as_ref()),
+            OwnedRole::Restoring(r) => Role::Restoring(r),
         }
     }
 }
@@ -181,13 +197,30 @@ pub(crate) fn managed_settings(s: &PgSettings, role: Role<'_>) -> BTreeMap<Strin
     }
     m.insert("listen_addresses".into(), s.listen_addresses.join(","));
     m.insert("port".into(), s.port.to_string());
-    if let Role::Replica(up) = role {
-        let conninfo = up.map(|u| primary_conninfo(s, u)).unwrap_or_default();
-        m.insert("primary_conninfo".into(), conninfo);
-        if let Some(slot) = up.and_then(|u| u.slot.clone()) {
-            m.insert("primary_slot_name".into(), slot);
+    match role {
+        Role::Replica(up) => {
+            let conninfo = up.map(|u| primary_conninfo(s, u)).unwrap_or_default();
+            m.insert("primary_conninfo".into(), conninfo);
+            if let Some(slot) = up.and_then(|u| u.slot.clone()) {
+                m.insert("primary_slot_name".into(), slot);
+            }
+            m.insert("recovery_target_timeline".into(), "latest".into());
         }
-        m.insert("recovery_target_timeline".into(), "latest".into());
+        Role::Restoring(r) => {
+            if let RestoreRecovery::Settings { settings, .. } = &r.recovery {
+                for (k, v) in settings {
+                    if valid_name(k) && !FROM_FIELDS.contains(&k.as_str()) {
+                        m.insert(k.clone(), v.clone());
+                    } else {
+                        tracing::warn!(setting = %k, "ignoring a recovery_conf setting pgkeel cannot write");
+                    }
+                }
+            }
+            if r.hot_standby_off {
+                m.insert("hot_standby".into(), "off".into());
+            }
+        }
+        Role::Primary => {}
     }
     m
 }

@@ -58,6 +58,24 @@ fn password_method(s: &PgSettings) -> &'static str {
     }
 }
 
+/// While a restored backup runs before post_bootstrap: Patroni's lines, trust for the
+/// superuser and the replication user over the socket and from this host alone (the
+/// backup's roles and passwords are not this configuration's yet).
+pub(crate) fn render_restore_pg_hba(s: &PgSettings) -> String {
+    let su = hba_name(&s.superuser.username);
+    let repl = hba_name(&s.replication.username);
+    let mut out = String::from(
+        "# managed by pgkeel: a restored backup until post_bootstrap sets the passwords\n",
+    );
+    let _ = writeln!(out, "local replication {repl} trust");
+    let _ = writeln!(out, "local all {su} trust");
+    for net in ["127.0.0.1/32", "::1/128"] {
+        let _ = writeln!(out, "host replication {repl} {net} trust");
+        let _ = writeln!(out, "host all {su} {net} trust");
+    }
+    out
+}
+
 pub(crate) fn render_pg_hba(s: &PgSettings) -> String {
     let su = hba_name(&s.superuser.username);
     let repl = hba_name(&s.replication.username);

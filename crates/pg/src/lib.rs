@@ -1,5 +1,6 @@
-//! pgkeel's adapter for the local PostgreSQL: observe it, and initdb, start, stop, promote,
-//! follow, clone, rewind and re-clone it.
+//! pgkeel's adapter for the local PostgreSQL: observe it, and bootstrap (initdb or a custom
+//! method), start, stop, promote, follow, clone (the replica creation methods), rewind and
+//! re-clone it.
 //!
 //! Nothing here decides anything: the agent runtime calls these operations when
 //! `pgkeel_core::decide` asks for them. Every PostgreSQL program runs as the data
@@ -15,6 +16,7 @@ use std::time::Duration;
 use pgkeel_core::config::{Credentials, InitdbOption};
 
 mod bin;
+mod bootstrap;
 mod catalog;
 mod clone;
 mod conf;
@@ -32,6 +34,7 @@ mod offline_check;
 mod port;
 mod rewind;
 mod run_as;
+mod script;
 pub mod signal;
 mod slots;
 mod status;

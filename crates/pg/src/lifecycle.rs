@@ -1,4 +1,4 @@
-//! initdb, start, stop, reload and promote.
+//! initdb, start, stop, reload and promote (the bootstrap that uses them is in `bootstrap`).
 
 use std::io::Write as _;
 use std::process::Stdio;
@@ -48,44 +48,7 @@ impl Pg {
         })
     }
 
-    pub async fn bootstrap(&self) -> anyhow::Result<()> {
-        let dir = self.data_dir();
-        let owner = self
-            .prepare_empty_data_dir("preparing the data directory for initdb", |d| {
-                format!(
-                    "cannot bootstrap: data directory {} is not empty",
-                    d.display()
-                )
-            })
-            .await?;
-        self.initdb(&owner).await?;
-        let result = async {
-            self.write_managed(Role::Primary).await?;
-            self.start(Role::Primary).await?;
-            self.create_roles().await
-        }
-        .await;
-        if let Err(e) = result {
-            // A half-bootstrapped directory would block the next attempt (bootstrap wants an
-            // empty directory), so it goes, as in Patroni.
-            let _ = self.stop(StopMode::Immediate).await;
-            let cleared = self
-                .on_disk_op("removing a half-bootstrapped data directory", |pg| {
-                    crate::clone::clear_dir(pg.data_dir())
-                })
-                .await;
-            if let Err(rm) = cleared {
-                tracing::warn!(
-                    error = format!("{rm:#}"),
-                    "cannot clean up after a failed bootstrap"
-                );
-            }
-            return Err(e.context(format!("bootstrapping {}", dir.display())));
-        }
-        Ok(())
-    }
-
-    async fn initdb(&self, owner: &crate::run_as::Owner) -> anyhow::Result<()> {
+    pub(crate) async fn initdb(&self, owner: &crate::run_as::Owner) -> anyhow::Result<()> {
         let s = self.settings();
         let mut args: Vec<std::ffi::OsString> = vec![
             "-D".into(),
@@ -137,36 +100,6 @@ impl Pg {
         Ok(())
     }
 
-    /// The replication role, and the passwords the config names (initdb only set the
-    /// superuser's, and the config may have changed since).
-    async fn create_roles(&self) -> anyhow::Result<()> {
-        let s = self.settings();
-        let client = self.client().await?;
-        let repl = &s.replication.username;
-        let mut sql = format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
-             CREATE ROLE {id}; END IF; END $$;\n\
-             ALTER ROLE {id} WITH LOGIN REPLICATION",
-            lit = quote_literal(repl),
-            id = quote_ident(repl)
-        );
-        if let Some(pw) = &s.replication.password {
-            sql.push_str(&format!(" PASSWORD {}", quote_literal(pw)));
-        }
-        sql.push_str(";\n");
-        if let Some(pw) = &s.superuser.password {
-            sql.push_str(&format!(
-                "ALTER ROLE {} WITH PASSWORD {};\n",
-                quote_ident(&s.superuser.username),
-                quote_literal(pw)
-            ));
-        }
-        client
-            .batch_execute(&sql)
-            .await
-            .with_context(|| format!("creating the replication role {repl:?}"))
-    }
-
     pub async fn start_primary(&self) -> anyhow::Result<()> {
         self.start(Role::Primary).await
     }
@@ -176,10 +109,10 @@ impl Pg {
     }
 
     /// Writes the managed files for `role` and starts the server with `pg_ctl start -w`.
-    /// A replica also counts as started once it is in recovery but not consistent yet: a
+    /// A replica (or a restored backup) also counts as started once it is in recovery but not consistent yet: a
     /// rewound node cannot become consistent before it streams from its upstream, which
     /// may be down.
-    async fn start(&self, role: Role<'_>) -> anyhow::Result<()> {
+    pub(crate) async fn start(&self, role: Role<'_>) -> anyhow::Result<()> {
         let dir = self.data_dir();
         if let Some(pid) = self.postmaster_pid().await? {
             bail!(
@@ -206,7 +139,9 @@ impl Pg {
             }
             buf
         });
-        let replica = matches!(role, Role::Replica(_));
+        // A restored backup in recovery counts as started as soon as it answers, too: its
+        // recovery may replay for a long time before it accepts connections.
+        let replica = matches!(role, Role::Replica(_) | Role::Restoring(_));
         let status = tokio::select! {
             status = child.wait() => status.with_context(|| format!("waiting for pg_ctl start for {}", dir.display()))?,
             () = self.wait_recovering(), if replica => {

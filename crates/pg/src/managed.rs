@@ -44,7 +44,11 @@ impl Pg {
             }
         }
         owner.write_file(&conf_path, &conf::render_postgresql_conf(&s, role), 0o600)?;
-        owner.write_file(&dir.join("pg_hba.conf"), &hba::render_pg_hba(&s), 0o600)?;
+        let hba = match role {
+            Role::Restoring(_) => hba::render_restore_pg_hba(&s),
+            Role::Primary | Role::Replica(_) => hba::render_pg_hba(&s),
+        };
+        owner.write_file(&dir.join("pg_hba.conf"), &hba, 0o600)?;
         *self.last_role.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(conf::OwnedRole::of(&role));
         // hba's ident_file points here; PostgreSQL fails to start without it.
@@ -61,6 +65,8 @@ impl Pg {
                 }
             }
             Role::Primary => remove_if_exists(&signal)?,
+            // The signal files of a restore are set once, by the bootstrap.
+            Role::Restoring(_) => {}
         }
         Ok(())
     }

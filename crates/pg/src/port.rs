@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use pgkeel_core::action::{StopMode, Upstream};
+use pgkeel_core::action::{BootstrapPlan, ClonePlan, StopMode, Upstream};
 use pgkeel_core::dcs_values::HistoryEntry;
 use pgkeel_core::guc::GucCatalog;
 use pgkeel_core::observation::PgView;
@@ -24,9 +24,16 @@ pub trait Postgres: Send + Sync + 'static {
     /// Writes the remembered configuration and reloads a running server.
     fn apply(&self) -> impl Future<Output = R<()>> + Send;
     fn timeline_history(&self) -> impl Future<Output = R<Vec<HistoryEntry>>> + Send;
-    fn bootstrap(&self) -> impl Future<Output = R<()>> + Send;
-    fn clone_from(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
-    fn reinit(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
+    /// Makes a new cluster's data directory as `plan` says and starts it.
+    fn bootstrap(&self, plan: &BootstrapPlan) -> impl Future<Output = R<()>> + Send;
+    /// The new cluster runs as a primary: roles, the `post_bootstrap` script, and the
+    /// managed files of a primary after a restore.
+    fn post_bootstrap(&self, script: Option<&[String]>) -> impl Future<Output = R<()>> + Send;
+    /// Stops the server and sets the failed bootstrap's data directory aside.
+    fn abandon_bootstrap(&self) -> impl Future<Output = R<()>> + Send;
+    /// Makes a replica's data directory with the plan's methods, in order.
+    fn create_replica(&self, plan: &ClonePlan) -> impl Future<Output = R<()>> + Send;
+    fn reinit(&self, plan: &ClonePlan) -> impl Future<Output = R<()>> + Send;
     fn start_primary(&self) -> impl Future<Output = R<()>> + Send;
     fn start_replica(&self, upstream: Option<&Upstream>) -> impl Future<Output = R<()>> + Send;
     fn stop(&self, mode: StopMode) -> impl Future<Output = R<()>> + Send;
@@ -94,14 +101,20 @@ impl Postgres for Pg {
     async fn timeline_history(&self) -> R<Vec<HistoryEntry>> {
         Pg::timeline_history(self).await
     }
-    async fn bootstrap(&self) -> R<()> {
-        Pg::bootstrap(self).await
+    async fn bootstrap(&self, plan: &BootstrapPlan) -> R<()> {
+        Pg::bootstrap(self, plan).await
     }
-    async fn clone_from(&self, source: &Upstream) -> R<()> {
-        Pg::clone_from(self, source).await
+    async fn post_bootstrap(&self, script: Option<&[String]>) -> R<()> {
+        Pg::post_bootstrap(self, script).await
     }
-    async fn reinit(&self, source: &Upstream) -> R<()> {
-        Pg::reinit(self, source).await
+    async fn abandon_bootstrap(&self) -> R<()> {
+        Pg::abandon_bootstrap(self).await
+    }
+    async fn create_replica(&self, plan: &ClonePlan) -> R<()> {
+        Pg::create_replica(self, plan).await
+    }
+    async fn reinit(&self, plan: &ClonePlan) -> R<()> {
+        Pg::reinit(self, plan).await
     }
     async fn start_primary(&self) -> R<()> {
         Pg::start_primary(self).await

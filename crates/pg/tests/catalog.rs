@@ -10,7 +10,9 @@ async fn the_check_agrees_with_postgresql() {
     let dir = pg_tempdir().expect("test directory");
     let pg = Pg::new(sample_settings("a", dir.path(), free_port().unwrap()));
     let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
-    pg.bootstrap().await.expect("bootstrap");
+    pg.bootstrap(&pgkeel_core::action::BootstrapPlan::Initdb)
+        .await
+        .expect("bootstrap");
     let catalog = {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use pgkeel_core::action::{BootstrapPlan, CloneMethod, ClonePlan};
 use pgkeel_core::observation::{PgView, Running, Stopped};
 use pgkeel_core::{StopMode, Upstream};
 use pgkeel_pg::testing::{free_port, pg_tempdir, sample_settings, StopOnDrop};
@@ -37,6 +38,20 @@ async fn running(pg: &Pg, what: &str, pred: impl Fn(&Running) -> bool) -> Runnin
         }
     })
     .await
+}
+
+/// pg_basebackup from `up`, as core plans it for a replica of the leader.
+fn basebackup_from(up: &Upstream) -> ClonePlan {
+    ClonePlan {
+        source: Some(up.clone()),
+        what: format!("from leader '{}'", up.member),
+        methods: vec![CloneMethod::Basebackup {
+            connstring: format!(
+                "dbname=postgres user=replicator host={} port={}",
+                up.host, up.port
+            ),
+        }],
+    }
 }
 
 async fn stopped(pg: &Pg) -> Stopped {
@@ -79,12 +94,15 @@ async fn bootstrap_clone_failover_rewind() {
 
     // --- bootstrap node1 ---
     assert_eq!(n1.observe().await, PgView::NoData);
-    n1.bootstrap().await.expect("bootstrap");
+    n1.bootstrap(&BootstrapPlan::Initdb)
+        .await
+        .expect("bootstrap");
+    n1.post_bootstrap(None).await.expect("post_bootstrap");
     let p = running(&n1, "node1 primary", |r| !r.in_recovery).await;
     assert_eq!(p.timeline, 1);
     assert!(!p.sysid.is_empty());
     assert!(
-        n1.bootstrap().await.is_err(),
+        n1.bootstrap(&BootstrapPlan::Initdb).await.is_err(),
         "bootstrap into a non-empty dir must fail"
     );
     let c1 = sql(&n1).await;
@@ -97,7 +115,9 @@ async fn bootstrap_clone_failover_rewind() {
         .await
         .expect("slot for node2");
     let from1 = upstream("node1", &n1, Some("node2"));
-    n2.clone_from(&from1).await.expect("clone");
+    n2.create_replica(&basebackup_from(&from1))
+        .await
+        .expect("clone");
     n2.start_replica(Some(&from1)).await.expect("start replica");
     let r = running(&n2, "node2 streaming", |r| r.in_recovery && r.streaming).await;
     assert_eq!(r.sysid, p.sysid);
@@ -234,7 +254,9 @@ async fn replica_without_upstream_starts() {
     let dir = pg_tempdir().expect("test directory");
     let n1 = Pg::new(sample_settings("a", dir.path(), free_port().unwrap()));
     let _guard = StopOnDrop(vec![n1.settings().data_dir.clone()]);
-    n1.bootstrap().await.expect("bootstrap");
+    n1.bootstrap(&BootstrapPlan::Initdb)
+        .await
+        .expect("bootstrap");
     n1.stop(StopMode::Fast).await.unwrap();
     // A cleanly stopped former primary restarted as a standby of nobody.
     n1.start_replica(None)
@@ -260,7 +282,10 @@ async fn bootstrap_with_initdb_auth_md5() {
     ];
     let pg = Pg::new(settings);
     let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
-    pg.bootstrap().await.expect("bootstrap with auth md5");
+    pg.bootstrap(&BootstrapPlan::Initdb)
+        .await
+        .expect("bootstrap with auth md5");
+    pg.post_bootstrap(None).await.expect("post_bootstrap");
     let r = running(&pg, "primary", |r| !r.in_recovery).await;
     assert!(!r.in_recovery);
     let client = sql(&pg).await;

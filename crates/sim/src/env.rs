@@ -606,7 +606,7 @@ impl Postgres for SimPg {
             .local(i, Duration::from_millis(1), |s| s.nodes[i].pg.history())
             .await)
     }
-    async fn bootstrap(&self) -> A<()> {
+    async fn bootstrap(&self, _plan: &pgkeel_core::action::BootstrapPlan) -> A<()> {
         let i = self.node;
         self.disk_within(OP_TIMEOUT, "initdb").await?;
         let d = self.ms(300, 1500);
@@ -634,7 +634,27 @@ impl Postgres for SimPg {
             })
             .await
     }
-    async fn clone_from(&self, source: &Upstream) -> A<()> {
+    async fn post_bootstrap(&self, _script: Option<&[String]>) -> A<()> {
+        Ok(())
+    }
+    async fn abandon_bootstrap(&self) -> A<()> {
+        let i = self.node;
+        self.world
+            .local(i, Duration::from_millis(5), |s| {
+                s.kill_pg(i, "failed bootstrap");
+                s.nodes[i].pg.data = None;
+            })
+            .await;
+        Ok(())
+    }
+    async fn create_replica(&self, plan: &pgkeel_core::action::ClonePlan) -> A<()> {
+        // The model has pg_basebackup from a member only (no backups to restore).
+        let Some(source) = &plan.source else {
+            anyhow::bail!(
+                "failed to bootstrap {}: no backups in the simulation",
+                plan.what
+            );
+        };
         let i = self.node;
         {
             let s = self.world.lock();
@@ -674,7 +694,7 @@ impl Postgres for SimPg {
             .await;
         Ok(())
     }
-    async fn reinit(&self, source: &Upstream) -> A<()> {
+    async fn reinit(&self, plan: &pgkeel_core::action::ClonePlan) -> A<()> {
         let i = self.node;
         if self.gray() {
             self.kill().await?;
@@ -687,7 +707,7 @@ impl Postgres for SimPg {
                 s.nodes[i].pg.data = None;
             })
             .await;
-        self.clone_from(source).await
+        self.create_replica(plan).await
     }
     async fn start_primary(&self) -> A<()> {
         let i = self.node;

@@ -18,7 +18,7 @@ mod switchover;
 mod sync_duties;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::time::Instant;
 
@@ -59,6 +59,10 @@ pub fn decide(obs: &Observation, cfg: &Config, now: Instant) -> Decision {
     let Ok(cluster) = &obs.dcs else {
         return dcs_unreachable(&ctx);
     };
+    // The bootstrap this node started goes on until post_bootstrap (or is abandoned).
+    if let Some(b) = obs.bootstrapping {
+        return bootstrap::in_progress(&ctx, b);
+    }
     match &obs.pg {
         PgView::NoData => bootstrap::no_data(&ctx, cluster),
         PgView::Stopped(s) => stopped::stopped(&ctx, cluster, s),

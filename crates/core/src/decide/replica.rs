@@ -92,7 +92,14 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
                 }
             } else {
                 Action::Reinit {
-                    source: upstream.clone(),
+                    plan: crate::plans::clone_plan(
+                        ctx.cfg,
+                        crate::plans::CloneFrom::Member {
+                            source: &upstream,
+                            leader: true,
+                        },
+                        false,
+                    ),
                 }
             };
         return Decision::act(

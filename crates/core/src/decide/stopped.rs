@@ -180,7 +180,14 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
     Decision::act(
         vec![
             Action::Reinit {
-                source: source.clone(),
+                plan: crate::plans::clone_plan(
+                    ctx.cfg,
+                    crate::plans::CloneFrom::Member {
+                        source: &source,
+                        leader: true,
+                    },
+                    false,
+                ),
             },
             Action::StartReplica {
                 upstream: Some(source),

@@ -31,7 +31,7 @@ mod stopped;
 mod switchover;
 mod sync;
 
-fn cfg(name: &str) -> Config {
+pub(crate) fn cfg(name: &str) -> Config {
     let hp = |port| HostPort {
         host: "127.0.0.1".into(),
         port,
@@ -179,6 +179,7 @@ impl Obs {
                 primary_start_failing_since: None,
                 pg_silent_since: None,
                 kill_failed: false,
+                bootstrapping: None,
                 pg_was_primary: false,
                 shutting_down: false,
                 paused: false,
