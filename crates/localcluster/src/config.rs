@@ -91,7 +91,7 @@ bootstrap:
 {parameters}  initdb:
     - encoding: UTF8
     - data-checksums
-{waldir}
+{waldir}{bootstrap_extra}
 postgresql:
   listen: {host}:{pg}
   connect_address: {host}:{pg}
@@ -104,7 +104,7 @@ postgresql:
     replication:
       username: replicator
       password: {SUPERUSER_PASSWORD}-replication
-{basebackup}{callbacks}{tags}"#,
+{basebackup}{callbacks}{postgresql_extra}{tags}"#,
         scope = opts.scope,
         host = node.host,
         etcd = etcd
@@ -123,6 +123,8 @@ postgresql:
             format!("  callbacks:\n{lines}")
         },
         dcs_extra = indent(&opts.dcs_extra, "    "),
+        bootstrap_extra = indent(&opts.bootstrap_extra, "  "),
+        postgresql_extra = indent(&opts.postgresql_extra, "  "),
         tags = node_index(node)
             .and_then(|i| opts.node_tags.get(i))
             .filter(|t| !t.trim().is_empty())

@@ -60,6 +60,14 @@ pub struct Options {
     /// `postgresql.callbacks`: event (`on_start`...) → command line; `{name}` becomes the
     /// node's name.
     pub callbacks: Vec<(String, String)>,
+    /// More `bootstrap` keys, as YAML lines relative to the section (`method: restore`).
+    pub bootstrap_extra: String,
+    /// More `postgresql` keys, as YAML lines relative to the section
+    /// (`create_replica_methods: [restore, basebackup]`).
+    pub postgresql_extra: String,
+    /// The agents' working directory (default: the caller's): where the commands of
+    /// callbacks and methods run, as Patroni runs them.
+    pub agent_cwd: Option<PathBuf>,
 }
 
 /// The REST API's TLS files, the same for every node (one certificate valid for
@@ -273,6 +281,9 @@ impl LocalCluster {
             }
             None => Command::new(&self.opts.pgkeel),
         };
+        if let Some(dir) = &self.opts.agent_cwd {
+            cmd.current_dir(dir);
+        }
         let child = cmd
             .arg("agent")
             .arg(&node.config)
@@ -421,6 +432,12 @@ impl LocalCluster {
     /// The pids of node `i`'s PostgreSQL processes (postmaster first), if it runs.
     pub fn postgres_pids(&self, i: usize) -> Vec<i32> {
         procs::postgres_pids(&self.nodes[i].data_dir)
+    }
+
+    /// Node `i`'s agent's exit status once it has exited on its own; `None` while it runs
+    /// (or when it was not started).
+    pub fn agent_exited(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        self.nodes[i].agent.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Waits for a killed agent's process to be reaped (so it can be started again).
