@@ -161,6 +161,9 @@ pub struct CustomBootstrapPlan {
     pub name: String,
     /// The command with Patroni's arguments (`--scope=... --datadir=...`, then the section's).
     pub argv: Vec<String>,
+    /// How many of `argv`'s first words are the configured `command` (Patroni's messages
+    /// name it alone).
+    pub command_len: usize,
     /// How the restored server first starts.
     pub recovery: RestoreRecovery,
     /// Patroni's rule: `hot_standby = off` until the end of recovery when the recovery ends
@@ -206,6 +209,8 @@ pub enum CloneMethod {
     Command {
         name: String,
         argv: Vec<String>,
+        /// How many of `argv`'s first words are the configured `command`.
+        command_len: usize,
         /// `keep_data`: the data directory is not emptied before or after the command.
         keep_data: bool,
     },

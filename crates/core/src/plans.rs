@@ -60,6 +60,7 @@ fn custom_bootstrap(cfg: &Config, m: &CustomBootstrap) -> CustomBootstrapPlan {
     CustomBootstrapPlan {
         name: m.name.clone(),
         argv,
+        command_len: m.command.len(),
         recovery,
         hot_standby_off,
     }
@@ -160,6 +161,7 @@ pub fn clone_plan(cfg: &Config, from: CloneFrom<'_>, from_leader: bool) -> Clone
             ReplicaMethod::Command(c) => CloneMethod::Command {
                 name: c.name.clone(),
                 argv: replica_argv(cfg, c, &connstring),
+                command_len: c.command.len(),
                 keep_data: c.keep_data,
             },
         })

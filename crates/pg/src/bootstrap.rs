@@ -57,7 +57,7 @@ impl Pg {
             .await?;
         tracing::info!(
             "Running custom bootstrap script: {}",
-            script::shown(&p.argv)
+            script::shown(&p.argv[..p.command_len.min(p.argv.len())])
         );
         let label = format!("custom bootstrap script ({})", p.name);
         let ran = script::run(&label, &p.argv, &[], &owner).await;

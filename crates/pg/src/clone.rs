@@ -138,8 +138,12 @@ impl Pg {
                 CloneMethod::Command {
                     name,
                     argv,
+                    command_len,
                     keep_data,
-                } => self.replica_command(plan, name, argv, *keep_data).await,
+                } => {
+                    self.replica_command(plan, name, argv, *command_len, *keep_data)
+                        .await
+                }
             };
             match result {
                 Ok(()) => {
@@ -250,6 +254,7 @@ impl Pg {
         plan: &ClonePlan,
         name: &str,
         argv: &[String],
+        command_len: usize,
         keep_data: bool,
     ) -> anyhow::Result<()> {
         if !self.is_empty().await? {
@@ -303,7 +308,7 @@ impl Pg {
         };
         tracing::error!(
             "Error creating replica using method {name}: {} exited with code={}",
-            script::shown(argv),
+            script::shown(&argv[..command_len.min(argv.len())]),
             ran.code()
         );
         if !keep_data && !self.is_empty().await? {

@@ -229,6 +229,7 @@ fn the_replica_methods_run_in_order_with_patronis_arguments() {
                 .map(|s| s.to_string())
                 .chain([format!("--connstring={conn}")])
                 .collect(),
+                command_len: 2,
                 keep_data: false,
             },
             CloneMethod::Basebackup { connstring: conn },
@@ -272,6 +273,7 @@ fn no_params_passes_only_the_sections_own_arguments() {
             ]
             .map(String::from)
             .to_vec(),
+            command_len: 3,
             keep_data: true,
         }]
     );
@@ -347,6 +349,7 @@ fn without_a_leader_only_the_no_leader_methods_run_and_the_replica_follows_nobod
         name,
         argv,
         keep_data,
+        ..
     } = &plan.methods[0]
     else {
         panic!("{plan:?}")
