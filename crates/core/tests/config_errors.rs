@@ -683,3 +683,36 @@ fn a_false_nostream_tag_is_not_published() {
         "{text}"
     );
 }
+
+/// Patroni publishes the tags as written: a quoted priority stays a string, and
+/// `nofailover: false` shows next to `failover_priority` (both are needed to see a
+/// contradiction). Patroni's acceptance suite compares `str(tags)` of the member key.
+#[test]
+fn tags_are_published_as_written() {
+    let text = with(
+        "tags:\n  nofailover: false\n",
+        "tags:\n  failover_priority: '1'\n  nofailover: true\n  nosync: false\n  zone: a\n",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.config.tags.to_json(),
+        serde_json::json!({"failover_priority": "1", "nofailover": true, "zone": "a"}),
+        "{text}"
+    );
+    assert!(!l.config.tags.may_promote());
+    let text = with(
+        "tags:\n  nofailover: false\n",
+        "tags:\n  failover_priority: '0'\n  nofailover: false\n",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.config.tags.to_json(),
+        serde_json::json!({"failover_priority": "0", "nofailover": false})
+    );
+    // The boolean wins, with Patroni's warning: promotable.
+    assert!(l.config.tags.may_promote());
+    assert!(warned(
+        &l,
+        "Conflicting configuration between nofailover: False and failover_priority: 0"
+    ));
+}
