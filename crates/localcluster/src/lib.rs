@@ -23,7 +23,7 @@ use pgkeel_core::cluster::Cluster;
 use pgkeel_dcs::Etcd;
 
 pub use config::Timing;
-pub use etcd::{EtcdServer, MemberSpec};
+pub use etcd::{EtcdServer, MemberSpec, ServeOptions, ServerTlsFiles};
 pub use procs::Signal;
 pub use wait::healthy;
 
@@ -293,9 +293,7 @@ impl LocalCluster {
     pub async fn dcs(&self) -> anyhow::Result<Etcd> {
         let endpoints: Vec<_> = self.etcd.iter().map(|e| e.endpoint.clone()).collect();
         Ok(Etcd::connect(
-            &endpoints,
-            None,
-            None,
+            &pgkeel_dcs::Access::plain(endpoints),
             format!("/service/{}/", self.opts.scope),
             Duration::from_secs(3),
         )

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use pgkeel_core::config::Etcd;
 use pkcs8::LineEnding;
 use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::identity::{self, Keys};
 use crate::{client, provider, TlsError};
@@ -47,6 +47,14 @@ pub fn etcd_client(etcd: &Etcd) -> Result<Option<EtcdClientTls>, TlsError> {
     let Some(tls) = &etcd.tls else {
         return Ok(None);
     };
+    for h in &etcd.hosts {
+        if ServerName::try_from(h.host.as_str()).is_err() {
+            return Err(TlsError(format!(
+                "{}: {h}: the host is not a name or address a TLS certificate can be checked against",
+                etcd.key("hosts")
+            )));
+        }
+    }
     let provider = Arc::new(provider(None));
     let (verifier, cas) =
         client::verifier(&tls.client_tls().verify, &etcd.key("cacert"), &provider)?;
