@@ -444,7 +444,10 @@ fn refusal(message: &str) -> Option<&'static str> {
     } else if message.contains("user name is empty") || message.contains("user name not found") {
         Some("etcd has authentication enabled and no user was given (set username and password)")
     } else if message.contains("permission denied") {
-        Some("etcd refused the request: the user has no role that allows it on this key")
+        Some(
+            "etcd refused the request to this user (the configured username, else the common \
+             name of the client certificate): no role of it allows this key",
+        )
     } else {
         None
     }

@@ -355,3 +355,49 @@ fn unique_name() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// etcd's `user add root`, `user grant-role root root` and `auth enable`, as an operator
+/// turns authentication on, over `tls` when the server serves it (the agents' client
+/// certificate presented). Runs on a thread of its own: callers may be inside a runtime.
+pub(crate) fn enable_auth(
+    server: &EtcdServer,
+    tls: Option<&crate::EtcdTls>,
+    root_password: &str,
+) -> anyhow::Result<()> {
+    let url = server.url();
+    let password = root_password.to_string();
+    let tls = match tls {
+        None => None,
+        Some(t) => {
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            Some(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?))
+                    .identity(etcd_client::Identity::from_pem(
+                        read(&t.client_cert)?,
+                        read(&t.client_key)?,
+                    )),
+            )
+        }
+    };
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut opts = etcd_client::ConnectOptions::new();
+            if let Some(tls) = tls {
+                opts = opts.with_tls(tls);
+            }
+            let mut c = etcd_client::Client::connect([url.as_str()], Some(opts)).await?;
+            c.user_add("root", password.as_str(), None).await?;
+            c.user_grant_role("root", "root").await?;
+            c.auth_enable().await?;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow!("enabling etcd's authentication panicked"))?
+    .context("enabling etcd's authentication")
+}
