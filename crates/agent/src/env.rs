@@ -77,8 +77,9 @@ pub struct RealEnv {
     pub postmaster: Arc<PostmasterCache>,
     pub http: reqwest::Client,
     /// How etcd is reached, its certificate files read at start (a reconnection uses the
-    /// same); `etcd` is the section they were read from, to read them again on a reload.
+    /// same).
     pub etcd: pgkeel_dcs::Access,
+    /// The section `etcd` was made from: a reload reads its files again to compare.
     pub etcd_config: pgkeel_core::config::Etcd,
     /// `restapi.authentication`, sent with `POST /failsafe`.
     pub auth: Option<(String, Option<String>)>,
