@@ -76,7 +76,7 @@ restapi:
 {auth}{tls}
 etcd3:
   hosts:
-{etcd}
+{etcd}{etcd_security}
 
 bootstrap:
   dcs:
@@ -135,6 +135,7 @@ postgresql:
             )
         }),
         tls = opts.rest_tls.as_ref().map_or(String::new(), rest_tls),
+        etcd_security = etcd_security(opts),
         name = node.name,
         api = node.api_port,
         pg = node.pg_port,
@@ -165,6 +166,26 @@ fn rest_tls(t: &crate::RestTls) -> String {
             "ctl:\n  certfile: {}\n  keyfile: {}\n",
             cert.display(),
             key.display()
+        ));
+    }
+    s
+}
+
+/// `etcd3`'s TLS and user keys, as Patroni spells them.
+fn etcd_security(opts: &Options) -> String {
+    let mut s = String::new();
+    if let Some(t) = &opts.etcd_tls {
+        s.push_str(&format!(
+            "  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n",
+            t.ca.display(),
+            t.client_cert.display(),
+            t.client_key.display()
+        ));
+    }
+    if let Some(password) = &opts.etcd_root_password {
+        s.push_str(&format!(
+            "  username: root\n  password: {}\n",
+            quoted(password)
         ));
     }
     s

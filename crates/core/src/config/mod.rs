@@ -238,10 +238,55 @@ mod restapi_tests {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Etcd {
+    /// The section the settings come from, `etcd3` or `etcd` (Patroni's v2 section, whose
+    /// endpoints pgkeel uses over v3): messages name its keys.
+    pub section: &'static str,
     /// etcd client endpoints as `host:port` (from `etcd3.hosts`, `etcd3.host` or `etcd.*`).
     pub hosts: Vec<HostPort>,
+    /// `username` and `password`: both set, or neither (Patroni authenticates only with both).
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `protocol: https` and what goes with it; `None`: plain HTTP.
+    pub tls: Option<EtcdTls>,
+}
+
+impl Etcd {
+    /// The endpoints as URLs, `https://host:port` with TLS, else `http://host:port`.
+    pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.hosts
+            .iter()
+            .map(|h| format!("{scheme}://{h}"))
+            .collect()
+    }
+
+    /// The config key `name` of this section (`etcd3.cacert`), for messages.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.section)
+    }
+}
+
+/// TLS to etcd (`protocol: https`), as Patroni's client does it: etcd's certificate is
+/// verified, chain and host name, against `cacert` (else the system's trust store), and
+/// `cert`/`key` are presented when set (etcd's `--client-cert-auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// `cacert`: the CA etcd's certificate is checked against; `None`: the system's.
+    pub cacert: Option<PathBuf>,
+    /// `cert`, `key` (in `cert` when not set) and pgkeel's `key_password`.
+    pub identity: Option<CertKey>,
+}
+
+impl EtcdTls {
+    /// The same checks as a REST API client's ([`ClientTls`]), chain and host name.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            verify: VerifyServer::ChainAndName {
+                cafile: self.cacert.clone(),
+            },
+            identity: self.identity.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,8 +73,11 @@ pub(crate) struct RawEtcd {
     pub(crate) protocol: Option<Node>,
     pub(crate) username: Option<Node>,
     pub(crate) password: Option<Node>,
-    /// `cacert`, `cert`, `key`: any of them means the operator expects TLS.
-    pub(crate) tls: Vec<Node>,
+    pub(crate) cacert: Option<Node>,
+    pub(crate) cert: Option<Node>,
+    pub(crate) key: Option<Node>,
+    /// pgkeel's own: the password of an encrypted `key` (Patroni's etcd has none).
+    pub(crate) key_password: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -306,10 +309,10 @@ fn etcd(mut s: Section, diag: &mut Diag) -> RawEtcd {
         protocol: s.take("protocol"),
         username: s.take("username"),
         password: s.take("password"),
-        tls: ["cacert", "cert", "key"]
-            .iter()
-            .filter_map(|k| s.take(k))
-            .collect(),
+        cacert: s.take("cacert"),
+        cert: s.take("cert"),
+        key: s.take("key"),
+        key_password: s.take("key_password"),
     };
     s.finish(ETCD_UNSUPPORTED, diag);
     e

@@ -48,9 +48,11 @@ fn cfg(name: &str) -> Config {
             cafile: None,
         },
         etcd: Etcd {
+            section: "etcd3",
             hosts: vec![hp(2379)],
             username: None,
             password: None,
+            tls: None,
         },
         bootstrap: Bootstrap {
             dcs: DynamicConfig {
