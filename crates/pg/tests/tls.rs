@@ -47,7 +47,7 @@ fn pki(dir: &Path) -> Pki {
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_path = write("ca.crt", ca.self_signed(&ca_key).unwrap().pem());
     let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = |name: &str, sans: Vec<String>, cn: &str| {
+    let leaf = |name: &str, sans: Vec<String>, cn: &str| {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(sans).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
