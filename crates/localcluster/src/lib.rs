@@ -60,6 +60,19 @@ pub struct Options {
     /// `postgresql.callbacks`: event (`on_start`...) → command line; `{name}` becomes the
     /// node's name.
     pub callbacks: Vec<(String, String)>,
+    /// PostgreSQL over TLS only: the servers serve `server`, pg_hba.conf admits TLS clients
+    /// with a certificate alone, and every role connects with `client`.
+    pub pg_tls: Option<PgTls>,
+}
+
+/// PostgreSQL's TLS files, the same for every node (files PostgreSQL's user can read).
+#[derive(Debug, Clone, Default)]
+pub struct PgTls {
+    pub ca: PathBuf,
+    /// The servers' certificate and key (`ssl_cert_file`, `ssl_key_file`).
+    pub server: (PathBuf, PathBuf),
+    /// The certificate and key every role presents (`sslcert`, `sslkey`).
+    pub client: (PathBuf, PathBuf),
 }
 
 /// The REST API's TLS files, the same for every node (one certificate valid for
