@@ -1,8 +1,9 @@
 //! The agent's TLS, read once at start from the files `restapi.*`, `ctl.*` and `etcd3.*`
 //! name: the REST API's HTTPS settings, the HTTP client its calls to peers use, and how it
-//! reaches etcd. A missing, unreadable or mismatched file is an error naming the setting,
-//! the file and the reason, so the agent stops before it touches anything (and
-//! `--validate-config` fails).
+//! reaches etcd; and the files of `postgresql.authentication.*`
+//! (`pgkeel_pg::check_client_tls`). A missing, unreadable or mismatched file is an error
+//! naming the setting, the file and the reason, so the agent stops before it touches
+//! anything (and `--validate-config` fails).
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub struct AgentTls {
 /// Reads every file the config names for the REST API and builds both sides.
 pub fn load(cfg: &Config) -> anyhow::Result<AgentTls> {
     pgkeel_tls::install_default_provider();
+    pgkeel_pg::check_client_tls(&cfg.postgresql)?;
     let https = match &cfg.restapi.tls {
         None => None,
         Some(tls) => Some(Https {

@@ -610,11 +610,9 @@ fn credentials_default_and_numbers_become_text() {
         l.config.postgresql.replication.password.as_deref(),
         Some("123456")
     );
-    assert!(
-        warned(&l, "postgresql.authentication.rewind at line"),
-        "{:?}",
-        l.warnings
-    );
+    // pg_rewind's role (Patroni's `rewind` credentials), no longer ignored.
+    assert_eq!(l.config.postgresql.rewind_user().username, "rewinder");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct Options {
     /// etcd's authentication enabled (`user add root`, `auth enable`) with this root
     /// password, which the agents' `etcd3.username`/`password` give.
     pub etcd_root_password: Option<String>,
+    /// PostgreSQL over TLS only: the servers serve `server`, pg_hba.conf admits TLS clients
+    /// with a certificate alone, and every role connects with `client`.
+    pub pg_tls: Option<PgTls>,
 }
 
 /// The single etcd's TLS files and the certificate every agent presents to it.
@@ -77,6 +80,16 @@ pub struct EtcdTls {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+}
+
+/// PostgreSQL's TLS files, the same for every node (files PostgreSQL's user can read).
+#[derive(Debug, Clone, Default)]
+pub struct PgTls {
+    pub ca: PathBuf,
+    /// The servers' certificate and key (`ssl_cert_file`, `ssl_key_file`).
+    pub server: (PathBuf, PathBuf),
+    /// The certificate and key every role presents (`sslcert`, `sslkey`).
+    pub client: (PathBuf, PathBuf),
 }
 
 /// The REST API's TLS files, the same for every node (one certificate valid for

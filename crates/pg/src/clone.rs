@@ -56,12 +56,13 @@ impl Pg {
             "stream".into(),
             "-c".into(),
             "fast".into(),
-            "-h".into(),
-            source.host.clone().into(),
-            "-p".into(),
-            source.port.to_string().into(),
-            "-U".into(),
-            s.replication.username.clone().into(),
+            // Host, port, user and the replication user's TLS options, as Patroni passes
+            // them (`--dbname=` takes a connection string).
+            format!(
+                "--dbname={}",
+                crate::conf::conninfo(&crate::conf::remote_pairs(source, &s.replication))
+            )
+            .into(),
             // Never prompt: the password is in the pgpass file or nowhere.
             "-w".into(),
         ];

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use pgkeel_core::config::Credentials;
+use pgkeel_core::config::PgUser;
 
 use crate::run_as::Owner;
 use crate::PgSettings;
@@ -56,16 +56,11 @@ pub fn sample_settings(name: &str, dir: &Path, port: u16) -> PgSettings {
         bin_dir: None,
         listen_addresses: vec!["127.0.0.1".into()],
         port,
-        superuser: Credentials {
-            username: "postgres".into(),
-            password: Some("super'secret".into()),
-        },
-        replication: Credentials {
-            username: "replicator".into(),
-            password: Some("repl:pass".into()),
-        },
+        superuser: PgUser::new("postgres", Some("super'secret")),
+        replication: PgUser::new("replicator", Some("repl:pass")),
+        rewind: PgUser::new("postgres", Some("super'secret")),
         parameters: BTreeMap::new(),
-        pg_hba: Vec::new(),
+        pg_hba: crate::HbaLines::Defaults,
         pgpass: dir.join(format!("{name}.pgpass")),
         initdb: Vec::new(),
         basebackup: Vec::new(),
@@ -90,6 +85,11 @@ impl Drop for StopOnDrop {
             }
         }
     }
+}
+
+/// A session as the agent opens its own: the superuser with its password and TLS options.
+pub async fn agent_client(pg: &crate::Pg) -> anyhow::Result<tokio_postgres::Client> {
+    pg.client().await
 }
 
 /// A superuser session with the password from the settings, as any client would open it.

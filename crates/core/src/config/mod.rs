@@ -21,6 +21,7 @@ mod etcd;
 mod lines;
 mod log;
 mod member_tags;
+mod pg_conn;
 mod postgresql;
 mod raw;
 mod reload;
@@ -36,6 +37,7 @@ pub use dynamic::{
     ConfigProblem, StoredConfig,
 };
 pub use log::Log;
+pub use pg_conn::{ConnOptions, PgUser, Prefer3, SslMode, SslNegotiation};
 pub use reload::{plan_reload, ReloadPlan};
 pub use validate::{
     load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
@@ -386,8 +388,13 @@ pub struct Postgresql {
     /// Where `pg_ctl`, `initdb`... live; `None` means search PATH and Debian's default.
     pub bin_dir: Option<PathBuf>,
     pub pgpass: PathBuf,
-    pub superuser: Credentials,
-    pub replication: Credentials,
+    /// `postgresql.authentication.superuser`: the agent's own connections to its server.
+    pub superuser: PgUser,
+    /// `postgresql.authentication.replication`: streaming (`primary_conninfo`) and clones.
+    pub replication: PgUser,
+    /// `postgresql.authentication.rewind`, if set: pg_rewind's source connection (else the
+    /// superuser's, as in Patroni; see [`Postgresql::rewind_user`]).
+    pub rewind: Option<PgUser>,
     /// Local parameters, merged over the dynamic ones.
     pub parameters: BTreeMap<String, String>,
     /// Local pg_hba lines; when empty the dynamic/bootstrap ones or pgkeel's defaults apply.
@@ -396,6 +403,14 @@ pub struct Postgresql {
     pub basebackup: Vec<InitdbOption>,
     /// `postgresql.callbacks`.
     pub callbacks: Callbacks,
+}
+
+impl Postgresql {
+    /// Who pg_rewind connects to the new primary as: `authentication.rewind`, else the
+    /// superuser (Patroni's `rewind_credentials` on PostgreSQL 11 and later).
+    pub fn rewind_user(&self) -> &PgUser {
+        self.rewind.as_ref().unwrap_or(&self.superuser)
+    }
 }
 
 /// Patroni's callbacks: event name (`on_start`...) → the command's words.

@@ -63,6 +63,8 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
         "postgresql.authentication.replication",
         postgresql.replication
     );
+    // Their TLS files are checked at start; a change waits for the next one.
+    fixed!("postgresql.authentication.rewind", postgresql.rewind);
     fixed!("postgresql.basebackup", postgresql.basebackup);
     restart_needed.dedup();
     ReloadPlan {

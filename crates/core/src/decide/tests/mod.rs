@@ -81,14 +81,9 @@ fn cfg(name: &str) -> Config {
             data_dir: PathBuf::from("/tmp/x"),
             bin_dir: None,
             pgpass: PathBuf::from("/tmp/pgpass"),
-            superuser: Credentials {
-                username: "postgres".into(),
-                password: None,
-            },
-            replication: Credentials {
-                username: "replicator".into(),
-                password: None,
-            },
+            superuser: PgUser::new("postgres", None),
+            replication: PgUser::new("replicator", None),
+            rewind: None,
             parameters: BTreeMap::new(),
             pg_hba: vec![],
             basebackup: vec![],
