@@ -101,9 +101,7 @@ async fn connect(host: &str, scope: &str) -> Etcd {
             .expect("port"),
     }];
     Etcd::connect(
-        &hosts,
-        None,
-        None,
+        &pgkeel_dcs::Access::plain(hosts),
         format!("/service/{scope}/"),
         Duration::from_secs(5),
     )

@@ -22,7 +22,7 @@ async fn killing_the_leader_loses_no_acknowledged_commit() {
     let oi = c.index_of(&old).unwrap();
     assert_eq!(
         ssn(&c.nodes[oi].dsn()).await.unwrap(),
-        format!("FIRST 1 (\"{standby}\")"),
+        format!("\"{standby}\""),
         "the leader waits for exactly the standby the key names"
     );
 

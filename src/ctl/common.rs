@@ -116,14 +116,9 @@ impl Ctx {
             return fail(format!("invalid cluster name {cluster:?}"));
         }
         let prefix = format!("{}/{}/", self.cfg.namespace, cluster);
-        let etcd = Etcd::connect(
-            &self.cfg.etcd.hosts,
-            self.cfg.etcd.username.as_deref(),
-            self.cfg.etcd.password.as_deref(),
-            prefix,
-            DCS_TIMEOUT,
-        )
-        .await?;
+        // The certificate files are read (and checked) here, as the agent reads them at start.
+        let access = pgkeel_dcs::Access::from_config(&self.cfg.etcd)?;
+        let etcd = Etcd::connect(&access, prefix, DCS_TIMEOUT).await?;
         Ok(etcd)
     }
 

@@ -62,6 +62,11 @@ pub trait Env: Send + Sync + 'static {
     fn postmaster_alive(&self) -> Option<pgkeel_api::PostmasterAlive> {
         None
     }
+    /// On a reload: the DCS connection's certificate files read again, and what to tell the
+    /// operator about them (`None`: nothing, they hold what the agent runs with).
+    fn recheck_dcs_files(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
 }
 
 /// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
@@ -71,6 +76,11 @@ pub struct RealEnv {
     /// signals it without reading the data directory).
     pub postmaster: Arc<PostmasterCache>,
     pub http: reqwest::Client,
+    /// How etcd is reached, its certificate files read at start (a reconnection uses the
+    /// same).
+    pub etcd: pgkeel_dcs::Access,
+    /// The section `etcd` was made from: a reload reads its files again to compare.
+    pub etcd_config: pgkeel_core::config::Etcd,
     /// `restapi.authentication`, sent with `POST /failsafe`.
     pub auth: Option<(String, Option<String>)>,
     pub callbacks: crate::callbacks::CallbackRunner,
@@ -81,14 +91,7 @@ impl Env for RealEnv {
     type Pg = Pg;
 
     async fn connect_dcs(&self, cfg: &Config, timeout: Duration) -> Result<Etcd, DcsError> {
-        Etcd::connect(
-            &cfg.etcd.hosts,
-            cfg.etcd.username.as_deref(),
-            cfg.etcd.password.as_deref(),
-            cfg.dcs_prefix(),
-            timeout,
-        )
-        .await
+        Etcd::connect(&self.etcd, cfg.dcs_prefix(), timeout).await
     }
 
     fn postgres(&self, settings: PgSettings) -> Pg {
@@ -160,5 +163,28 @@ impl Env for RealEnv {
     }
     fn run_callback(&self, argv: &[String], action: &str, role: &str, scope: &str) {
         self.callbacks.fire(argv, action, role, scope);
+    }
+    async fn recheck_dcs_files(&self) -> Option<String> {
+        let etcd = self.etcd_config.clone();
+        etcd.tls.as_ref()?;
+        let read = tokio::task::spawn_blocking(move || pgkeel_dcs::Access::from_config(&etcd));
+        let section = self.etcd_config.section;
+        let files = format!("{section}.cacert, {section}.cert, {section}.key");
+        match tokio::time::timeout(crate::reload::READ_TIMEOUT, read).await {
+            Err(_) => Some(format!(
+                "{files} could not be read within {:?}",
+                crate::reload::READ_TIMEOUT
+            )),
+            Ok(Err(e)) => Some(format!("{files}: not read again: {e}")),
+            Ok(Ok(Err(e))) => Some(format!(
+                "{e}; the agent goes on with the certificates it read at start, but would not \
+                 start again with these files"
+            )),
+            Ok(Ok(Ok(now))) if now.tls != self.etcd.tls => Some(format!(
+                "{files} hold new certificates; the agent goes on with the ones it read at \
+                 start (a reconnection to etcd too): restart it to use them"
+            )),
+            Ok(Ok(Ok(_))) => None,
+        }
     }
 }

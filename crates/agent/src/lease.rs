@@ -48,6 +48,9 @@ impl Keeper {
         loop {
             match env.connect_dcs(cfg, self.connect_timeout).await {
                 Ok(dcs) => return Some(dcs),
+                Err(e @ pgkeel_dcs::DcsError::Refused(_)) => {
+                    tracing::error!("the lease keeper: {e} (retrying every second)")
+                }
                 Err(e) => tracing::warn!("the lease keeper cannot reach etcd yet: {e}"),
             }
             tokio::select! {

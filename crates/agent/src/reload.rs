@@ -9,7 +9,7 @@ use pgkeel_core::config::{load_file, plan_reload};
 use pgkeel_core::Config;
 
 /// A file read is bounded: a stalled disk must not hold the HA loop.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads `path` again and applies what can change to `live`.
 pub(crate) async fn reread(path: &Path, live: &mut Config) {

@@ -58,6 +58,8 @@ pub async fn run(
         data_dir: cfg.postgresql.data_dir.clone(),
         postmaster: Arc::default(),
         http: tls.peers,
+        etcd: tls.etcd,
+        etcd_config: cfg.etcd.clone(),
         auth: cfg
             .restapi
             .authentication
@@ -136,6 +138,12 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let dcs = loop {
         match env.connect_dcs(&cfg, local.retry_timeout).await {
             Ok(dcs) => break dcs,
+            // Patroni exits on a refused user; pgkeel keeps trying (a running primary stays
+            // fenced meanwhile) so that fixing the user in etcd is enough.
+            Err(e @ pgkeel_dcs::DcsError::Refused(_)) => tracing::error!(
+                "{e}: check {section}.username and {section}.password (retrying every second)",
+                section = cfg.etcd.section
+            ),
             Err(e) => tracing::warn!("cannot reach etcd yet: {e}"),
         }
         if fence.is_none() {
@@ -246,6 +254,11 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             if std::mem::take(&mut reload_due) {
                 if let Some(path) = &config_path {
                     crate::reload::reread(path, &mut live).await;
+                    // Patroni makes its etcd client once: new TLS settings or files wait for
+                    // a restart, and the operator is told so.
+                    if let Some(note) = env.recheck_dcs_files().await {
+                        tracing::warn!("reload: {note}");
+                    }
                     *callbacks.write().unwrap_or_else(|e| e.into_inner()) =
                         live.postgresql.callbacks.clone();
                 }

@@ -4,19 +4,25 @@ use std::time::Duration;
 
 use pgkeel_core::config::DynamicConfig;
 use pgkeel_core::Config;
-use pgkeel_pg::PgSettings;
+use pgkeel_pg::{HbaLines, PgSettings};
 
 /// Cluster-wide parameters from the dynamic config, overridden by local ones; pg_hba from
-/// the local section, else the dynamic one, else bootstrap's.
+/// the local section, else the dynamic one (written exactly), else bootstrap's (after
+/// pgkeel's own loopback lines' place, see `pgkeel_pg::HbaLines`).
 pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
     let pg = &cfg.postgresql;
     let mut parameters = dynamic.parameters.clone();
     parameters.extend(pg.parameters.clone());
-    let pg_hba = [&pg.pg_hba, &dynamic.pg_hba, &cfg.bootstrap.pg_hba]
+    let pg_hba = match [&pg.pg_hba, &dynamic.pg_hba]
         .into_iter()
         .find(|h| !h.is_empty())
-        .cloned()
-        .unwrap_or_default();
+    {
+        Some(lines) => HbaLines::Configured(lines.clone()),
+        None if !cfg.bootstrap.pg_hba.is_empty() => {
+            HbaLines::Bootstrap(cfg.bootstrap.pg_hba.clone())
+        }
+        None => HbaLines::Defaults,
+    };
     PgSettings {
         name: cfg.name.clone(),
         data_dir: pg.data_dir.clone(),
@@ -25,6 +31,7 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
         port: pg.port,
         superuser: pg.superuser.clone(),
         replication: pg.replication.clone(),
+        rewind: pg.rewind_user().clone(),
         parameters,
         pg_hba,
         pgpass: pg.pgpass.clone(),

@@ -1,7 +1,9 @@
-//! The agent's TLS, read once at start from the files `restapi.*` and `ctl.*` name: the
-//! REST API's HTTPS settings and the HTTP client its calls to peers use. A missing,
-//! unreadable or mismatched file is an error naming the setting, the file and the reason,
-//! so the agent stops before it touches anything (and `--validate-config` fails).
+//! The agent's TLS, read once at start from the files `restapi.*`, `ctl.*` and `etcd3.*`
+//! name: the REST API's HTTPS settings, the HTTP client its calls to peers use, and how it
+//! reaches etcd; and the files of `postgresql.authentication.*`
+//! (`pgkeel_pg::check_client_tls`). A missing, unreadable or mismatched file is an error
+//! naming the setting, the file and the reason, so the agent stops before it touches
+//! anything (and `--validate-config` fails).
 
 use std::time::Duration;
 
@@ -17,11 +19,14 @@ pub struct AgentTls {
     /// For `GET /patroni` and `POST /failsafe` to peers, `https://` api_urls included
     /// ([`Config::peer_tls`]).
     pub peers: reqwest::Client,
+    /// etcd's endpoints, user and TLS (`etcd3.protocol`, `cacert`, `cert`, `key`).
+    pub etcd: pgkeel_dcs::Access,
 }
 
 /// Reads every file the config names for the REST API and builds both sides.
 pub fn load(cfg: &Config) -> anyhow::Result<AgentTls> {
     pgkeel_tls::install_default_provider();
+    pgkeel_pg::check_client_tls(&cfg.postgresql)?;
     let https = match &cfg.restapi.tls {
         None => None,
         Some(tls) => Some(Https {
@@ -46,5 +51,6 @@ pub fn load(cfg: &Config) -> anyhow::Result<AgentTls> {
         .tls_backend_preconfigured(client)
         .build()
         .context("building the HTTP client for peers")?;
-    Ok(AgentTls { https, peers })
+    let etcd = pgkeel_dcs::Access::from_config(&cfg.etcd)?;
+    Ok(AgentTls { https, peers, etcd })
 }

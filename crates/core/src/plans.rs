@@ -71,12 +71,11 @@ fn custom_bootstrap(cfg: &Config, m: &CustomBootstrap) -> CustomBootstrapPlan {
 pub fn post_bootstrap_script(cfg: &Config) -> Option<Vec<String>> {
     let mut argv = cfg.bootstrap.post_bootstrap.clone()?;
     let pg = &cfg.postgresql;
-    argv.push(format_dsn(&[
-        ("dbname", DBNAME),
-        ("user", &pg.superuser.username),
-        ("host", &local_host(&pg.listen_addresses)),
-        ("port", &pg.port.to_string()),
-    ]));
+    argv.push(dsn(
+        &pg.superuser,
+        &local_host(&pg.listen_addresses),
+        pg.port,
+    ));
     Some(argv)
 }
 
@@ -97,12 +96,22 @@ pub fn local_host(listen_addresses: &[String]) -> String {
 
 /// The connection string methods get to reach `source` as the replication user.
 pub fn replication_connstring(cfg: &Config, source: &Upstream) -> String {
-    format_dsn(&[
+    dsn(&cfg.postgresql.replication, &source.host, source.port)
+}
+
+/// Patroni's `format_dsn` of `user` reaching `host:port`: the database, the user, the
+/// address and the user's TLS options, never the password (it is in the pgpass file).
+fn dsn(user: &crate::config::PgUser, host: &str, port: u16) -> String {
+    let port = port.to_string();
+    let tls = user.conn.conninfo_pairs();
+    let mut pairs: Vec<(&str, &str)> = vec![
         ("dbname", DBNAME),
-        ("user", &cfg.postgresql.replication.username),
-        ("host", &source.host),
-        ("port", &source.port.to_string()),
-    ])
+        ("user", &user.username),
+        ("host", host),
+        ("port", &port),
+    ];
+    pairs.extend(tls.iter().map(|(k, v)| (*k, v.as_str())));
+    format_dsn(&pairs)
 }
 
 /// Patroni's `format_dsn`: `key=value` pairs, with `'`, `\` and spaces escaped by `\`.
@@ -231,6 +240,24 @@ mod tests {
         assert_eq!(
             format_dsn(&[("user", "o'k"), ("host", "a b"), ("password", r"x\y")]),
             r"user=o\'k host=a\ b password=x\\y"
+        );
+    }
+
+    #[test]
+    fn connection_strings_carry_the_users_tls_options_in_format_dsn_order() {
+        let mut cfg = crate::decide::tests::cfg("n2");
+        let r = &mut cfg.postgresql.replication.conn;
+        r.sslmode = Some(crate::config::SslMode::VerifyFull);
+        r.sslrootcert = Some("/tls/ca crt".into());
+        let up = Upstream {
+            member: "n1".into(),
+            host: "10.0.0.1".into(),
+            port: 5432,
+            slot: None,
+        };
+        assert_eq!(
+            replication_connstring(&cfg, &up),
+            r"dbname=postgres user=replicator host=10.0.0.1 port=5432 sslmode=verify-full sslrootcert=/tls/ca\ crt"
         );
     }
 

@@ -366,16 +366,145 @@ fn no_etcd_hosts_is_an_error() {
 }
 
 #[test]
-fn etcd_over_tls_is_not_supported_yet() {
-    let e = err(&with("etcd3:\n", "etcd3:\n  protocol: https\n"));
-    assert_eq!(e.key.as_deref(), Some("etcd3.protocol"));
-    assert_mentions(&e, &["TLS to etcd is not supported yet", "allowed: http"]);
+fn etcd_over_https_with_every_key_as_patroni_spells_them() {
+    use pgkeel_core::config::{CertKey, EtcdTls};
+    let l = ok(&with(
+        "etcd3:\n",
+        "etcd3:\n  protocol: HTTPS\n  cacert: /etc/etcd/ca.pem\n  cert: /etc/etcd/client.pem\n  \
+         key: /etc/etcd/client.key\n  username: root\n  password: 1234\n",
+    ));
+    let e = &l.config.etcd;
+    assert_eq!(
+        e.tls,
+        Some(EtcdTls {
+            cacert: Some("/etc/etcd/ca.pem".into()),
+            identity: Some(CertKey {
+                certfile: "/etc/etcd/client.pem".into(),
+                keyfile: Some("/etc/etcd/client.key".into()),
+                keyfile_password: None,
+            }),
+        })
+    );
+    assert_eq!(e.urls(), ["https://127.0.0.1:2379"]);
+    assert_eq!(
+        (e.username.as_deref(), e.password.as_deref()),
+        (Some("root"), Some("1234"))
+    );
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    // https alone: the system's trust store, no client certificate; `cert` alone holds the
+    // key too (Patroni: "key can be empty if the key is part of cert"), and pgkeel's
+    // key_password decrypts it.
+    let l = ok(&with("etcd3:\n", "etcd3:\n  protocol: https\n"));
+    assert_eq!(
+        l.config.etcd.tls,
+        Some(EtcdTls {
+            cacert: None,
+            identity: None
+        })
+    );
+    let l = ok(&with(
+        "etcd3:\n",
+        "etcd3:\n  protocol: https\n  cert: /c.pem\n  key: ''\n  key_password: pw\n",
+    ));
+    let id = l.config.etcd.tls.unwrap().identity.unwrap();
+    assert_eq!(
+        (id.keyfile, id.keyfile_password.as_deref()),
+        (None, Some("pw"))
+    );
+    // Plain http by default, as in Patroni.
+    let l = ok(BASE);
+    assert_eq!(l.config.etcd.tls, None);
+    assert_eq!(l.config.etcd.urls(), ["http://127.0.0.1:2379"]);
+    // The v2 section's keys are named as written.
+    let e = err(&with("etcd3:\n", "etcd:\n  cacert: /ca.pem\n"));
+    assert_mentions(&e, &["etcd.cacert", "etcd.protocol: https"]);
+}
+
+#[test]
+fn etcd_tls_files_without_https_or_a_key_without_cert_are_refused() {
+    // Patroni talks plain HTTP then and never reads them: an operator who set them expects
+    // TLS that would not happen.
     let e = err(&with("etcd3:\n", "etcd3:\n  cacert: /etc/ca.pem\n"));
-    assert_mentions(&e, &["etcd3.cacert", "TLS to etcd is not supported yet"]);
+    assert_eq!(e.key.as_deref(), Some("etcd3.cacert"));
+    assert_mentions(
+        &e,
+        &[
+            "line 7: etcd3.cacert",
+            "etcd3.protocol is http",
+            "allowed: etcd3.protocol: https, or this key removed",
+        ],
+    );
+    let e = err(&with(
+        "etcd3:\n",
+        "etcd3:\n  protocol: http\n  cert: /c.pem\n  key: /k.pem\n",
+    ));
+    assert_mentions(&e, &["etcd3.cert", "etcd3.key", "plain HTTP"]);
+    // Empty values are no file, as in Patroni.
+    ok(&with("etcd3:\n", "etcd3:\n  cacert: ''\n  cert: null\n"));
+    let e = err(&with(
+        "etcd3:\n",
+        "etcd3:\n  protocol: https\n  key: /k.pem\n",
+    ));
+    assert_mentions(
+        &e,
+        &["etcd3.key", "etcd3.cert is not", "no client certificate"],
+    );
+    let e = err(&with("etcd3:\n", "etcd3:\n  protocol: ftp\n"));
+    assert_mentions(&e, &["etcd3.protocol", "\"ftp\"", "allowed: http or https"]);
+    let e = err(&with(
+        "etcd3:\n",
+        "etcd3:\n  protocol: https\n  cacert: [a]\n",
+    ));
+    assert_mentions(&e, &["etcd3.cacert", "the path of a PEM file"]);
+}
+
+#[test]
+fn etcd_hosts_are_host_port_and_the_scheme_comes_from_protocol() {
+    let e = err(&with(
+        "    - 127.0.0.1:2379\n",
+        "    - https://127.0.0.1:2379\n",
+    ));
+    assert_mentions(
+        &e,
+        &[
+            "line 8: etcd3.hosts[0]",
+            "(a URL)",
+            "etcd3.protocol: https for TLS",
+        ],
+    );
+    let e = err(&with(
+        "  hosts:\n    - 127.0.0.1:2379\n",
+        "  host: http://127.0.0.1:2379\n",
+    ));
+    assert_mentions(&e, &["etcd3.host", "(a URL)"]);
+}
+
+#[test]
+fn etcd_username_and_password_go_together() {
     ok(&with(
         "etcd3:\n",
         "etcd3:\n  protocol: http\n  username: root\n  password: 1234\n",
     ));
+    let e = err(&with("etcd3:\n", "etcd3:\n  username: root\n"));
+    assert_mentions(
+        &e,
+        &[
+            "line 7: etcd3.username",
+            "etcd3.password is not",
+            "both username and password",
+        ],
+    );
+    let e = err(&with("etcd3:\n", "etcd3:\n  username: ''\n  password: x\n"));
+    assert_mentions(&e, &["etcd3.password", "etcd3.username is not"]);
+    // Neither, or both empty: no authentication.
+    let l = ok(&with(
+        "etcd3:\n",
+        "etcd3:\n  username: ''\n  password: ''\n",
+    ));
+    assert_eq!(
+        (l.config.etcd.username, l.config.etcd.password),
+        (None, None)
+    );
 }
 
 #[test]
@@ -481,11 +610,9 @@ fn credentials_default_and_numbers_become_text() {
         l.config.postgresql.replication.password.as_deref(),
         Some("123456")
     );
-    assert!(
-        warned(&l, "postgresql.authentication.rewind at line"),
-        "{:?}",
-        l.warnings
-    );
+    // pg_rewind's role (Patroni's `rewind` credentials), no longer ignored.
+    assert_eq!(l.config.postgresql.rewind_user().username, "rewinder");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
 
 #[test]
@@ -682,4 +809,37 @@ fn a_false_nostream_tag_is_not_published() {
         serde_json::json!({"new_tag": "new_value"}),
         "{text}"
     );
+}
+
+/// Patroni publishes the tags as written: a quoted priority stays a string, and
+/// `nofailover: false` shows next to `failover_priority` (both are needed to see a
+/// contradiction). Patroni's acceptance suite compares `str(tags)` of the member key.
+#[test]
+fn tags_are_published_as_written() {
+    let text = with(
+        "tags:\n  nofailover: false\n",
+        "tags:\n  failover_priority: '1'\n  nofailover: true\n  nosync: false\n  zone: a\n",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.config.tags.to_json(),
+        serde_json::json!({"failover_priority": "1", "nofailover": true, "zone": "a"}),
+        "{text}"
+    );
+    assert!(!l.config.tags.may_promote());
+    let text = with(
+        "tags:\n  nofailover: false\n",
+        "tags:\n  failover_priority: '0'\n  nofailover: false\n",
+    );
+    let l = ok(&text);
+    assert_eq!(
+        l.config.tags.to_json(),
+        serde_json::json!({"failover_priority": "0", "nofailover": false})
+    );
+    // The boolean wins, with Patroni's warning: promotable.
+    assert!(l.config.tags.may_promote());
+    assert!(warned(
+        &l,
+        "Conflicting configuration between nofailover: False and failover_priority: 0"
+    ));
 }

@@ -1,5 +1,5 @@
 //! Fuzzing `synchronous_standby_names`: what pgkeel renders parses back to the same value
-//! (`FIRST n (...)`, `ANY n (...)`, `*`), and no text makes the parser panic.
+//! (`"a"`, `n (...)`, `ANY n (...)`, `*`), and no text makes the parser panic.
 //!
 //! 256 cases per target by default; `PROPTEST_CASES` overrides (docs/fuzzing.md).
 
@@ -82,7 +82,7 @@ mod regressions {
         }
         assert_eq!(
             Ssn::new(SsnKind::First, 1, ["a\"b".to_string()]).to_string(),
-            "FIRST 1 (\"a\"\"b\")"
+            "\"a\"\"b\""
         );
         assert_eq!(Ssn::parse("1 (\"a\" b)"), None);
         assert_eq!(Ssn::parse("1 (\"a)"), None);

@@ -7,10 +7,10 @@ use std::time::Duration;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, PutOptions, Txn, TxnOp,
 };
-use pgkeel_core::config::HostPort;
 use pgkeel_core::dcs_values::{FailoverValue, HistoryEntry, MemberValue, StatusValue, SyncValue};
 use tokio::sync::Mutex;
 
+use crate::access::{Access, TlsChannel};
 use crate::lease::CachedKeeper;
 use crate::DcsError;
 
@@ -54,19 +54,19 @@ impl std::fmt::Debug for Etcd {
 }
 
 impl Etcd {
-    /// Connects to every endpoint in `hosts` (etcd-client balances between them) and checks that
-    /// the cluster answers a linearizable read, so a dead or leaderless etcd is reported here
-    /// as [`DcsError::Unavailable`] within `op_timeout` instead of on the first real call.
+    /// Connects to every endpoint of `access` (etcd-client balances between them), over TLS
+    /// and as its user when it says so, and checks that the cluster answers a linearizable
+    /// read, so a dead or leaderless etcd is reported here as [`DcsError::Unavailable`]
+    /// within `op_timeout` instead of on the first real call, and a user etcd refuses as
+    /// [`DcsError::Refused`].
     ///
     /// `prefix` is the cluster's key prefix, `/<namespace>/<scope>/`; it must end with `/`.
     pub async fn connect(
-        hosts: &[HostPort],
-        username: Option<&str>,
-        password: Option<&str>,
+        access: &Access,
         prefix: String,
         op_timeout: Duration,
     ) -> Result<Etcd, DcsError> {
-        if hosts.is_empty() {
+        if access.hosts.is_empty() {
             return Err(DcsError::Invalid("connect: no etcd hosts given".into()));
         }
         if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 2 {
@@ -74,24 +74,36 @@ impl Etcd {
                 "connect: key prefix {prefix:?} must start and end with '/'"
             )));
         }
-        let endpoints: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
+        let endpoints = access.urls();
         let mut options = ConnectOptions::new()
             .with_connect_timeout(op_timeout)
             .with_keep_alive(HTTP2_PING_INTERVAL, op_timeout.max(Duration::from_secs(1)))
             // A member cut off from its quorum must not serve us stale data or a silent watch.
             .with_require_leader(true);
-        if let Some(user) = username {
-            options = options.with_user(user, password.unwrap_or_default());
+        if let Some((user, password)) = &access.user {
+            // etcd's tokens expire (simple ones after --auth-token-ttl, 300 s, unused; JWTs
+            // after their TTL whatever the use): a request refused for its token is sent
+            // again once with a fresh one.
+            options = options
+                .with_user(user, password)
+                .with_auto_token_refresh(true);
         }
 
         let what = format!("connect to {}", endpoints.join(","));
-        // With credentials, Client::connect authenticates, which is a network round trip.
-        let client = deadline(
-            op_timeout,
-            &what,
-            Client::connect(&endpoints, Some(options)),
-        )
-        .await?;
+        // With credentials, connecting authenticates, which is a network round trip.
+        let connecting = async {
+            match &access.tls {
+                None => Client::connect(&endpoints, Some(options)).await,
+                Some(tls) => {
+                    let channel = TlsChannel {
+                        tls: tls.clone(),
+                        handshake_timeout: op_timeout,
+                    };
+                    Client::connect_with_balanced_channel(&endpoints, Some(options), channel).await
+                }
+            }
+        };
+        let client = deadline(op_timeout, &what, connecting).await?;
         let etcd = Etcd {
             client,
             prefix,
@@ -391,10 +403,53 @@ pub(crate) async fn deadline<T>(
         {
             Err(DcsError::TooLarge(format!("{what}: {}", st.message())))
         }
-        Ok(Err(e)) => Err(DcsError::Unavailable(format!("{what}: {e}"))),
+        // etcd answered, and refused who we are: waiting does not help, the user must change.
+        Ok(Err(etcd_client::Error::GRpcStatus(st))) if refusal(st.message()).is_some() => {
+            let why = refusal(st.message()).unwrap_or_default();
+            Err(DcsError::Refused(format!(
+                "{what}: {why} ({})",
+                st.message()
+            )))
+        }
+        Ok(Err(e)) => Err(DcsError::Unavailable(format!(
+            "{what}: {}",
+            with_causes(&e)
+        ))),
         Err(_) => Err(DcsError::Unavailable(format!(
             "{what}: no answer within {timeout:?}"
         ))),
+    }
+}
+
+/// `e` and what caused it: a TLS failure is only named in the error's sources (tonic's
+/// "transport error" alone does not say that etcd's certificate was refused).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// What an etcd error says about our user, from etcd's messages (`rpctypes`, stable since
+/// etcd 3.2); `None` when it is about something else.
+fn refusal(message: &str) -> Option<&'static str> {
+    if message.contains("authentication failed") {
+        Some("etcd refused the user name or password")
+    } else if message.contains("user name is empty") || message.contains("user name not found") {
+        Some("etcd has authentication enabled and no user was given (set username and password)")
+    } else if message.contains("permission denied") {
+        Some(
+            "etcd refused the request to this user (the configured username, else the common \
+             name of the client certificate): no role of it allows this key",
+        )
+    } else {
+        None
     }
 }
 

@@ -6,16 +6,22 @@
 //!
 //! Every call is bounded by the per-operation timeout given to [`Etcd::connect`], and every
 //! failure to get an answer from etcd (but its refusal of a request too large,
-//! [`DcsError::TooLarge`]) is a [`DcsError::Unavailable`]: the agent treats that as
-//! "the DCS is unreachable" (failsafe territory), distinct from a compare-and-swap that etcd
-//! answered with "no", which the write methods return as `Ok(false)`.
+//! [`DcsError::TooLarge`], or of our user, [`DcsError::Refused`]) is a
+//! [`DcsError::Unavailable`]: the agent treats that as "the DCS is unreachable" (failsafe
+//! territory), distinct from a compare-and-swap that etcd answered with "no", which the
+//! write methods return as `Ok(false)`.
+//!
+//! [`Access`] says how to reach etcd: plain HTTP or TLS (checked by `pgkeel_tls`, as the
+//! REST API's clients are), and a user whose token is refreshed when etcd lets it expire.
 
+mod access;
 mod etcd;
 mod lease;
 mod load;
 mod port;
 mod watch;
 
+pub use access::Access;
 pub use etcd::Etcd;
 pub use load::{parse_cluster, RawKv};
 pub use port::Dcs;
@@ -39,4 +45,8 @@ pub enum DcsError {
     /// default): etcd is fine, the value is too big.
     #[error("etcd refused the request as too large: {0}")]
     TooLarge(String),
+    /// etcd answered and refused our user: a wrong password, no user where etcd requires
+    /// one, or a user without the role. No retry changes it until the user is fixed.
+    #[error("{0}")]
+    Refused(String),
 }

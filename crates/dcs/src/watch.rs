@@ -38,6 +38,19 @@ impl Etcd {
                             etcd.prefix
                         );
                     }
+                    WatchEnd::Denied(why) => {
+                        // etcd checks a watch's token when the watch is made and answers an
+                        // expired one with "permission denied", not with the error that
+                        // makes etcd-client authenticate again: do it here.
+                        let renewed =
+                            deadline(etcd.op_timeout, "authenticate", etcd.client.refresh_token())
+                                .await;
+                        tracing::warn!(
+                            "watch on {} refused: {why}; token renewed: {}; retrying in {backoff:?}",
+                            etcd.prefix,
+                            renewed.map_or_else(|e| format!("no ({e})"), |()| "yes".into())
+                        );
+                    }
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -65,17 +78,20 @@ impl Etcd {
             // etcd confirms the watch with a `created` response before any event.
             match stream.message().await? {
                 Some(resp) if resp.created() && !resp.canceled() => Ok(Ok(stream)),
-                Some(resp) => Ok(Err(format!(
-                    "etcd refused the watch: {}",
-                    resp.cancel_reason()
-                ))),
-                None => Ok(Err("etcd closed the watch stream".to_string())),
+                Some(resp) => Ok(Err(resp.cancel_reason().to_string())),
+                None => Ok(Err(String::new())),
             }
         })
         .await;
         let mut stream = match established {
             Ok(Ok(stream)) => stream,
-            Ok(Err(why)) => return WatchEnd::Failed(why),
+            Ok(Err(why)) if why.is_empty() => {
+                return WatchEnd::Failed("etcd closed the watch stream".into())
+            }
+            Ok(Err(why)) if why.contains("permission denied") || why.contains("auth") => {
+                return WatchEnd::Denied(why)
+            }
+            Ok(Err(why)) => return WatchEnd::Failed(format!("etcd refused the watch: {why}")),
             Err(e) => return WatchEnd::Failed(e.to_string()),
         };
         wake.notify_one();
@@ -107,4 +123,6 @@ enum WatchEnd {
     AfterEvents(String),
     /// The watch could not be established.
     Failed(String),
+    /// etcd refused to make the watch for our user (or its expired token).
+    Denied(String),
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pgkeel_core::cluster::MemberEntry;
 use pgkeel_core::dcs_values::{FailoverValue, HistoryEntry, MemberValue, StatusValue};
-use pgkeel_dcs::{DcsError, Etcd};
+use pgkeel_dcs::{Access, DcsError, Etcd};
 use pgkeel_localcluster::EtcdServer;
 use tempfile::TempDir;
 use tokio::sync::Notify;
@@ -30,9 +30,7 @@ impl Fixture {
 
     async fn client(&self) -> Etcd {
         Etcd::connect(
-            std::slice::from_ref(&self.server.endpoint),
-            None,
-            None,
+            &Access::plain(vec![self.server.endpoint.clone()]),
             PREFIX.to_string(),
             OP_TIMEOUT,
         )
@@ -360,13 +358,13 @@ async fn connect_to_a_dead_endpoint_fails_within_the_timeout() {
         .local_addr()
         .unwrap()
         .port();
-    let hosts = [pgkeel_core::config::HostPort {
+    let hosts = Access::plain(vec![pgkeel_core::config::HostPort {
         host: "127.0.0.1".into(),
         port,
-    }];
+    }]);
     let timeout = Duration::from_secs(1);
     let started = Instant::now();
-    let res = Etcd::connect(&hosts, None, None, PREFIX.to_string(), timeout).await;
+    let res = Etcd::connect(&hosts, PREFIX.to_string(), timeout).await;
     let elapsed = started.elapsed();
     match res {
         Err(DcsError::Unavailable(msg)) => assert!(msg.contains("connect"), "{msg}"),
@@ -377,11 +375,11 @@ async fn connect_to_a_dead_endpoint_fails_within_the_timeout() {
 
 #[tokio::test]
 async fn connect_rejects_a_bad_prefix() {
-    let hosts = [pgkeel_core::config::HostPort {
+    let hosts = Access::plain(vec![pgkeel_core::config::HostPort {
         host: "127.0.0.1".into(),
         port: 1,
-    }];
-    let res = Etcd::connect(&hosts, None, None, "/service/batman".into(), OP_TIMEOUT).await;
+    }]);
+    let res = Etcd::connect(&hosts, "/service/batman".into(), OP_TIMEOUT).await;
     assert!(matches!(res, Err(DcsError::Invalid(_))), "{res:?}");
 }
 

@@ -45,7 +45,24 @@ pub(crate) fn render(opts: &Options, node: &Node, etcd: &[String]) -> String {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    for (k, v) in &opts.pg_parameters {
+    let tls_parameters = opts.pg_tls.as_ref().map_or(Vec::new(), |t| {
+        vec![
+            ("ssl".to_string(), "on".to_string()),
+            (
+                "ssl_cert_file".to_string(),
+                quoted(&t.server.0.display().to_string()),
+            ),
+            (
+                "ssl_key_file".to_string(),
+                quoted(&t.server.1.display().to_string()),
+            ),
+            (
+                "ssl_ca_file".to_string(),
+                quoted(&t.ca.display().to_string()),
+            ),
+        ]
+    });
+    for (k, v) in tls_parameters.iter().chain(&opts.pg_parameters) {
         match parameters.iter_mut().find(|(name, _)| name == k) {
             Some(p) => p.1.clone_from(v),
             None => parameters.push((k.clone(), v.clone())),
@@ -76,7 +93,7 @@ restapi:
 {auth}{tls}
 etcd3:
   hosts:
-{etcd}
+{etcd}{etcd_security}
 
 bootstrap:
   dcs:
@@ -101,10 +118,10 @@ postgresql:
     superuser:
       username: postgres
       password: {SUPERUSER_PASSWORD}
-    replication:
+{su_tls}    replication:
       username: replicator
       password: {SUPERUSER_PASSWORD}-replication
-{basebackup}{callbacks}{postgresql_extra}{tags}"#,
+{repl_tls}{pg_tls}{basebackup}{callbacks}{postgresql_extra}{tags}"#,
         scope = opts.scope,
         host = node.host,
         etcd = etcd
@@ -137,6 +154,16 @@ postgresql:
             )
         }),
         tls = opts.rest_tls.as_ref().map_or(String::new(), rest_tls),
+        etcd_security = etcd_security(opts),
+        su_tls = opts
+            .pg_tls
+            .as_ref()
+            .map_or(String::new(), |t| role_tls(t, "verify-full")),
+        repl_tls = opts
+            .pg_tls
+            .as_ref()
+            .map_or(String::new(), |t| role_tls(t, "verify-ca")),
+        pg_tls = opts.pg_tls.as_ref().map_or(String::new(), pg_tls),
         name = node.name,
         api = node.api_port,
         pg = node.pg_port,
@@ -170,6 +197,48 @@ fn rest_tls(t: &crate::RestTls) -> String {
         ));
     }
     s
+}
+
+/// `etcd3`'s TLS and user keys, as Patroni spells them.
+fn etcd_security(opts: &Options) -> String {
+    let mut s = String::new();
+    if let Some(t) = &opts.etcd_tls {
+        s.push_str(&format!(
+            "  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n",
+            t.ca.display(),
+            t.client_cert.display(),
+            t.client_key.display()
+        ));
+    }
+    if let Some(password) = &opts.etcd_root_password {
+        s.push_str(&format!(
+            "  username: root\n  password: {}\n",
+            quoted(password)
+        ));
+    }
+    s
+}
+
+/// A role's TLS options under `postgresql.authentication.<role>`.
+fn role_tls(t: &crate::PgTls, sslmode: &str) -> String {
+    format!(
+        "      sslmode: {sslmode}\n      sslrootcert: {}\n      sslcert: {}\n      sslkey: {}\n",
+        quoted(&t.ca.display().to_string()),
+        quoted(&t.client.0.display().to_string()),
+        quoted(&t.client.1.display().to_string()),
+    )
+}
+
+/// A dedicated pg_rewind role (`require` with a root certificate: libpq checks the chain),
+/// and pg_hba lines that admit TLS clients with a certificate alone.
+fn pg_tls(t: &crate::PgTls) -> String {
+    format!(
+        "    rewind:\n      username: rewinder\n      password: {SUPERUSER_PASSWORD}-rewind\n{}\
+         \x20 pg_hba:\n\
+         \x20   - hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n\
+         \x20   - hostssl replication replicator 127.0.0.1/32 scram-sha-256 clientcert=verify-ca\n",
+        role_tls(t, "require")
+    )
 }
 
 /// Each non-empty line of `text`, indented.

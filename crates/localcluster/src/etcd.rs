@@ -33,10 +33,34 @@ pub struct MemberSpec {
     pub exec_prefix: Vec<String>,
 }
 
+/// How a single member serves its clients: over TLS (`--cert-file`, `--key-file`,
+/// `--trusted-ca-file`, and `--client-cert-auth` when client certificates are required),
+/// and how long its auth tokens live (`--auth-token-ttl`, etcd's default 300 s).
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub tls: Option<ServerTlsFiles>,
+    pub auth_token_ttl: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA of client certificates.
+    pub ca: PathBuf,
+    /// `--client-cert-auth`: a client without a certificate the CA signed is refused.
+    pub client_cert_auth: bool,
+}
+
 /// A running etcd, killed when dropped.
 pub struct EtcdServer {
     /// Where clients connect: `127.0.0.1:<port>`.
     pub endpoint: HostPort,
+    /// `https` when it serves TLS, else `http`.
+    pub scheme: &'static str,
+    /// Where `GET /health` answers over plain HTTP (the client port, or with TLS the
+    /// metrics port).
+    health: HostPort,
     /// The member's name in its cluster.
     pub name: String,
     binary: PathBuf,
@@ -50,15 +74,22 @@ impl EtcdServer {
     /// Starts etcd with its data (and `etcd.log`) under `data_dir` and waits until it is
     /// healthy.
     pub fn start(data_dir: &Path) -> anyhow::Result<EtcdServer> {
+        EtcdServer::start_with(data_dir, &ServeOptions::default())
+    }
+
+    /// [`EtcdServer::start`], serving clients as `opts` says.
+    pub fn start_with(data_dir: &Path, opts: &ServeOptions) -> anyhow::Result<EtcdServer> {
         let binary = find_etcd()?;
         let mut last_err = anyhow!("etcd was not started");
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
         for attempt in 0..START_ATTEMPTS {
             let dir = data_dir.join(format!("etcd-{attempt}"));
             let (client_port, peer_port) = (free_port()?, free_port()?);
             let name = unique_name();
-            let client_url = format!("http://127.0.0.1:{client_port}");
+            let client_url = format!("{scheme}://127.0.0.1:{client_port}");
             let peer_url = format!("http://127.0.0.1:{peer_port}");
-            let args = vec![
+            let mut health_port = client_port;
+            let mut args = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", dir.join("data").display()),
                 format!("--listen-client-urls={client_url}"),
@@ -69,11 +100,32 @@ impl EtcdServer {
                 format!("--initial-cluster-token={name}"),
                 "--initial-cluster-state=new".to_string(),
             ];
+            if let Some(tls) = &opts.tls {
+                // /health over plain HTTP on a port of its own, for the readiness poll.
+                health_port = free_port()?;
+                args.extend([
+                    format!("--cert-file={}", tls.cert.display()),
+                    format!("--key-file={}", tls.key.display()),
+                    format!("--trusted-ca-file={}", tls.ca.display()),
+                    format!("--listen-metrics-urls=http://127.0.0.1:{health_port}"),
+                ]);
+                if tls.client_cert_auth {
+                    args.push("--client-cert-auth".into());
+                }
+            }
+            if let Some(ttl) = opts.auth_token_ttl {
+                args.push(format!("--auth-token-ttl={ttl}"));
+            }
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let mut server = EtcdServer {
                 endpoint: HostPort {
                     host: "127.0.0.1".into(),
                     port: client_port,
+                },
+                scheme,
+                health: HostPort {
+                    host: "127.0.0.1".into(),
+                    port: health_port,
                 },
                 name,
                 binary: binary.clone(),
@@ -119,11 +171,14 @@ impl EtcdServer {
                 format!("--initial-cluster-token={token}"),
                 "--initial-cluster-state=new".to_string(),
             ];
+            let endpoint = HostPort {
+                host: m.host.clone(),
+                port: m.client_port,
+            };
             let mut server = EtcdServer {
-                endpoint: HostPort {
-                    host: m.host.clone(),
-                    port: m.client_port,
-                },
+                health: endpoint.clone(),
+                endpoint,
+                scheme: "http",
                 name: m.name.clone(),
                 binary: binary.clone(),
                 args,
@@ -142,9 +197,9 @@ impl EtcdServer {
         Ok(servers)
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` over TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.endpoint)
+        format!("{}://{}", self.scheme, self.endpoint)
     }
 
     /// The etcd process id while it runs (e.g. to SIGSTOP it in a fault test).
@@ -223,8 +278,8 @@ impl EtcdServer {
     /// Polls `GET /health` until etcd reports itself healthy (it has a leader), or fails.
     fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_DEADLINE;
-        let ip: Ipv4Addr = self.endpoint.host.parse().unwrap_or(Ipv4Addr::LOCALHOST);
-        let addr = SocketAddr::from((ip, self.endpoint.port));
+        let ip: Ipv4Addr = self.health.host.parse().unwrap_or(Ipv4Addr::LOCALHOST);
+        let addr = SocketAddr::from((ip, self.health.port));
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
@@ -299,4 +354,50 @@ fn unique_name() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// etcd's `user add root`, `user grant-role root root` and `auth enable`, as an operator
+/// turns authentication on, over `tls` when the server serves it (the agents' client
+/// certificate presented). Runs on a thread of its own: callers may be inside a runtime.
+pub(crate) fn enable_auth(
+    server: &EtcdServer,
+    tls: Option<&crate::EtcdTls>,
+    root_password: &str,
+) -> anyhow::Result<()> {
+    let url = server.url();
+    let password = root_password.to_string();
+    let tls = match tls {
+        None => None,
+        Some(t) => {
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            Some(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?))
+                    .identity(etcd_client::Identity::from_pem(
+                        read(&t.client_cert)?,
+                        read(&t.client_key)?,
+                    )),
+            )
+        }
+    };
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut opts = etcd_client::ConnectOptions::new();
+            if let Some(tls) = tls {
+                opts = opts.with_tls(tls);
+            }
+            let mut c = etcd_client::Client::connect([url.as_str()], Some(opts)).await?;
+            c.user_add("root", password.as_str(), None).await?;
+            c.user_grant_role("root", "root").await?;
+            c.auth_enable().await?;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow!("enabling etcd's authentication panicked"))?
+    .context("enabling etcd's authentication")
 }

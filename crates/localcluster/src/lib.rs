@@ -23,7 +23,7 @@ use pgkeel_core::cluster::Cluster;
 use pgkeel_dcs::Etcd;
 
 pub use config::Timing;
-pub use etcd::{EtcdServer, MemberSpec};
+pub use etcd::{EtcdServer, MemberSpec, ServeOptions, ServerTlsFiles};
 pub use procs::Signal;
 pub use wait::healthy;
 
@@ -68,6 +68,36 @@ pub struct Options {
     /// The agents' working directory (default: the caller's): where the commands of
     /// callbacks and methods run, as Patroni runs them.
     pub agent_cwd: Option<PathBuf>,
+    /// etcd serving TLS only, requiring client certificates; the agents' `etcd3` section
+    /// says `protocol: https`, `cacert`, `cert`, `key`.
+    pub etcd_tls: Option<EtcdTls>,
+    /// etcd's authentication enabled (`user add root`, `auth enable`) with this root
+    /// password, which the agents' `etcd3.username`/`password` give.
+    pub etcd_root_password: Option<String>,
+    /// PostgreSQL over TLS only: the servers serve `server`, pg_hba.conf admits TLS clients
+    /// with a certificate alone, and every role connects with `client`.
+    pub pg_tls: Option<PgTls>,
+}
+
+/// The single etcd's TLS files and the certificate every agent presents to it.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// Signs etcd's certificate and the agents'.
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+/// PostgreSQL's TLS files, the same for every node (files PostgreSQL's user can read).
+#[derive(Debug, Clone, Default)]
+pub struct PgTls {
+    pub ca: PathBuf,
+    /// The servers' certificate and key (`ssl_cert_file`, `ssl_key_file`).
+    pub server: (PathBuf, PathBuf),
+    /// The certificate and key every role presents (`sslcert`, `sslkey`).
+    pub client: (PathBuf, PathBuf),
 }
 
 /// The REST API's TLS files, the same for every node (one certificate valid for
@@ -181,7 +211,19 @@ impl LocalCluster {
             bail!("a cluster needs at least one node");
         }
         prepare_dir(&opts.dir)?;
-        let etcd = vec![EtcdServer::start(&opts.dir.join("etcd"))?];
+        let serve = ServeOptions {
+            tls: opts.etcd_tls.as_ref().map(|t| ServerTlsFiles {
+                cert: t.server_cert.clone(),
+                key: t.server_key.clone(),
+                ca: t.ca.clone(),
+                client_cert_auth: true,
+            }),
+            auth_token_ttl: None,
+        };
+        let etcd = vec![EtcdServer::start_with(&opts.dir.join("etcd"), &serve)?];
+        if let Some(password) = &opts.etcd_root_password {
+            etcd::enable_auth(&etcd[0], opts.etcd_tls.as_ref(), password)?;
+        }
         let hosts = (0..opts.nodes)
             .map(|_| {
                 Ok(Host {
@@ -300,13 +342,33 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// A DCS client for this cluster.
+    /// How the agents reach etcd: its endpoints, and the TLS and user they are given.
+    pub fn etcd_config(&self) -> pgkeel_core::config::Etcd {
+        pgkeel_core::config::Etcd {
+            section: "etcd3",
+            hosts: self.etcd.iter().map(|e| e.endpoint.clone()).collect(),
+            username: self.opts.etcd_root_password.as_ref().map(|_| "root".into()),
+            password: self.opts.etcd_root_password.clone(),
+            tls: self
+                .opts
+                .etcd_tls
+                .as_ref()
+                .map(|t| pgkeel_core::config::EtcdTls {
+                    cacert: Some(t.ca.clone()),
+                    identity: Some(pgkeel_core::config::CertKey {
+                        certfile: t.client_cert.clone(),
+                        keyfile: Some(t.client_key.clone()),
+                        keyfile_password: None,
+                    }),
+                }),
+        }
+    }
+
+    /// A DCS client for this cluster, reaching etcd as the agents do.
     pub async fn dcs(&self) -> anyhow::Result<Etcd> {
-        let endpoints: Vec<_> = self.etcd.iter().map(|e| e.endpoint.clone()).collect();
+        let access = pgkeel_dcs::Access::from_config(&self.etcd_config())?;
         Ok(Etcd::connect(
-            &endpoints,
-            None,
-            None,
+            &access,
             format!("/service/{}/", self.opts.scope),
             Duration::from_secs(3),
         )

@@ -150,6 +150,11 @@ impl Pg {
             "REPLICATION",
         )
         .await?;
+        // Patroni's rewind role, when it is not the superuser.
+        if s.rewind.username != s.superuser.username {
+            let client = self.client().await?;
+            self.create_rewind_role(&client).await?;
+        }
         let restored = match &*self.last_role.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(OwnedRole::Restoring(r)) => Some(r.clone()),
             _ => None,

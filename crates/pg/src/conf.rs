@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use pgkeel_core::action::RestoreRecovery;
+use pgkeel_core::config::PgUser;
 use pgkeel_core::Upstream;
 
 use crate::PgSettings;
@@ -83,21 +84,40 @@ pub(crate) fn quote_conninfo(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// `primary_conninfo` for streaming from `up`. The password comes from the pgpass file, so
-/// it never appears in `pg_stat_wal_receiver` or in the config file.
-pub(crate) fn primary_conninfo(s: &PgSettings, up: &Upstream) -> String {
-    [
+/// A libpq connection string of `pairs`, every value quoted.
+pub(crate) fn conninfo(pairs: &[(&str, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How PostgreSQL's programs reach `up` as `user`: host, port, user name and the user's
+/// TLS options (Patroni's `conn_kwargs` with the credentials merged in). The password is
+/// never written: it is in the pgpass file.
+pub(crate) fn remote_pairs(up: &Upstream, user: &PgUser) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![
         ("host", up.host.clone()),
         ("port", up.port.to_string()),
-        ("user", s.replication.username.clone()),
+        ("user", user.username.clone()),
+    ];
+    pairs.extend(user.conn.conninfo_pairs());
+    pairs
+}
+
+/// `primary_conninfo` for streaming from `up`: the server's own libpq does TLS here, with
+/// the replication user's options (as Patroni writes them). The password comes from the
+/// pgpass file, so it never appears in `pg_stat_wal_receiver` or in the config file
+/// (`sslpassword`, when set, does: libpq has no file for it; PostgreSQL shows it masked).
+pub(crate) fn primary_conninfo(s: &PgSettings, up: &Upstream) -> String {
+    let mut pairs = remote_pairs(up, &s.replication);
+    pairs.extend([
         ("passfile", s.pgpass.display().to_string()),
         ("application_name", s.name.clone()),
         ("connect_timeout", "2".into()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
-    .collect::<Vec<_>>()
-    .join(" ")
+    ]);
+    conninfo(&pairs)
 }
 
 /// Key/value pairs of a libpq connection string (`host=a port='5432'`). Malformed input
@@ -269,6 +289,37 @@ mod tests {
         assert_eq!(plain["port"], "7");
         assert_eq!(plain["user"], "u v");
         assert!(parse_conninfo("").is_empty());
+    }
+
+    #[test]
+    fn primary_conninfo_carries_the_replication_users_tls_options() {
+        use pgkeel_core::config::SslMode;
+        let mut s = sample_settings("n2", "/tmp/d".as_ref(), 5433);
+        s.replication.conn.sslmode = Some(SslMode::VerifyFull);
+        s.replication.conn.sslrootcert = Some("/tls/ca.crt".into());
+        s.replication.conn.sslcert = Some("/tls/repl's.crt".into());
+        s.replication.conn.sslkey = Some("/tls/repl.key".into());
+        s.replication.conn.sslpassword = Some("pw".into());
+        let up = Upstream {
+            member: "n1".into(),
+            host: "db1.example".into(),
+            port: 5432,
+            slot: None,
+        };
+        let parsed = parse_conninfo(&primary_conninfo(&s, &up));
+        assert_eq!(parsed["sslmode"], "verify-full");
+        assert_eq!(parsed["sslrootcert"], "/tls/ca.crt");
+        assert_eq!(parsed["sslcert"], "/tls/repl's.crt");
+        assert_eq!(parsed["sslkey"], "/tls/repl.key");
+        assert_eq!(parsed["sslpassword"], "pw");
+        assert_eq!(parsed["host"], "db1.example");
+        assert!(!parsed.contains_key("password"));
+        // Nothing set: nothing written, libpq's defaults apply.
+        let plain = parse_conninfo(&primary_conninfo(
+            &sample_settings("n2", "/tmp/d".as_ref(), 5433),
+            &up,
+        ));
+        assert!(!plain.keys().any(|k| k.starts_with("ssl")), "{plain:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgkeel_core::config::{Credentials, InitdbOption};
+use pgkeel_core::config::{InitdbOption, PgUser};
 
 mod bin;
 mod bootstrap;
@@ -43,6 +43,8 @@ mod sync_rep;
 /// its integration tests through the `testing` feature, which no product crate enables.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tls;
+mod tls_check;
 
 pub use control::live_postmaster;
 pub use data_dir_check::check_data_dir;
@@ -50,6 +52,7 @@ pub use details::{PgDetails, ReplicationInfo};
 pub use offline_check::{check_parameters_offline, OfflineRefusal};
 pub use port::Postgres;
 pub use sync_rep::SyncRepState;
+pub use tls_check::check_client_tls;
 
 /// Everything the adapter needs to know about the local PostgreSQL, already validated and
 /// merged by the caller.
@@ -62,13 +65,17 @@ pub struct PgSettings {
     pub bin_dir: Option<PathBuf>,
     pub listen_addresses: Vec<String>,
     pub port: u16,
-    /// The agent connects as this role over TCP with its password.
-    pub superuser: Credentials,
-    pub replication: Credentials,
+    /// The agent connects as this role over loopback TCP, with its password and TLS
+    /// options (see `tls`).
+    pub superuser: PgUser,
+    /// Replicas stream (`primary_conninfo`) and clone (pg_basebackup) as this role.
+    pub replication: PgUser,
+    /// pg_rewind's source connection: `authentication.rewind`, else the superuser.
+    pub rewind: PgUser,
     /// Dynamic and local `parameters`, merged.
     pub parameters: BTreeMap<String, String>,
-    /// User pg_hba lines (may be empty: pgkeel then writes defaults).
-    pub pg_hba: Vec<String>,
+    /// The pg_hba lines configured, and where from (see `hba`).
+    pub pg_hba: HbaLines,
     pub pgpass: PathBuf,
     pub initdb: Vec<InitdbOption>,
     pub basebackup: Vec<InitdbOption>,
@@ -77,6 +84,21 @@ pub struct PgSettings {
     /// Deadline of one health probe (data directory read, new connection, status query,
     /// WAL flush): past it the server counts as not answering.
     pub probe_timeout: Duration,
+}
+
+/// The pg_hba lines of the config, by where they came from: that decides whether pgkeel
+/// adds lines of its own (see `hba::render_pg_hba`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HbaLines {
+    /// None configured: pgkeel's defaults.
+    #[default]
+    Defaults,
+    /// Only `bootstrap.pg_hba`: Patroni appends them to initdb's pg_hba.conf, whose
+    /// loopback lines let the agent in; pgkeel writes them after its own narrow ones.
+    Bootstrap(Vec<String>),
+    /// `postgresql.pg_hba` (local, or in the dynamic config): written exactly, as Patroni
+    /// writes them, with no line of pgkeel's.
+    Configured(Vec<String>),
 }
 
 /// The local PostgreSQL. Cheap to clone: clones share the settings.
@@ -100,6 +122,9 @@ pub struct Pg {
     /// Who PostgreSQL programs run as, once the data directory exists: not looked up
     /// (`stat`, `getpwuid`) again for every program the agent runs.
     owner: Arc<std::sync::Mutex<Option<run_as::Owner>>>,
+    /// The agent's TLS for its own connections, with the options and home it was built
+    /// from (rebuilt when they change).
+    client_tls: Arc<std::sync::Mutex<Option<tls::Cached>>>,
 }
 
 impl Pg {
@@ -127,6 +152,7 @@ impl Pg {
             last_silent: Arc::default(),
             last_flush: Arc::default(),
             owner: Arc::default(),
+            client_tls: Arc::default(),
         }
     }
 
@@ -140,7 +166,7 @@ impl Pg {
 
     /// Replaces the parameters and pg_hba lines (a dynamic configuration change). Returns
     /// whether anything changed; the caller then rewrites and reloads ([`Pg::apply`]).
-    pub fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: Vec<String>) -> bool {
+    pub fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: HbaLines) -> bool {
         let mut guard = self.settings.write().unwrap_or_else(|e| e.into_inner());
         if guard.parameters == parameters && guard.pg_hba == pg_hba {
             return false;

@@ -100,6 +100,41 @@ impl Pg {
         Ok(())
     }
 
+    /// A dedicated pg_rewind role (`authentication.rewind`), with what pg_rewind needs and
+    /// no more: login, and the four functions it reads the source with (Patroni's grants).
+    pub(crate) async fn create_rewind_role(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> anyhow::Result<()> {
+        let s = self.settings();
+        let user = &s.rewind.username;
+        let id = quote_ident(user);
+        let mut sql = format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
+             CREATE ROLE {id}; END IF; END $$;\n\
+             ALTER ROLE {id} WITH LOGIN",
+            lit = quote_literal(user),
+        );
+        if let Some(pw) = &s.rewind.password {
+            sql.push_str(&format!(" PASSWORD {}", quote_literal(pw)));
+        }
+        sql.push_str(";\n");
+        for f in [
+            "pg_ls_dir(text, boolean, boolean)",
+            "pg_stat_file(text, boolean)",
+            "pg_read_binary_file(text)",
+            "pg_read_binary_file(text, bigint, bigint, boolean)",
+        ] {
+            sql.push_str(&format!(
+                "GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO {id};\n"
+            ));
+        }
+        client
+            .batch_execute(&sql)
+            .await
+            .with_context(|| format!("creating the pg_rewind role {user:?}"))
+    }
+
     pub async fn start_primary(&self) -> anyhow::Result<()> {
         self.start(Role::Primary).await
     }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use pgkeel_core::Upstream;
 
-use crate::conf::{quote_conninfo, Role};
+use crate::conf::Role;
 use crate::managed::remove_if_exists;
 use crate::run_as::Invocation;
 use crate::Pg;
@@ -29,17 +29,15 @@ impl Pg {
         }
         self.on_disk_op("writing the pgpass file", |pg| pg.write_pgpass())
             .await?;
-        let conninfo = [
-            ("host", source.host.clone()),
-            ("port", source.port.to_string()),
-            ("user", s.superuser.username.clone()),
+        // The rewind user (else the superuser) with its TLS options, to the primary only
+        // (Patroni adds target_session_attrs too).
+        let mut pairs = crate::conf::remote_pairs(source, &s.rewind);
+        pairs.extend([
             ("dbname", "postgres".to_string()),
             ("connect_timeout", "5".to_string()),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{k}={}", quote_conninfo(v)))
-        .collect::<Vec<_>>()
-        .join(" ");
+            ("target_session_attrs", "read-write".to_string()),
+        ]);
+        let conninfo = crate::conf::conninfo(&pairs);
         let result = Invocation {
             program: self.program("pg_rewind")?,
             args: vec![

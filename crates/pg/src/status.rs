@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context};
 use pgkeel_core::observation::{PgView, Running};
 use pgkeel_core::Lsn;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::conf::parse_conninfo;
 use crate::control::live_postmaster;
@@ -67,40 +67,76 @@ pub(crate) enum ConnectFailure {
 }
 
 impl Pg {
-    /// Where the agent reaches its own server: the first listen address unless it is a
-    /// wildcard, else IPv4 loopback.
-    pub(crate) fn local_host(&self) -> String {
-        match self.settings().listen_addresses.first().map(|s| s.trim()) {
-            Some(a) if !matches!(a, "" | "*" | "0.0.0.0" | "::") => a.to_string(),
-            _ => "127.0.0.1".to_string(),
+    /// Where the agent reaches its own server: the name (what `verify-full` checks the
+    /// server's certificate against, as Patroni's `_get_tcp_local_address` chooses it) and
+    /// the address connected to. Listening on a wildcard, `localhost` or `127.0.0.1`:
+    /// `localhost`, reached at 127.0.0.1 (libpq would try `::1` first where it resolves so,
+    /// and pgkeel's own pg_hba lines and most operators' name 127.0.0.1); otherwise the
+    /// first listen address.
+    pub(crate) fn local_host(&self) -> (String, Option<std::net::IpAddr>) {
+        let s = self.settings();
+        let addrs: Vec<&str> = s.listen_addresses.iter().map(|a| a.trim()).collect();
+        let local = addrs.iter().any(|a| {
+            matches!(
+                a.to_ascii_lowercase().as_str(),
+                "" | "*" | "localhost" | "0.0.0.0" | "::" | "127.0.0.1"
+            )
+        });
+        match addrs.first() {
+            Some(first) if !local => (first.to_string(), first.parse().ok()),
+            _ => (
+                "localhost".to_string(),
+                Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            ),
         }
     }
 
-    /// A fresh superuser connection to the local server over TCP.
+    /// The agent's TLS for its own connections, built once from the superuser's options
+    /// (and again when they change).
+    pub(crate) fn client_tls(&self) -> anyhow::Result<crate::tls::ClientTls> {
+        let s = self.settings();
+        let mut cached = self.client_tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref().filter(|c| c.opts == s.superuser.conn) {
+            return Ok(c.tls.clone());
+        }
+        let home = self.owner()?.home;
+        let tls = crate::tls::ClientTls::new(
+            &s.superuser.conn,
+            &home,
+            "postgresql.authentication.superuser",
+        )
+        .map_err(anyhow::Error::msg)?;
+        *cached = Some(crate::tls::Cached {
+            opts: s.superuser.conn.clone(),
+            tls: tls.clone(),
+        });
+        Ok(tls)
+    }
+
+    /// A fresh superuser connection to the local server over TCP, with the superuser's TLS
+    /// options.
     pub(crate) async fn connect(&self, timeout: Duration) -> Result<Client, ConnectFailure> {
         let s = self.settings();
+        let tls = self.client_tls().map_err(ConnectFailure::Other)?;
+        let (name, addr) = self.local_host();
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host(self.local_host())
+        cfg.host(&name)
             .port(s.port)
             .user(&s.superuser.username)
             .dbname("postgres")
             .application_name("pgkeel")
             .options(SESSION_OPTIONS)
             .connect_timeout(timeout);
+        if let Some(addr) = addr {
+            cfg.hostaddr(addr);
+        }
         if let Some(pw) = &s.superuser.password {
             cfg.password(pw);
         }
-        let connected = tokio::time::timeout(timeout, cfg.connect(NoTls)).await;
+        let connected = tokio::time::timeout(timeout, tls.connect(&mut cfg)).await;
         match connected {
             Err(_) => Err(ConnectFailure::NoAnswer),
-            Ok(Ok((client, conn))) => {
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "local PostgreSQL connection ended");
-                    }
-                });
-                Ok(client)
-            }
+            Ok(Ok(client)) => Ok(client),
             Ok(Err(e)) => {
                 let io_kind = std::error::Error::source(&e)
                     .and_then(|src| src.downcast_ref::<std::io::Error>())
@@ -114,19 +150,27 @@ impl Pg {
                         && !db.message().contains("shutting down")
                 });
                 if refused || starting.is_some() {
-                    Err(ConnectFailure::NotYetAccepting {
+                    return Err(ConnectFailure::NotYetAccepting {
                         answered: starting.is_some(),
-                    })
-                } else {
-                    Err(ConnectFailure::Other(anyhow::Error::new(e).context(
-                        format!(
-                            "connecting to PostgreSQL at {}:{} as {}",
-                            self.local_host(),
-                            s.port,
-                            s.superuser.username
-                        ),
-                    )))
+                    });
                 }
+                let mut why = anyhow::Error::new(e).context(format!(
+                    "connecting to PostgreSQL at {name}:{} ({}) as {} with sslmode {}",
+                    s.port,
+                    addr.map_or_else(|| name.clone(), |a| a.to_string()),
+                    s.superuser.username,
+                    s.superuser.conn.mode().as_str(),
+                ));
+                if matches!(&s.pg_hba, crate::HbaLines::Configured(_))
+                    && format!("{why:#}").contains("pg_hba.conf")
+                {
+                    why = why.context(
+                        "the pg_hba lines of postgresql.pg_hba are written as configured, with \
+                         no line of pgkeel's: one of them must let the superuser in from the \
+                         address above (as Patroni needs too)",
+                    );
+                }
+                Err(ConnectFailure::Other(why))
             }
         }
     }

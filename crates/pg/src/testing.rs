@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use pgkeel_core::config::Credentials;
+use pgkeel_core::config::PgUser;
 
 use crate::run_as::Owner;
 use crate::PgSettings;
@@ -56,16 +56,11 @@ pub fn sample_settings(name: &str, dir: &Path, port: u16) -> PgSettings {
         bin_dir: None,
         listen_addresses: vec!["127.0.0.1".into()],
         port,
-        superuser: Credentials {
-            username: "postgres".into(),
-            password: Some("super'secret".into()),
-        },
-        replication: Credentials {
-            username: "replicator".into(),
-            password: Some("repl:pass".into()),
-        },
+        superuser: PgUser::new("postgres", Some("super'secret")),
+        replication: PgUser::new("replicator", Some("repl:pass")),
+        rewind: PgUser::new("postgres", Some("super'secret")),
         parameters: BTreeMap::new(),
-        pg_hba: Vec::new(),
+        pg_hba: crate::HbaLines::Defaults,
         pgpass: dir.join(format!("{name}.pgpass")),
         initdb: Vec::new(),
         basebackup: Vec::new(),
@@ -92,6 +87,11 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// A session as the agent opens its own: the superuser with its password and TLS options.
+pub async fn agent_client(pg: &crate::Pg) -> anyhow::Result<tokio_postgres::Client> {
+    pg.client().await
+}
+
 /// A superuser session with the password from the settings, as any client would open it.
 pub async fn superuser_client(pg: &crate::Pg) -> tokio_postgres::Client {
     let s = pg.settings();
@@ -106,4 +106,28 @@ pub async fn superuser_client(pg: &crate::Pg) -> tokio_postgres::Client {
         .expect("superuser password login");
     tokio::spawn(conn);
     client
+}
+
+/// What core plans for a replica of `up` made by pg_basebackup (the replication user's
+/// connection string, TLS options included), for tests that drive the adapter alone.
+pub fn basebackup_plan(
+    pg: &crate::Pg,
+    up: &pgkeel_core::Upstream,
+) -> pgkeel_core::action::ClonePlan {
+    let s = pg.settings();
+    let pairs = crate::conf::remote_pairs(up, &s.replication);
+    pgkeel_core::action::ClonePlan {
+        source: Some(up.clone()),
+        what: format!("from leader '{}'", up.member),
+        methods: vec![pgkeel_core::action::CloneMethod::Basebackup {
+            connstring: format!("dbname=postgres {}", crate::conf::conninfo(&pairs)),
+        }],
+    }
+}
+
+/// initdb, start and post_bootstrap (the roles), as the agent bootstraps a new cluster.
+pub async fn bootstrap_initdb(pg: &crate::Pg) -> anyhow::Result<()> {
+    pg.bootstrap(&pgkeel_core::action::BootstrapPlan::Initdb)
+        .await?;
+    pg.post_bootstrap(None).await
 }

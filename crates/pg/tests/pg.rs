@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use pgkeel_core::action::{BootstrapPlan, CloneMethod, ClonePlan};
+use pgkeel_core::action::BootstrapPlan;
 use pgkeel_core::observation::{PgView, Running, Stopped};
 use pgkeel_core::{StopMode, Upstream};
 use pgkeel_pg::testing::{free_port, pg_tempdir, sample_settings, StopOnDrop};
@@ -38,20 +38,6 @@ async fn running(pg: &Pg, what: &str, pred: impl Fn(&Running) -> bool) -> Runnin
         }
     })
     .await
-}
-
-/// pg_basebackup from `up`, as core plans it for a replica of the leader.
-fn basebackup_from(up: &Upstream) -> ClonePlan {
-    ClonePlan {
-        source: Some(up.clone()),
-        what: format!("from leader '{}'", up.member),
-        methods: vec![CloneMethod::Basebackup {
-            connstring: format!(
-                "dbname=postgres user=replicator host={} port={}",
-                up.host, up.port
-            ),
-        }],
-    }
 }
 
 async fn stopped(pg: &Pg) -> Stopped {
@@ -115,7 +101,7 @@ async fn bootstrap_clone_failover_rewind() {
         .await
         .expect("slot for node2");
     let from1 = upstream("node1", &n1, Some("node2"));
-    n2.create_replica(&basebackup_from(&from1))
+    n2.create_replica(&pgkeel_pg::testing::basebackup_plan(&n2, &from1))
         .await
         .expect("clone");
     n2.start_replica(Some(&from1)).await.expect("start replica");

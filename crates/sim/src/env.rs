@@ -585,7 +585,11 @@ impl Postgres for SimPg {
             .await;
         Ok(())
     }
-    fn set_config(&self, _parameters: BTreeMap<String, String>, _pg_hba: Vec<String>) -> bool {
+    fn set_config(
+        &self,
+        _parameters: BTreeMap<String, String>,
+        _pg_hba: pgkeel_pg::HbaLines,
+    ) -> bool {
         false
     }
     async fn apply(&self) -> A<()> {

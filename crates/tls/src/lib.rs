@@ -1,20 +1,26 @@
-//! pgkeel's TLS material: the REST API's certificates and keys read from their PEM files and
-//! checked (every error names the setting, the file and the reason), and the rustls configs
-//! built from them: the API server's ([`server_config`]) and its clients' ([`client_config`]:
-//! the CLI, and the agent calling its peers). rustls with the ring provider: no OpenSSL.
+//! pgkeel's TLS material: the REST API's and etcd's certificates and keys read from their
+//! PEM files and checked (every error names the setting, the file and the reason), and the
+//! rustls configs built from them: the API server's ([`server_config`]), its clients'
+//! ([`client_config`]: the CLI, and the agent calling its peers), etcd's client
+//! ([`etcd_client`]) and the agent's own PostgreSQL connections' ([`pg_client_config`]).
+//! rustls with the ring provider: no OpenSSL.
 //!
 //! Everything is read when called, so that a missing, unreadable or mismatched file stops
 //! the agent at start (and fails `--validate-config`) rather than the first handshake.
 
 mod client;
+mod etcd;
 mod identity;
 mod pem;
+mod pg;
 mod server;
 mod verify;
 
 use std::path::Path;
 
 pub use client::client_config;
+pub use etcd::{etcd_client, EtcdClientTls};
+pub use pg::{crl_files, pg_client_config, tls_server_end_point, PgClientFiles, PgVerify};
 pub use server::server_config;
 
 /// Why TLS material could not be used: the setting, the file and the reason.

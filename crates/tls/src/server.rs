@@ -14,7 +14,7 @@ use crate::{identity, pem, provider, TlsError};
 /// methods without one 403); `required` (a connection without one fails its handshake).
 pub fn server_config(tls: &ServerTls) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(provider(tls.ciphers.as_deref()));
-    let (certs, key) = identity::load(&tls.identity, "restapi", &provider)?;
+    let (certs, key) = identity::load(&tls.identity, &identity::Keys::rest("restapi"), &provider)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(format!("restapi.ciphers: {e}")))?;

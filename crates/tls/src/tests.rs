@@ -258,3 +258,137 @@ fn ciphers_narrow_tls12_and_leave_tls13() {
         ]
     );
 }
+
+mod etcd {
+    use pgkeel_core::config::{Etcd, EtcdTls, HostPort};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+
+    fn etcd(pki: &Pki, cert: Option<(&str, Option<&str>)>, password: Option<&str>) -> Etcd {
+        Etcd {
+            section: "etcd3",
+            hosts: vec![HostPort {
+                host: "127.0.0.1".into(),
+                port: 2379,
+            }],
+            username: None,
+            password: None,
+            tls: Some(EtcdTls {
+                cacert: Some(pki.path("ca.pem")),
+                identity: cert.map(|(c, k)| CertKey {
+                    certfile: pki.path(c),
+                    keyfile: k.map(|k| pki.path(k)),
+                    keyfile_password: password.map(str::to_string),
+                }),
+            }),
+        }
+    }
+
+    /// A rustls client config from the parts, as tonic builds it.
+    fn client_from(parts: &EtcdClientTls) -> rustls::ClientConfig {
+        let b = rustls::ClientConfig::builder_with_provider(Arc::new(provider(None)))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(parts.verifier.clone());
+        match &parts.identity_pem {
+            None => b.with_no_client_auth(),
+            Some((chain, key)) => {
+                let certs = CertificateDer::pem_slice_iter(chain.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                b.with_client_auth_cert(certs, key).unwrap()
+            }
+        }
+    }
+
+    #[test]
+    fn etcd_parts_verify_the_server_and_present_the_client_certificate() {
+        let pki = Pki::new();
+        assert_eq!(
+            etcd_client(&Etcd {
+                tls: None,
+                ..etcd(&pki, None, None)
+            })
+            .unwrap(),
+            None
+        );
+        let server = server_config(&pki.server(VerifyClient::Required {
+            cafile: pki.path("ca.pem"),
+        }))
+        .unwrap();
+        let parts = etcd_client(&etcd(&pki, Some(("client.pem", Some("client.key"))), None))
+            .unwrap()
+            .unwrap();
+        handshake(client_from(&parts), server.clone(), "127.0.0.1").unwrap();
+        // The host name is checked, as Patroni's urllib3 does.
+        assert!(handshake(client_from(&parts), server.clone(), "example.com").is_err());
+        // Without a certificate, etcd's --client-cert-auth refuses the handshake.
+        let anonymous = etcd_client(&etcd(&pki, None, None)).unwrap().unwrap();
+        assert!(handshake(client_from(&anonymous), server.clone(), "127.0.0.1").is_err());
+        // An encrypted key is decrypted with key_password, and re-encoded for the client.
+        let enc = etcd(&pki, Some(("server.pem", Some("server.enc.key"))), None);
+        let e = etcd_client(&enc).unwrap_err().0;
+        assert!(
+            e.starts_with("etcd3.key ") && e.contains("etcd3.key_password is not set"),
+            "{e}"
+        );
+        let enc = etcd(
+            &pki,
+            Some(("server.pem", Some("server.enc.key"))),
+            Some("secret"),
+        );
+        let parts = etcd_client(&enc).unwrap().unwrap();
+        assert!(parts
+            .identity_pem
+            .as_ref()
+            .unwrap()
+            .1
+            .starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn bad_etcd_files_are_named_with_the_key_and_the_reason() {
+        let pki = Pki::new();
+        let err = |e: &Etcd| etcd_client(e).unwrap_err().0;
+        let mut e = etcd(&pki, None, None);
+        e.tls.as_mut().unwrap().cacert = Some(pki.path("missing.pem"));
+        let msg = err(&e);
+        assert!(
+            msg.starts_with(&format!(
+                "etcd3.cacert {}: cannot read it",
+                pki.path("missing.pem").display()
+            )),
+            "{msg}"
+        );
+        let msg = err(&etcd(&pki, Some(("client.pem", Some("other.key"))), None));
+        assert!(
+            msg.starts_with("etcd3.key ")
+                && msg.contains("is not the key of the certificate in etcd3.cert"),
+            "{msg}"
+        );
+        let msg = err(&etcd(&pki, Some(("client.pem", None)), None));
+        assert!(
+            msg.contains("etcd3.cert") && msg.contains("as etcd3.key is not set"),
+            "{msg}"
+        );
+        let mut e = etcd(&pki, None, None);
+        e.section = "etcd";
+        e.tls.as_mut().unwrap().cacert = Some(pki.path("client.key"));
+        assert!(err(&e).starts_with("etcd.cacert "), "{}", err(&e));
+    }
+
+    #[test]
+    fn etcd_parts_compare_by_what_the_files_hold() {
+        let pki = Pki::new();
+        let cfg = etcd(&pki, Some(("client.pem", Some("client.key"))), None);
+        let a = etcd_client(&cfg).unwrap();
+        assert_eq!(a, etcd_client(&cfg).unwrap());
+        std::fs::copy(pki.path("server.pem"), pki.path("client.pem")).unwrap();
+        std::fs::copy(pki.path("server.key"), pki.path("client.key")).unwrap();
+        assert_ne!(a, etcd_client(&cfg).unwrap());
+    }
+}

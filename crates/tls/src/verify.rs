@@ -31,7 +31,7 @@ impl Pinned {
         Pinned(certs.to_vec())
     }
 
-    fn holds(&self, cert: &CertificateDer<'_>) -> bool {
+    pub(crate) fn holds(&self, cert: &CertificateDer<'_>) -> bool {
         self.0.iter().any(|c| c.as_ref() == cert.as_ref())
     }
 }
@@ -41,7 +41,7 @@ impl Pinned {
 pub(crate) struct Signatures(pub(crate) WebPkiSupportedAlgorithms);
 
 impl Signatures {
-    fn tls12(
+    pub(crate) fn tls12(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -50,7 +50,7 @@ impl Signatures {
         verify_tls12_signature(message, cert, dss, &self.0)
     }
 
-    fn tls13(
+    pub(crate) fn tls13(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -59,7 +59,7 @@ impl Signatures {
         verify_tls13_signature(message, cert, dss, &self.0)
     }
 
-    fn schemes(&self) -> Vec<SignatureScheme> {
+    pub(crate) fn schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
     }
 }

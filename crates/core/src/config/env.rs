@@ -405,6 +405,35 @@ mod tests {
     }
 
     #[test]
+    fn etcd_tls_and_user_variables_fill_the_etcd3_section() {
+        let env = from_environment(&vars(&[
+            ("PATRONI_ETCD3_PROTOCOL", "https"),
+            ("PATRONI_ETCD3_CACERT", "/etc/etcd/ca.pem"),
+            ("PATRONI_ETCD3_CERT", "/etc/etcd/client.pem"),
+            ("PATRONI_ETCD3_KEY", "/etc/etcd/client.key"),
+            ("PATRONI_ETCD3_USERNAME", "patroni"),
+            ("PATRONI_ETCD3_PASSWORD", "s3cret"),
+        ]));
+        assert_eq!(
+            env,
+            json!({"etcd3": {
+                "protocol": "https",
+                "cacert": "/etc/etcd/ca.pem",
+                "cert": "/etc/etcd/client.pem",
+                "key": "/etc/etcd/client.key",
+                "username": "patroni",
+                "password": "s3cret",
+            }})
+        );
+        // As in Patroni, the user is read only for a section another variable made.
+        let env = from_environment(&vars(&[
+            ("PATRONI_ETCD3_USERNAME", "patroni"),
+            ("PATRONI_ETCD3_PASSWORD", "s3cret"),
+        ]));
+        assert_eq!(env, json!({}));
+    }
+
+    #[test]
     fn the_environment_wins_over_the_file_and_mappings_merge() {
         let mut file = json!({
             "scope": "batman",

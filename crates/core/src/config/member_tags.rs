@@ -110,5 +110,8 @@ pub(crate) fn tags(node: Option<&Node>, diag: &mut Diag) -> Option<Tags> {
             }
         }
     }
+    // Published as written, Patroni's filter applied: `failover_priority: '1'` stays a
+    // string and `nofailover: false` shows next to a priority, as Patroni shows them.
+    tags.published = Some(crate::tags::patroni_filter(map));
     (diag.problems.len() == before).then_some(tags)
 }

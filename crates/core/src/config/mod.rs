@@ -22,6 +22,7 @@ mod lines;
 mod log;
 mod member_tags;
 mod methods;
+mod pg_conn;
 mod postgresql;
 mod raw;
 mod reload;
@@ -37,6 +38,7 @@ pub use dynamic::{
     ConfigProblem, StoredConfig,
 };
 pub use log::Log;
+pub use pg_conn::{ConnOptions, PgUser, Prefer3, SslMode, SslNegotiation};
 pub use reload::{plan_reload, ReloadPlan};
 pub use validate::{
     load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
@@ -239,10 +241,55 @@ mod restapi_tests {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Etcd {
+    /// The section the settings come from, `etcd3` or `etcd` (Patroni's v2 section, whose
+    /// endpoints pgkeel uses over v3): messages name its keys.
+    pub section: &'static str,
     /// etcd client endpoints as `host:port` (from `etcd3.hosts`, `etcd3.host` or `etcd.*`).
     pub hosts: Vec<HostPort>,
+    /// `username` and `password`: both set, or neither (Patroni authenticates only with both).
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `protocol: https` and what goes with it; `None`: plain HTTP.
+    pub tls: Option<EtcdTls>,
+}
+
+impl Etcd {
+    /// The endpoints as URLs, `https://host:port` with TLS, else `http://host:port`.
+    pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.hosts
+            .iter()
+            .map(|h| format!("{scheme}://{h}"))
+            .collect()
+    }
+
+    /// The config key `name` of this section (`etcd3.cacert`), for messages.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.section)
+    }
+}
+
+/// TLS to etcd (`protocol: https`), as Patroni's client does it: etcd's certificate is
+/// verified, chain and host name, against `cacert` (else the system's trust store), and
+/// `cert`/`key` are presented when set (etcd's `--client-cert-auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// `cacert`: the CA etcd's certificate is checked against; `None`: the system's.
+    pub cacert: Option<PathBuf>,
+    /// `cert`, `key` (in `cert` when not set) and pgkeel's `key_password`.
+    pub identity: Option<CertKey>,
+}
+
+impl EtcdTls {
+    /// The same checks as a REST API client's ([`ClientTls`]), chain and host name.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            verify: VerifyServer::ChainAndName {
+                cafile: self.cacert.clone(),
+            },
+            identity: self.identity.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,8 +460,13 @@ pub struct Postgresql {
     /// Where `pg_ctl`, `initdb`... live; `None` means search PATH and Debian's default.
     pub bin_dir: Option<PathBuf>,
     pub pgpass: PathBuf,
-    pub superuser: Credentials,
-    pub replication: Credentials,
+    /// `postgresql.authentication.superuser`: the agent's own connections to its server.
+    pub superuser: PgUser,
+    /// `postgresql.authentication.replication`: streaming (`primary_conninfo`) and clones.
+    pub replication: PgUser,
+    /// `postgresql.authentication.rewind`, if set: pg_rewind's source connection (else the
+    /// superuser's, as in Patroni; see [`Postgresql::rewind_user`]).
+    pub rewind: Option<PgUser>,
     /// Local parameters, merged over the dynamic ones.
     pub parameters: BTreeMap<String, String>,
     /// Local pg_hba lines; when empty the dynamic/bootstrap ones or pgkeel's defaults apply.
@@ -425,6 +477,14 @@ pub struct Postgresql {
     pub callbacks: Callbacks,
     /// `postgresql.create_replica_methods` (default: basebackup alone).
     pub create_replica_methods: Vec<ReplicaMethod>,
+}
+
+impl Postgresql {
+    /// Who pg_rewind connects to the new primary as: `authentication.rewind`, else the
+    /// superuser (Patroni's `rewind_credentials` on PostgreSQL 11 and later).
+    pub fn rewind_user(&self) -> &PgUser {
+        self.rewind.as_ref().unwrap_or(&self.superuser)
+    }
 }
 
 /// Patroni's callbacks: event name (`on_start`...) → the command's words.

@@ -6,9 +6,10 @@ use serde_json::Value;
 
 use super::diag::{Diag, KeyPath};
 use super::dynamic::parameters;
+use super::pg_conn::pg_user;
 use super::raw::{Node, RawCredentials, RawPostgresql};
 use super::scalar::{self, found};
-use super::{Callbacks, Credentials, Postgresql};
+use super::{Callbacks, PgUser, Postgresql};
 
 const LISTEN_ALLOWED: &str =
     "host:port or host1,host2:port (the port after the last colon), e.g. 0.0.0.0:5432";
@@ -55,6 +56,8 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
     };
     let superuser = credentials(raw.superuser.as_ref(), "postgres", diag);
     let replication = credentials(raw.replication.as_ref(), "replicator", diag);
+    // Patroni: without a `rewind` section, pg_rewind uses the superuser's settings.
+    let rewind = raw.rewind.as_ref().map(|r| pg_user(r, None, diag));
     let params = raw
         .parameters
         .as_ref()
@@ -87,6 +90,8 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         pgpass: pgpass?,
         superuser: superuser?,
         replication: replication?,
+        // A bad section recorded a problem, and returned above.
+        rewind: rewind.flatten(),
         parameters: params.unwrap_or_default(),
         pg_hba: pg_hba.unwrap_or_default(),
         basebackup: basebackup.unwrap_or_default(),
@@ -234,25 +239,11 @@ fn credentials(
     raw: Option<&RawCredentials>,
     default_user: &str,
     diag: &mut Diag,
-) -> Option<Credentials> {
-    let Some(raw) = raw else {
-        return Some(Credentials {
-            username: default_user.to_string(),
-            password: None,
-        });
-    };
-    let username = match &raw.username {
-        Some(n) => scalar::non_empty_text(&n.value, &n.path, diag, "a user name")?,
-        None => default_user.to_string(),
-    };
-    let password = match &raw.password {
-        Some(Node {
-            value: Value::Null, ..
-        }) => None,
-        Some(n) => Some(scalar::text(&n.value, &n.path, diag, "a password")?),
-        None => None,
-    };
-    Some(Credentials { username, password })
+) -> Option<PgUser> {
+    match raw {
+        None => Some(PgUser::new(default_user, None)),
+        Some(raw) => pg_user(raw, Some(default_user), diag),
+    }
 }
 
 #[cfg(test)]

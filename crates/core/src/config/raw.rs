@@ -63,6 +63,9 @@ pub(crate) struct RawCredentials {
     pub(crate) path: KeyPath,
     pub(crate) username: Option<Node>,
     pub(crate) password: Option<Node>,
+    /// libpq connection options (`sslmode`, `sslcert`...): only under
+    /// `postgresql.authentication.*`, in [`CONN_OPTIONS`] order.
+    pub(crate) options: Vec<(&'static str, Node)>,
 }
 
 #[derive(Debug)]
@@ -73,8 +76,11 @@ pub(crate) struct RawEtcd {
     pub(crate) protocol: Option<Node>,
     pub(crate) username: Option<Node>,
     pub(crate) password: Option<Node>,
-    /// `cacert`, `cert`, `key`: any of them means the operator expects TLS.
-    pub(crate) tls: Vec<Node>,
+    pub(crate) cacert: Option<Node>,
+    pub(crate) cert: Option<Node>,
+    pub(crate) key: Option<Node>,
+    /// pgkeel's own: the password of an encrypted `key` (Patroni's etcd has none).
+    pub(crate) key_password: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -101,6 +107,7 @@ pub(crate) struct RawPostgresql {
     pub(crate) pgpass: Option<Node>,
     pub(crate) superuser: Option<RawCredentials>,
     pub(crate) replication: Option<RawCredentials>,
+    pub(crate) rewind: Option<RawCredentials>,
     pub(crate) parameters: Option<Node>,
     pub(crate) pg_hba: Option<Node>,
     pub(crate) basebackup: Option<Node>,
@@ -157,8 +164,9 @@ const POSTGRESQL_UNSUPPORTED: &[&str] = &[
     "pg_hba_standby_leader",
 ];
 
-/// Connection options of `postgresql.authentication.*` beyond user name and password.
-const CREDENTIAL_UNSUPPORTED: &[&str] = &[
+/// Connection options of `postgresql.authentication.*` beyond user name and password
+/// (Patroni's list): passed to libpq, and honoured by the agent's own connections.
+pub(crate) const CONN_OPTIONS: &[&str] = &[
     "sslmode",
     "sslkey",
     "sslpassword",
@@ -297,13 +305,18 @@ impl RawConfig {
     }
 }
 
-fn credentials(mut s: Section, unsupported: &[&str], diag: &mut Diag) -> RawCredentials {
+/// `options`: the connection options this section takes besides user name and password.
+fn credentials(mut s: Section, options: &[&'static str], diag: &mut Diag) -> RawCredentials {
     let c = RawCredentials {
         path: s.path.clone(),
         username: s.take("username"),
         password: s.take("password"),
+        options: options
+            .iter()
+            .filter_map(|k| s.take(k).map(|n| (*k, n)))
+            .collect(),
     };
-    s.finish(unsupported, diag);
+    s.finish(&[], diag);
     c
 }
 
@@ -315,10 +328,10 @@ fn etcd(mut s: Section, diag: &mut Diag) -> RawEtcd {
         protocol: s.take("protocol"),
         username: s.take("username"),
         password: s.take("password"),
-        tls: ["cacert", "cert", "key"]
-            .iter()
-            .filter_map(|k| s.take(k))
-            .collect(),
+        cacert: s.take("cacert"),
+        cert: s.take("cert"),
+        key: s.take("key"),
+        key_password: s.take("key_password"),
     };
     s.finish(ETCD_UNSUPPORTED, diag);
     e
@@ -364,6 +377,7 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         pgpass: s.take("pgpass"),
         superuser: None,
         replication: None,
+        rewind: None,
         parameters: s.take("parameters"),
         pg_hba: s.take("pg_hba"),
         basebackup: s.take("basebackup"),
@@ -387,16 +401,13 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
     if let Some(mut auth) = s.take_section("authentication", diag) {
         p.superuser = auth
             .take_section("superuser", diag)
-            .map(|c| credentials(c, CREDENTIAL_UNSUPPORTED, diag));
+            .map(|c| credentials(c, CONN_OPTIONS, diag));
         p.replication = auth
             .take_section("replication", diag)
-            .map(|c| credentials(c, CREDENTIAL_UNSUPPORTED, diag));
-        if let Some(rewind) = auth.take("rewind") {
-            diag.warn(
-                &rewind.path,
-                "ignored: pgkeel runs pg_rewind as the superuser (postgresql.authentication.superuser)",
-            );
-        }
+            .map(|c| credentials(c, CONN_OPTIONS, diag));
+        p.rewind = auth
+            .take_section("rewind", diag)
+            .map(|c| credentials(c, CONN_OPTIONS, diag));
         auth.finish(&[], diag);
     }
     // Each custom replica method's section (`postgresql.wal_e`); `basebackup`'s is the

@@ -49,7 +49,13 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
     fixed!("namespace", namespace);
     fixed!("name", name);
     fixed!("restapi", restapi);
-    fixed!("etcd3", etcd);
+    // As in Patroni, whose etcd client is made once: a new connection (TLS, user, hosts)
+    // waits for a restart. The certificate files are re-read by the agent (`pgkeel_agent::
+    // reload`), which says when their contents changed.
+    fixed!("etcd3.hosts", etcd.hosts);
+    fixed!("etcd3.username/password", etcd.username);
+    fixed!("etcd3.username/password", etcd.password);
+    fixed!("etcd3 TLS (protocol, cacert, cert, key)", etcd.tls);
     fixed!("postgresql.listen", postgresql.listen_addresses);
     fixed!("postgresql.listen", postgresql.port);
     fixed!("postgresql.connect_address", postgresql.connect_address);
@@ -61,6 +67,8 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
         "postgresql.authentication.replication",
         postgresql.replication
     );
+    // Their TLS files are checked at start; a change waits for the next one.
+    fixed!("postgresql.authentication.rewind", postgresql.rewind);
     fixed!("postgresql.basebackup", postgresql.basebackup);
     restart_needed.dedup();
     ReloadPlan {
@@ -103,5 +111,28 @@ mod tests {
         assert_eq!(p.config.postgresql.parameters["work_mem"], "9MB");
         assert_eq!(p.config.postgresql.port, 5432, "kept until a restart");
         assert_eq!(p.config.restapi, running.restapi);
+    }
+
+    #[test]
+    fn an_etcd_tls_or_user_change_waits_for_a_restart_and_is_named() {
+        let running = cfg("");
+        let reread = load_str(
+            &BASE.replace(
+                "etcd3: {hosts: 127.0.0.1:2379}",
+                "etcd3: {hosts: 127.0.0.1:2379, protocol: https, cacert: /ca.pem, username: u, password: p}",
+            ),
+            "t.yml",
+        )
+        .unwrap()
+        .config;
+        let p = plan_reload(&running, &reread);
+        assert_eq!(
+            p.restart_needed,
+            [
+                "etcd3.username/password",
+                "etcd3 TLS (protocol, cacert, cert, key)"
+            ]
+        );
+        assert_eq!(p.config.etcd, running.etcd, "kept until a restart");
     }
 }

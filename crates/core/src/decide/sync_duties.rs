@@ -67,7 +67,7 @@ pub(super) fn prepromote(ctx: &Ctx) -> Vec<Action> {
         return Vec::new();
     }
     let nobody = key_naming_nobody(ctx.me());
-    let ssn = ssn_for_key(&nobody, settings.strict);
+    let ssn = ssn_for_key(&nobody, settings.strict, settings.mode);
     vec![
         Action::WriteSync { value: nobody },
         Action::SetSyncStandbys { ssn: Some(ssn) },
@@ -86,7 +86,7 @@ pub(super) fn before_start_primary(ctx: &Ctx, cluster: &Cluster) -> Option<Actio
         .clone()
         .filter(|k| k.leader.as_deref() == Some(ctx.me()))
         .unwrap_or_else(|| key_naming_nobody(ctx.me()));
-    let ssn = ssn_for_key(&mine, settings.strict);
+    let ssn = ssn_for_key(&mine, settings.strict, settings.mode);
     Some(Action::SetSyncStandbys { ssn: Some(ssn) })
 }
 

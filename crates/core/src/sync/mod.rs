@@ -68,14 +68,17 @@ pub fn key_naming_nobody(leader: &str) -> crate::dcs_values::SyncValue {
 
 /// The `synchronous_standby_names` that keeps exactly the promise of `key`: with a quorum,
 /// `ANY (voters - quorum)` of the voters; without, all of them (`FIRST n`); with none,
-/// nobody, or in strict mode the placeholder no standby matches (commits wait).
-pub fn ssn_for_key(key: &crate::dcs_values::SyncValue, strict: bool) -> Ssn {
+/// nobody, or in strict mode `*` (Patroni's choice): commits wait for some standby. Any
+/// standby's acknowledgement is then enough, which is safe because a key naming nobody
+/// lets nobody be elected, and a standby enters the key only after it flushed the WAL
+/// written before the setting changed again (`plan::settled`).
+pub fn ssn_for_key(key: &crate::dcs_values::SyncValue, strict: bool, mode: SyncMode) -> Ssn {
     let n = key.sync_standby.len() as u32;
     if n == 0 {
-        return if strict {
-            Ssn::new(SsnKind::First, 1, [STRICT_PLACEHOLDER.to_string()])
-        } else {
-            Ssn::none()
+        return match (strict, mode) {
+            (false, _) => Ssn::none(),
+            (true, SyncMode::Quorum) => Ssn::anyone_of_kind(SsnKind::Any),
+            (true, _) => Ssn::anyone(),
         };
     }
     let names = key.sync_standby.iter().cloned();

@@ -212,12 +212,12 @@ fn target(
         if !settings.strict {
             return (with(BTreeSet::new(), 0), Ssn::none());
         }
-        // Strict: keep waiting for the standbys of the key; with none, for a name no
-        // standby has, so that commits block rather than turn asynchronous.
+        // Strict: keep waiting for the standbys of the key; with none, for any standby
+        // (`*`), so that commits block rather than turn asynchronous.
         if !input.ssn.is_empty() {
             return (key.clone(), input.ssn.clone());
         }
-        let ssn = super::ssn_for_key(key, true);
+        let ssn = super::ssn_for_key(key, true, settings.mode);
         return (key.clone(), ssn);
     }
     match settings.mode {

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// What Patroni (and pgkeel) put in `synchronous_standby_names` in strict mode when no
-/// standby is eligible: a name no standby has, so that commits wait.
+/// A name no standby has, which older tools put in `synchronous_standby_names` in strict mode
+/// so that commits wait. pgkeel (like Patroni 4) now sets `*` there; a placeholder found on
+/// a server still counts as acknowledging nothing.
 pub const STRICT_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +38,16 @@ impl Ssn {
         }
     }
 
-    /// Any one standby may acknowledge (`FIRST 1 (*)`): what a value pgkeel cannot read
-    /// is taken for, so that no key change counts on it.
+    /// Any one standby may acknowledge (`*`): what a value pgkeel cannot read is taken for,
+    /// so that no key change counts on it.
     pub fn anyone() -> Self {
+        Ssn::anyone_of_kind(SsnKind::First)
+    }
+
+    /// Any one standby may acknowledge: `*`, or `ANY 1 (*)` for quorum commit.
+    pub fn anyone_of_kind(kind: SsnKind) -> Self {
         Ssn {
-            kind: SsnKind::First,
+            kind,
             num: 1,
             names: BTreeSet::new(),
             wildcard: true,
@@ -154,21 +160,24 @@ fn first_word(t: &str) -> Option<(&str, &str)> {
     (end > 0).then(|| (&t[..end], &t[end..]))
 }
 
-/// The text to set: `FIRST 1 ("node2")`, `ANY 2 ("a","b","c")`, or empty.
+/// The text to set, spelt as Patroni spells it (operators' checks and Patroni's own tests
+/// compare the text): one standby alone as `"node2"` (or `*`), several as
+/// `2 ("a","b")`, quorum commit as `ANY 1 ("a","b")`, and nothing as empty.
 impl fmt::Display for Ssn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return Ok(());
         }
-        let kind = match self.kind {
-            SsnKind::First => "FIRST",
-            SsnKind::Any => "ANY",
-        };
         let mut names: Vec<String> = self.names.iter().map(|n| quoted(n)).collect();
         if self.wildcard {
             names.push("*".into());
         }
-        write!(f, "{kind} {} ({})", self.num, names.join(","))
+        match self.kind {
+            SsnKind::Any => write!(f, "ANY {} ({})", self.num, names.join(",")),
+            // The old bare syntax means FIRST 1: exact for one name.
+            SsnKind::First if self.num == 1 && names.len() == 1 => f.write_str(&names[0]),
+            SsnKind::First => write!(f, "{} ({})", self.num, names.join(",")),
+        }
     }
 }
 
@@ -211,6 +220,9 @@ mod tests {
             Ssn::new(SsnKind::First, 1, ["node2".to_string()]),
             Ssn::new(SsnKind::Any, 2, ["a".into(), "b".into(), "c".into()]),
             Ssn::new(SsnKind::First, 1, [STRICT_PLACEHOLDER.to_string()]),
+            Ssn::new(SsnKind::First, 1, ["a".into(), "b".into()]),
+            Ssn::anyone(),
+            Ssn::anyone_of_kind(SsnKind::Any),
         ] {
             assert_eq!(Ssn::parse(&s.to_string()).as_ref(), Some(&s), "{s}");
         }
@@ -219,5 +231,12 @@ mod tests {
             Ssn::new(SsnKind::Any, 2, ["b".into(), "a".into()]).to_string(),
             "ANY 2 (\"a\",\"b\")"
         );
+        // Patroni's spellings, which its acceptance suite compares as text.
+        let one = Ssn::new(SsnKind::First, 1, ["postgres-2".to_string()]);
+        assert_eq!(one.to_string(), "\"postgres-2\"");
+        let two = Ssn::new(SsnKind::First, 2, ["a".into(), "b".into()]);
+        assert_eq!(two.to_string(), "2 (\"a\",\"b\")");
+        assert_eq!(Ssn::anyone().to_string(), "*");
+        assert_eq!(Ssn::anyone_of_kind(SsnKind::Any).to_string(), "ANY 1 (*)");
     }
 }

@@ -112,13 +112,13 @@ impl Model {
             if ssn.is_empty() {
                 return true;
             }
-            let have = ssn
-                .names
+            // `*` matches every standby, nosync ones too.
+            let have = standbys
                 .iter()
-                .filter(|n| {
-                    standbys
-                        .get(n.as_str())
-                        .is_some_and(|s| s.connected && s.flush >= lsn)
+                .filter(|(n, s)| {
+                    (ssn.wildcard || ssn.names.contains(n.as_str()))
+                        && s.connected
+                        && s.flush >= lsn
                 })
                 .count();
             have >= ssn.num as usize
@@ -318,6 +318,36 @@ fn run(seed: u64) {
 fn no_acknowledged_commit_escapes_the_electing_sets_over_seeded_schedules() {
     for seed in 0..2000 {
         run(seed);
+    }
+}
+
+/// Strict mode with no standby to wait for: `*` (`ANY 1 (*)` for quorum commit), as Patroni
+/// sets it, so commits wait for some standby instead of turning asynchronous.
+#[test]
+fn strict_mode_without_standbys_waits_for_any_standby() {
+    for (mode, text) in [(SyncMode::On, "*"), (SyncMode::Quorum, "ANY 1 (*)")] {
+        let c = Cluster {
+            sync: Some(key_naming_nobody("p")),
+            ..Cluster::default()
+        };
+        let input = PlanInput {
+            me: "p",
+            settings: SyncSettings {
+                mode,
+                strict: true,
+                ..Default::default()
+            },
+            cluster: &c,
+            ssn: &Ssn::none(),
+            ssn_lsn: None,
+            rows: &[],
+            primary_lsn: Lsn(0),
+        };
+        let (step, _) = plan(&input).unwrap();
+        let SyncStep::SetSsn(ssn) = step else {
+            panic!("{mode:?}: {step:?}");
+        };
+        assert_eq!(ssn.to_string(), text);
     }
 }
 

@@ -48,9 +48,11 @@ pub(crate) fn cfg(name: &str) -> Config {
             cafile: None,
         },
         etcd: Etcd {
+            section: "etcd3",
             hosts: vec![hp(2379)],
             username: None,
             password: None,
+            tls: None,
         },
         bootstrap: Bootstrap {
             dcs: DynamicConfig {
@@ -81,14 +83,9 @@ pub(crate) fn cfg(name: &str) -> Config {
             data_dir: PathBuf::from("/tmp/x"),
             bin_dir: None,
             pgpass: PathBuf::from("/tmp/pgpass"),
-            superuser: Credentials {
-                username: "postgres".into(),
-                password: None,
-            },
-            replication: Credentials {
-                username: "replicator".into(),
-                password: None,
-            },
+            superuser: PgUser::new("postgres", None),
+            replication: PgUser::new("replicator", None),
+            rewind: None,
             parameters: BTreeMap::new(),
             pg_hba: vec![],
             basebackup: vec![],

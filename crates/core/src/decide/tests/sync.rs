@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::dcs_values::SyncValue;
-use crate::sync::{ReplicationRow, Ssn, SsnKind, SyncMode, STRICT_PLACEHOLDER};
+use crate::sync::{ReplicationRow, Ssn, SsnKind, SyncMode};
 
 fn mode(o: Obs, m: SyncMode, strict: bool) -> Obs {
     o.with(|_, c| {
@@ -40,11 +40,7 @@ fn with_key(o: Obs, k: SyncValue) -> Obs {
 }
 
 fn prepromote(me: &str, strict: bool) -> Vec<Action> {
-    let ssn = if strict {
-        Ssn::new(SsnKind::First, 1, [STRICT_PLACEHOLDER.to_string()])
-    } else {
-        Ssn::none()
-    };
+    let ssn = if strict { Ssn::anyone() } else { Ssn::none() };
     vec![
         Action::WriteSync {
             value: key(me, &[], 0),
