@@ -74,7 +74,7 @@ fn without_method_the_cluster_is_made_by_initdb_and_replicas_by_basebackup() {
 #[test]
 fn a_custom_bootstrap_method_is_read_with_its_arguments() {
     let l = ok(&with(
-        "  method: barman\n  barman:\n    keep_existing_recovery_conf: true\n    command: patroni_barman --api-url https://barman-host:7480 recover\n    barman-server: my_server\n    retries: 3\n    verbose: true\n    scope: ignored\n    recovery_conf:\n      recovery_target_action: promote\n      recovery_target_timeline: latest\n      restore_command: cp /a/%f %p\n",
+        "  method: barman\n  barman:\n    keep_existing_recovery_conf: true\n    command: patroni_barman --api-url https://barman-host:7480 recover\n    barman-server: my_server\n    retries: 3\n    verbose: true\n    recovery_conf:\n      recovery_target_action: promote\n      recovery_target_timeline: latest\n      restore_command: cp /a/%f %p\n",
         "",
     ));
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
@@ -92,7 +92,7 @@ fn a_custom_bootstrap_method_is_read_with_its_arguments() {
         ]
     );
     assert!(m.keep_existing_recovery_conf && !m.no_params);
-    // Python's str() of each value; `scope` is Patroni's own argument, not passed twice.
+    // Python's str() of each value.
     assert_eq!(
         m.args,
         [
@@ -104,6 +104,25 @@ fn a_custom_bootstrap_method_is_read_with_its_arguments() {
     let rc = m.recovery_conf.as_ref().unwrap();
     assert_eq!(rc["restore_command"], "cp /a/%f %p");
     assert_eq!(rc.len(), 3);
+}
+
+/// `scope` and `datadir` are arguments Patroni passes itself and drops from the section
+/// silently: the command would not get the value written, so it is refused.
+#[test]
+fn scope_or_datadir_in_a_bootstrap_method_section_is_refused() {
+    for key in ["scope", "datadir"] {
+        let e = err(&with(
+            &format!("  method: barman\n  barman:\n    command: restore\n    {key}: other\n"),
+            "",
+        ));
+        mentions(
+            &e,
+            &[
+                &format!("bootstrap.barman.{key}"),
+                &format!("passes --{key} of the cluster itself"),
+            ],
+        );
+    }
 }
 
 #[test]
@@ -272,11 +291,13 @@ fn bad_replica_methods_name_the_key() {
     assert_eq!(e.key.as_deref(), Some("postgresql.wal_e"));
 }
 
+/// Patroni drops these options with an error and clones without them; pgkeel refuses to
+/// start on them, naming each, since the clone would not be what the operator asked for.
 #[test]
-fn basebackup_options_patroni_does_not_pass_are_dropped_with_a_warning() {
+fn basebackup_options_patroni_does_not_pass_are_refused() {
     let l = ok(&with(
         "",
-        "  basebackup:\n    - verbose\n    - pgdata: /x\n    - format: tar\n    - compress: gzip\n    - compress: server-gzip\n    - checkpoint: fast\n",
+        "  basebackup:\n    - verbose\n    - compress: server-gzip\n    - checkpoint: fast\n    - max-rate: 1M\n",
     ));
     let args: Vec<String> = l
         .config
@@ -287,21 +308,35 @@ fn basebackup_options_patroni_does_not_pass_are_dropped_with_a_warning() {
         .collect();
     assert_eq!(
         args,
-        ["--verbose", "--compress=server-gzip", "--checkpoint=fast"]
+        [
+            "--verbose",
+            "--compress=server-gzip",
+            "--checkpoint=fast",
+            "--max-rate=1M"
+        ]
     );
-    for needle in [
-        "postgresql.basebackup[1] at line 14: ignored, as Patroni ignores it (pgdata option",
-        "postgresql.basebackup[2]",
-        "postgresql.basebackup[3] at line 16: ignored, as Patroni ignores it: compress option",
-    ] {
-        assert!(
-            l.warnings.iter().any(|w| w.contains(needle)),
-            "{needle} not in {:?}",
-            l.warnings
-        );
-    }
-    let l = ok(&with("", "  basebackup:\n    host: x\n    max-rate: 1M\n"));
-    assert_eq!(l.config.postgresql.basebackup.len(), 1);
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let e = err(&with(
+        "",
+        "  basebackup:\n    - verbose\n    - pgdata: /x\n    - format: tar\n    - compress: gzip\n",
+    ));
+    mentions(
+        &e,
+        &[
+            "at line 14: postgresql.basebackup[1]: pgdata option for basebackup is not allowed",
+            "at line 15: postgresql.basebackup[2]: format option for basebackup is not allowed",
+            "at line 16: postgresql.basebackup[3]: compress option for basebackup must use \
+             server-side compression",
+        ],
+    );
+    let e = err(&with("", "  basebackup:\n    host: x\n    max-rate: 1M\n"));
+    mentions(
+        &e,
+        &[
+            "postgresql.basebackup.host",
+            "host option for basebackup is not allowed",
+        ],
+    );
     let l = ok(&with("", "  basebackup:\n"));
     assert!(l.config.postgresql.basebackup.is_empty());
 }

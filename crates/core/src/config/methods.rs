@@ -15,15 +15,18 @@ use super::scalar::{found, pg_value, PG_VALUE_ALLOWED};
 use super::{BootstrapMethod, CustomBootstrap, CustomReplicaMethod, ReplicaMethod};
 
 /// Keys of `bootstrap.<method>` that are not passed to the command (Patroni's
-/// `reserved_args`: `scope` and `datadir` are Patroni's own arguments).
+/// `reserved_args`).
 const BOOTSTRAP_RESERVED: &[&str] = &[
     "command",
     "no_params",
     "keep_existing_recovery_conf",
     "recovery_conf",
-    "scope",
-    "datadir",
 ];
+
+/// Keys of `bootstrap.<method>` Patroni drops silently because it passes them itself: the
+/// command would get the cluster's scope and data directory, not the value written, so
+/// they are refused rather than ignored.
+const BOOTSTRAP_OWN_ARGS: &[&str] = &["scope", "datadir"];
 
 /// Keys of the `bootstrap` section, which cannot also name a custom method's section.
 const BOOTSTRAP_KEYS: &[&str] = &[
@@ -141,9 +144,20 @@ pub(crate) fn bootstrap_method(raw: &RawBootstrap, diag: &mut Diag) -> Option<Bo
         None => Some(None),
         Some(v) => recovery_conf(v, &section.path.key("recovery_conf"), diag).map(Some),
     };
+    for k in BOOTSTRAP_OWN_ARGS.iter().filter(|k| map.contains_key(**k)) {
+        diag.problem(
+            &section.path.key(k),
+            format!("--{k} given in the method's section"),
+            format!(
+                "absent: pgkeel (as Patroni) passes --{k} of the cluster itself, and Patroni \
+                 would drop this value silently"
+            ),
+        );
+    }
     let args = arguments(
-        map.iter()
-            .filter(|(k, _)| !BOOTSTRAP_RESERVED.contains(&k.as_str())),
+        map.iter().filter(|(k, _)| {
+            !BOOTSTRAP_RESERVED.contains(&k.as_str()) && !BOOTSTRAP_OWN_ARGS.contains(&k.as_str())
+        }),
         &section.path,
         diag,
     );
@@ -420,53 +434,43 @@ const BASEBACKUP_NOT_ALLOWED: &[&str] = &[
     "password",
 ];
 
-/// Drops the `postgresql.basebackup` options Patroni drops (logging an error when it runs
-/// pg_basebackup), with a warning naming each: `options` is what `scalar::options` read
-/// from `v`, in the same order.
-pub(crate) fn basebackup_allowed(
+/// Refuses the `postgresql.basebackup` options Patroni drops (it logs an error when it
+/// runs pg_basebackup and clones without them), naming each: a clone from another host,
+/// as another user, or in tar format is not what the operator would get, so pgkeel does
+/// not start on them. `options` is what `scalar::options` read from `v`, in the same order.
+pub(crate) fn refuse_basebackup_options(
     v: &Value,
     path: &KeyPath,
-    options: Vec<super::InitdbOption>,
+    options: &[super::InitdbOption],
     diag: &mut Diag,
-) -> Vec<super::InitdbOption> {
+) {
     use super::InitdbOption;
     let paths: Vec<KeyPath> = match v {
         Value::Array(items) => (0..items.len()).map(|i| path.index(i)).collect(),
         Value::Object(m) => m.keys().map(|k| path.key(k)).collect(),
         _ => Vec::new(),
     };
-    options
-        .into_iter()
-        .zip(paths)
-        .filter(|(o, p)| {
-            let (name, value) = match o {
-                InitdbOption::Flag(f) => (f.as_str(), None),
-                InitdbOption::Value(k, v) => (k.as_str(), Some(v.as_str())),
-            };
-            let refused = if BASEBACKUP_NOT_ALLOWED.contains(&name) {
-                Some(format!(
-                    "ignored, as Patroni ignores it ({name} option for basebackup is not allowed): \
-                     pgkeel passes the data directory, WAL method and connection itself"
-                ))
-            } else if name == "compress" && value.is_some_and(|v| !v.starts_with("server")) {
-                Some(
-                    "ignored, as Patroni ignores it: compress option for basebackup must use \
-                     server-side compression (e.g., server-gzip, server-zstd)"
-                        .to_string(),
-                )
-            } else {
-                None
-            };
-            match refused {
-                Some(why) => {
-                    diag.warn(p, why);
-                    false
-                }
-                None => true,
-            }
-        })
-        .map(|(o, _)| o)
-        .collect()
+    for (o, p) in options.iter().zip(paths) {
+        let (name, value) = match o {
+            InitdbOption::Flag(f) => (f.as_str(), None),
+            InitdbOption::Value(k, v) => (k.as_str(), Some(v.as_str())),
+        };
+        if BASEBACKUP_NOT_ALLOWED.contains(&name) {
+            diag.problem(
+                &p,
+                format!("{name} option for basebackup is not allowed"),
+                "other options: pgkeel passes the data directory, WAL method and connection \
+                 itself (Patroni drops this one with an error)",
+            );
+        } else if name == "compress" && value.is_some_and(|v| !v.starts_with("server")) {
+            diag.problem(
+                &p,
+                "compress option for basebackup must use server-side compression",
+                "server-side compression (e.g., server-gzip, server-zstd); Patroni drops this \
+                 one with an error",
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -71,9 +71,8 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
             return Some(Vec::new());
         }
         let options = scalar::options(&n.value, &n.path, diag, true)?;
-        Some(super::methods::basebackup_allowed(
-            &n.value, &n.path, options, diag,
-        ))
+        super::methods::refuse_basebackup_options(&n.value, &n.path, &options, diag);
+        Some(options)
     });
     let create_replica_methods = super::methods::replica_methods(raw, diag);
     let callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
