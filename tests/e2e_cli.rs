@@ -7,43 +7,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use pgkeel_localcluster::{LocalCluster, Options, Signal, Timing};
 
-/// What one CLI run printed.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `pgkeel -c <config> args...` with no input (a prompt would abort it: every call
-/// here must be non-interactive).
+/// Runs `pgkeel -c <config> args...`.
 async fn ctl(config: &Path, args: &[&str]) -> Out {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting pgkeel");
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("pgkeel {args:?} did not finish within 90 s"))
-        .expect("waiting for pgkeel");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let config = config.display().to_string();
+    let mut all = vec!["-c", config.as_str()];
+    all.extend_from_slice(args);
+    run_pgkeel(&all).await
 }
 
 /// Runs a verb on node `i`'s configuration and requires exit code 0; returns stdout. On

@@ -7,40 +7,11 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use pgkeel_localcluster::{EtcdTls, Signal, Timing};
 use pgkeel_tls::test_pki::TestPki;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pgkeel(args: &[&str]) -> Out {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
-        .args(args)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting pgkeel");
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("pgkeel {args:?} did not finish within 120 s"))
-        .expect("waiting for pgkeel");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn log_has(path: &std::path::Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
@@ -72,7 +43,7 @@ async fn agents_and_cli_reach_etcd_over_tls_with_client_certificates_and_a_user(
 
     // The CLI reads the cluster through the same etcd3 section, and switches over through
     // it (the agents see the failover key by their watch).
-    let out = pgkeel(&["-c", &config, "list"]).await;
+    let out = run_pgkeel(&["-c", &config, "list"]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     for n in &c.nodes {
         assert!(out.stdout.contains(&n.name), "{}", out.stdout);
@@ -84,7 +55,7 @@ async fn agents_and_cli_reach_etcd_over_tls_with_client_certificates_and_a_user(
         .unwrap()
         .name
         .clone();
-    let out = pgkeel(&[
+    let out = run_pgkeel(&[
         "-c",
         &config,
         "switchover",
@@ -125,14 +96,14 @@ async fn agents_and_cli_reach_etcd_over_tls_with_client_certificates_and_a_user(
         &format!("  cert: {}", missing.display()),
     );
     let needle = format!("etcd3.cert {}: cannot read it", missing.display());
-    let out = pgkeel(&["agent", "--validate-config", &bad]).await;
+    let out = run_pgkeel(&["agent", "--validate-config", &bad]).await;
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stderr.contains(&bad) && out.stderr.contains(&needle),
         "{}",
         out.stderr
     );
-    let out = pgkeel(&["-c", &bad, "list"]).await;
+    let out = run_pgkeel(&["-c", &bad, "list"]).await;
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(out.stderr.contains(&needle), "{}", out.stderr);
     // A key that is not the certificate's.
@@ -141,7 +112,7 @@ async fn agents_and_cli_reach_etcd_over_tls_with_client_certificates_and_a_user(
         &format!("  key: {}", pki.path("client.key").display()),
         &format!("  key: {}", pki.path("other.key").display()),
     );
-    let out = pgkeel(&["agent", "--validate-config", &mismatched]).await;
+    let out = run_pgkeel(&["agent", "--validate-config", &mismatched]).await;
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stderr.contains("etcd3.key")
@@ -156,7 +127,7 @@ async fn agents_and_cli_reach_etcd_over_tls_with_client_certificates_and_a_user(
         &format!("  password: '{ROOT_PASSWORD}'"),
         "  password: 'not-it'",
     );
-    let out = pgkeel(&["-c", &wrong, "list"]).await;
+    let out = run_pgkeel(&["-c", &wrong, "list"]).await;
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stderr

@@ -6,41 +6,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use pgkeel_core::config::{ClientTls, VerifyServer};
 use pgkeel_localcluster::{RestTls, Signal, Timing};
 use pgkeel_tls::test_pki::TestPki;
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn pgkeel(args: &[&str]) -> Out {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
-        .args(args)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting pgkeel");
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("pgkeel {args:?} did not finish within 120 s"))
-        .expect("waiting for pgkeel");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// A client that trusts the test CA, with no certificate of its own.
 fn anonymous(pki: &TestPki) -> reqwest::Client {
@@ -106,14 +77,14 @@ async fn https_with_required_client_certificates_end_to_end() {
 
     // The CLI with ctl.certfile/keyfile and restapi.cafile (the node's own config).
     let config = c.nodes[0].config.display().to_string();
-    let out = pgkeel(&["-c", &config, "list"]).await;
+    let out = run_pgkeel(&["-c", &config, "list"]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     for n in &c.nodes {
         assert!(out.stdout.contains(&n.name), "{}", out.stdout);
     }
     let li = c.index_of(&leader).unwrap();
     let cand = c.nodes[(li + 1) % 3].name.clone();
-    let out = pgkeel(&[
+    let out = run_pgkeel(&[
         "-c",
         &config,
         "switchover",
@@ -152,7 +123,7 @@ async fn https_with_required_client_certificates_end_to_end() {
             "",
         );
     std::fs::write(&nocert, yaml).unwrap();
-    let out = pgkeel(&[
+    let out = run_pgkeel(&[
         "-c",
         &nocert.display().to_string(),
         "switchover",
@@ -195,7 +166,7 @@ async fn https_with_required_client_certificates_end_to_end() {
             &format!("certfile: {}", missing.display()),
         );
     std::fs::write(&bad, yaml).unwrap();
-    let out = pgkeel(&["agent", "--validate-config", &bad.display().to_string()]).await;
+    let out = run_pgkeel(&["agent", "--validate-config", &bad.display().to_string()]).await;
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stderr.contains(&format!(

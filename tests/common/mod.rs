@@ -197,3 +197,34 @@ pub fn copied_config(
     std::fs::write(&config, yaml).unwrap();
     config
 }
+
+/// What one run of the `pgkeel` binary printed, and its exit code.
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `pgkeel` binary with `args` and no input (a prompt would abort it: every call
+/// must be non-interactive), bounded by 120 s.
+pub async fn run_pgkeel(args: &[&str]) -> Out {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+        .args(args)
+        .env_remove("PATRONICTL_CONFIG_FILE")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting pgkeel");
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("pgkeel {args:?} did not finish within 120 s"))
+        .expect("waiting for pgkeel");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use pkcs8::der::Decode;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 
 use crate::TlsError;
 
@@ -26,18 +28,31 @@ pub(crate) fn certificates(
     path: &Path,
     key: &str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    blocks(
+        path,
+        key,
+        "certificate (no -----BEGIN CERTIFICATE----- block)",
+    )
+}
+
+/// Every revocation list of a PEM file, in order; an error when there is none.
+pub(crate) fn crls(
+    path: &Path,
+    key: &str,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    blocks(path, key, "CRL (no -----BEGIN X509 CRL----- block)")
+}
+
+/// Every PEM block of one kind in a file; an error naming `what` when there is none.
+fn blocks<T: PemObject>(path: &Path, key: &str, what: &str) -> Result<Vec<T>, TlsError> {
     let bytes = read(path, key)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let items = T::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::file(key, path, format!("not a valid PEM file: {e}")))?;
-    if certs.is_empty() {
-        return Err(TlsError::file(
-            key,
-            path,
-            "holds no certificate (no -----BEGIN CERTIFICATE----- block)",
-        ));
+    if items.is_empty() {
+        return Err(TlsError::file(key, path, format!("holds no {what}")));
     }
-    Ok(certs)
+    Ok(items)
 }
 
 /// The private key of a PEM file, decrypted with `password` when it is encrypted.

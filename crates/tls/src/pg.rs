@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_name, WebPkiServerVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
-use crate::verify::{Pinned, Signatures, Unverified};
+use crate::verify::{server_signatures, Pinned, Signatures, Unverified};
 use crate::{pem, provider, TlsError};
 
 /// How the server's certificate is checked.
@@ -65,7 +64,7 @@ pub fn pg_client_config(files: &PgClientFiles) -> Result<ClientConfig, TlsError>
             }
             let mut revoked = Vec::new();
             for crl in crls {
-                revoked.extend(crl_file(crl, &key("sslcrl"))?);
+                revoked.extend(pem::crls(crl, &key("sslcrl"))?);
             }
             let mut builder =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
@@ -130,25 +129,6 @@ pub fn crl_files(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn crl_file(
-    path: &Path,
-    key: &str,
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| TlsError::file(key, path, format!("cannot read it: {e}")))?;
-    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::file(key, path, format!("not a valid PEM file: {e}")))?;
-    if crls.is_empty() {
-        return Err(TlsError::file(
-            key,
-            path,
-            "holds no CRL (no -----BEGIN X509 CRL----- block)",
-        ));
-    }
-    Ok(crls)
-}
-
 /// The chain (with CRLs), and the name unless `verify-ca`; a certificate that is itself in
 /// the root file is trusted as presented, as OpenSSL (so libpq) trusts a self-signed one.
 #[derive(Debug)]
@@ -190,27 +170,7 @@ impl ServerCertVerifier for PgVerifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.sigs.tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.sigs.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.sigs.schemes()
-    }
+    server_signatures!();
 }
 
 /// RFC 5929's `tls-server-end-point` for SCRAM-SHA-256-PLUS: the certificate's hash with

@@ -89,6 +89,7 @@ macro_rules! server_signatures {
         }
     };
 }
+pub(crate) use server_signatures;
 
 #[derive(Debug)]
 pub(crate) struct Unverified {
