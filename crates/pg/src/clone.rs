@@ -222,7 +222,9 @@ impl Pg {
         self.on_disk_op("writing the pgpass file", |pg| pg.write_pgpass())
             .await?;
         let mut args: Vec<std::ffi::OsString> = vec![
-            format!("--pgdata={}", dir.display()).into(),
+            // The path as it is (a display() would mangle a name that is not UTF-8).
+            "--pgdata".into(),
+            dir.into(),
             "-X".into(),
             "stream".into(),
             format!("--dbname={connstring}").into(),
