@@ -96,3 +96,53 @@ async fn callbacks_run_with_action_role_and_scope_at_patronis_moments() {
     assert_eq!(r.status().as_u16(), 202);
     saw(&replica, "on_reload primary cbs").await;
 }
+
+/// Patroni's post_recover (acceptance `recovery`, "crashed primary demotes after failed
+/// attempt to start"): the leader's PostgreSQL crashes and cannot start again (a setting it
+/// refuses); the leader does not retry for primary_start_timeout (300 s by default) but
+/// gives the key up at once, with `on_role_change demoted`, and the replica takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_cannot_start_again_gives_the_key_up_as_demoted() {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("callback.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nlog=\"$1\"; shift\necho \"$*\" >> \"$log\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cmd = format!(
+        "{} {}/{{name}}.log",
+        script.display(),
+        scripts.path().display()
+    );
+    let c = start_opts("cbdemoted", 2, Timing::default(), |o| {
+        o.callbacks = vec![("on_role_change".into(), cmd.clone())];
+    });
+    let leader = must(&c, c.wait_healthy(2, Duration::from_secs(90)).await);
+    let li = c.index_of(&leader).unwrap();
+    let replica = c.nodes[1 - li].name.clone();
+    let auto_conf = c.nodes[li].data_dir.join("postgresql.auto.conf");
+    std::fs::write(&auto_conf, "foo=bar\n").unwrap();
+    c.signal_postmaster(li, pgkeel_localcluster::Signal::Kill);
+    let new = must(
+        &c,
+        c.wait_new_leader(&leader, Duration::from_secs(60)).await,
+    );
+    assert_eq!(new, replica);
+    let log = scripts.path().join(format!("{leader}.log"));
+    eventually(
+        Duration::from_secs(30),
+        "on_role_change demoted on the old leader",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::ensure!(
+                text.lines()
+                    .any(|l| l == "on_role_change demoted cbdemoted"),
+                "{text:?}"
+            );
+            Ok(())
+        },
+    )
+    .await;
+}

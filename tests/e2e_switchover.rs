@@ -170,3 +170,63 @@ async fn switchover_and_failover_move_the_leader_without_losing_writes() {
         )
     );
 }
+
+/// A switchover in maintenance mode (acceptance `patroni_api`): Patroni carries it out
+/// and its demotion starts the old primary as a replica of the new one, paused or not. A
+/// paused cluster otherwise starts nothing, so pgkeel must not leave the old primary down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_while_paused_leaves_the_old_primary_a_running_replica() {
+    let (c, first) = start_healthy("switchpaused", 2, Timing::default()).await;
+    let li = c.index_of(&first).unwrap();
+    let cand = c.nodes[1 - li].name.clone();
+    let r = reqwest::Client::new()
+        .patch(format!("{}/config", c.nodes[li].api_url()))
+        .json(&serde_json::json!({"pause": true}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    eventually(Duration::from_secs(10), "every member paused", || async {
+        for n in &c.nodes {
+            let s: serde_json::Value = reqwest::get(format!("{}/patroni", n.api_url()))
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(s["pause"] == true, "{}: {s}", n.name);
+        }
+        Ok(())
+    })
+    .await;
+    let (code, text) = post(
+        &format!("{}/switchover", c.nodes[li].api_url()),
+        serde_json::json!({"leader": first, "candidate": cand}),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    eventually(
+        Duration::from_secs(30),
+        "the old primary a running replica of the new one",
+        || async {
+            let k = c.load().await?;
+            anyhow::ensure!(
+                k.leader_name() == Some(cand.as_str()),
+                "leader {:?}",
+                k.leader
+            );
+            let m = k
+                .member(&first)
+                .ok_or_else(|| anyhow::anyhow!("no member"))?;
+            anyhow::ensure!(
+                m.role == "replica" && m.state == "running",
+                "{} / {}",
+                m.role,
+                m.state
+            );
+            let r = reqwest::get(format!("{}/replica", c.nodes[li].api_url())).await?;
+            anyhow::ensure!(r.status().as_u16() == 200, "/replica {}", r.status());
+            Ok(())
+        },
+    )
+    .await;
+}

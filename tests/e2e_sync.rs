@@ -303,3 +303,59 @@ async fn a_lagging_standby_is_dropped_from_the_key_and_never_promoted() {
     assert_none_lost(&c, &other_name, &acks).await;
     c.signal_walreceiver(gi, Signal::Cont);
 }
+
+/// Patroni's "stuck sync replica" (acceptance `basic_replication`): under
+/// `synchronous_commit: remote_apply` a standby whose replay is paused still flushes
+/// everything, yet every commit waits for it. `maximum_lag_on_syncnode` counts the position
+/// the commit waits for (replay), against the most advanced standby: the stuck one is
+/// swapped for the other and the commit that was waiting completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_with_replay_paused_under_remote_apply_is_swapped_out() {
+    let c = start_opts("syncapply", 3, Timing::default(), |o| {
+        o.dcs_extra = format!("{SYNC_ON}maximum_lag_on_syncnode: 1048576\n");
+        o.pg_parameters = vec![("synchronous_commit".into(), "remote_apply".into())];
+    });
+    let leader = must(&c, c.wait_healthy(3, BOOT).await);
+    let key = must(&c, c.wait_sync(1, Duration::from_secs(60)).await);
+    let stuck = key.sync_standby.iter().next().unwrap().clone();
+    let (li, si) = (c.index_of(&leader).unwrap(), c.index_of(&stuck).unwrap());
+    let other = (0..3).find(|&i| i != li && i != si).unwrap();
+    let other_name = c.nodes[other].name.clone();
+    let standby = connect(&c.nodes[si].dsn()).await.unwrap();
+    standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .await
+        .unwrap();
+    // Waits for the stuck standby's replay until it is swapped out.
+    let primary = connect(&c.nodes[li].dsn()).await.unwrap();
+    let load = tokio::spawn(async move {
+        primary
+            .batch_execute(
+                "CREATE TABLE stuck AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g",
+            )
+            .await
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the key names the other standby, not the stuck one",
+        || {
+            let c = &c;
+            let (other_name, stuck) = (other_name.clone(), stuck.clone());
+            async move {
+                let k = c.load().await?.sync.unwrap_or_default();
+                anyhow::ensure!(k.names(&other_name) && !k.names(&stuck), "{k:?}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let done = tokio::time::timeout(Duration::from_secs(30), load).await;
+    assert!(
+        matches!(done, Ok(Ok(Ok(())))),
+        "the waiting commit did not complete: {done:?}"
+    );
+    standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+}

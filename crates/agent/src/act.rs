@@ -45,6 +45,11 @@ pub(crate) struct Memory {
     pub scheduled_restart: Option<ScheduledRestart>,
     /// Since when starting the primary has kept failing.
     pub primary_start_failing_since: Option<std::time::Instant>,
+    /// The last start of the primary failed and left no postmaster.
+    pub primary_start_exited: bool,
+    /// This node stopped its primary and released the key for a switchover, and has not
+    /// started PostgreSQL since (core's `Observation::released_for_switchover`).
+    pub released_for_switchover: bool,
     /// Since when PostgreSQL has answered no probe (the start of the first unanswered one).
     pub pg_silent_since: Option<std::time::Instant>,
     /// The last kill could not prove PostgreSQL's processes gone.
@@ -111,7 +116,13 @@ impl<E: Env> Actor<'_, E> {
             match a {
                 Action::Promote | Action::StartPrimary => memory.ran_as_primary = true,
                 Action::StartReplica { .. } => memory.ran_as_primary = false,
+                Action::ReleaseLeader if switching_over && was_primary => {
+                    memory.released_for_switchover = true;
+                }
                 _ => {}
+            }
+            if matches!(a, Action::StartPrimary | Action::StartReplica { .. }) {
+                memory.released_for_switchover = false;
             }
         }
         Ok(())
@@ -157,6 +168,11 @@ impl<E: Env> Actor<'_, E> {
                 )?
             }
             Action::ReleaseLeader => ok(self.dcs.release_leader(me).await.map(|_| ()))?,
+            Action::GiveUpLeader => {
+                ok(self.dcs.release_leader(me).await.map(|_| ()))?;
+                memory.primary_start_exited = false;
+                tracing::info!("removed leader key after trying and failing to start postgres");
+            }
             Action::AbandonLease => {
                 if self.shared.abandoned() != lease {
                     tracing::error!(
@@ -246,9 +262,14 @@ impl<E: Env> Actor<'_, E> {
                     memory
                         .primary_start_failing_since
                         .get_or_insert_with(crate::clock::now);
+                    // A start still under way (pg_ctl's wait ran out) is given
+                    // primary_start_timeout; a postmaster that exited will not come up.
+                    memory.primary_start_exited =
+                        e.downcast_ref::<pgkeel_pg::PostmasterExited>().is_some();
                     return Err(Halt::Failed(e));
                 }
                 memory.primary_start_failing_since = None;
+                memory.primary_start_exited = false;
                 self.same_lease_after(lease)?;
             }
             Action::StartReplica { upstream } => self

@@ -65,6 +65,8 @@ impl<E: Env> Observer<'_, E> {
             lease: self.shared.lease(),
             rewind_failed: memory.rewind_failed,
             primary_start_failing_since: memory.primary_start_failing_since,
+            primary_start_exited: memory.primary_start_exited,
+            released_for_switchover: memory.released_for_switchover,
             pg_silent_since: memory.pg_silent_since,
             kill_failed: memory.kill_failed,
             bootstrapping: memory.bootstrapping,
@@ -131,6 +133,7 @@ impl<E: Env> Observer<'_, E> {
             managed: state.managed,
             ssn_lsn: Some(ssn_lsn),
             rows: state.rows,
+            synchronous_commit: state.synchronous_commit,
         })
     }
 }

@@ -43,6 +43,10 @@ pub enum Action {
     ReclaimLeader,
     /// Delete the leader key if it still names this node.
     ReleaseLeader,
+    /// The primary failed to start and is not running: delete the leader key if it still
+    /// names this node, and report the role `demoted` (Patroni's post_recover, which calls
+    /// `on_role_change demoted`).
+    GiveUpLeader,
     /// Stop renewing this agent's lease: it expires in etcd after its ttl and takes the
     /// leader key with it. For a primary that cannot be proven stopped, whose key must not
     /// be released while it might still acknowledge a write.

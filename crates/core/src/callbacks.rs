@@ -39,6 +39,9 @@ pub fn after(
     if has(|a| matches!(a, Action::Promote)) {
         return Some(("on_role_change", "primary"));
     }
+    if has(|a| matches!(a, Action::GiveUpLeader)) {
+        return Some(("on_role_change", "demoted"));
+    }
     // Patroni calls nothing while bootstrapping, and on_start once the new cluster is
     // initialized (after post_bootstrap).
     if has(|a| matches!(a, Action::PostBootstrap { .. })) {
@@ -146,6 +149,11 @@ mod tests {
         assert_eq!(
             after(&[Action::Promote], Cause::Loop, false),
             Some(("on_role_change", "primary"))
+        );
+        // Patroni's post_recover: the key given up after a failed start.
+        assert_eq!(
+            after(&[Action::GiveUpLeader], Cause::Loop, true),
+            Some(("on_role_change", "demoted"))
         );
         // A demotion is a stop and a start as a replica: on_role_change only.
         assert_eq!(

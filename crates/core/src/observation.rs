@@ -188,6 +188,8 @@ pub struct ReplicationView {
     /// The primary's WAL position when `synchronous_standby_names` took its current value.
     pub ssn_lsn: Option<Lsn>,
     pub rows: Vec<crate::sync::ReplicationRow>,
+    /// `synchronous_commit` in effect (which standby position a commit waits for).
+    pub synchronous_commit: String,
 }
 
 /// A leader's failsafe round: while it cannot reach the DCS it asks every member listed in
@@ -214,6 +216,13 @@ pub struct Observation {
     pub rewind_failed: Option<RewindFailure>,
     /// Since when starting this node's primary has kept failing (None: it has not failed).
     pub primary_start_failing_since: Option<Instant>,
+    /// The last start of this node's primary failed and no postmaster is left: PostgreSQL
+    /// cannot start as it is (Patroni's post_recover gives the leader key up at once).
+    pub primary_start_exited: bool,
+    /// This node stopped its primary and released the leader key for a switchover, and has
+    /// not started PostgreSQL since: the demotion is not finished until it runs as a
+    /// replica, maintenance mode or not (Patroni's demote starts it in the same step).
+    pub released_for_switchover: bool,
     /// Since when the local PostgreSQL has answered no probe: the start of the first probe
     /// of the current run of [`PgView::NoAnswer`] observations (None: it answered, or it
     /// does not run).

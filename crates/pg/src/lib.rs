@@ -49,6 +49,7 @@ mod tls_check;
 pub use control::live_postmaster;
 pub use data_dir_check::check_data_dir;
 pub use details::{PgDetails, ReplicationInfo};
+pub use lifecycle::PostmasterExited;
 pub use offline_check::{check_parameters_offline, OfflineRefusal};
 pub use port::Postgres;
 pub use sync_rep::SyncRepState;

@@ -198,13 +198,17 @@ impl Pg {
             })
             .await
             .unwrap_or_else(|e| format!("({e:#})"));
-        Err(anyhow!(
+        let err = anyhow!(
             "pg_ctl start for {} failed ({status}): {}\nserver log {}:\n{}",
             dir.display(),
             tail(&pg_ctl_said),
             log.display(),
             tail(&server_said)
-        ))
+        );
+        Err(match self.postmaster_pid().await {
+            Ok(None) => err.context(PostmasterExited),
+            _ => err,
+        })
     }
 
     /// Returns once the server accepts connections or answers that it does not yet (in
@@ -376,3 +380,16 @@ mod tests {
         assert_eq!(quote_literal("it's\\"), "E'it\\'s\\\\'");
     }
 }
+
+/// A start failed and left no postmaster: PostgreSQL cannot start as it is, trying again
+/// would fail the same way (the caller branches on it with `downcast_ref`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostmasterExited;
+
+impl std::fmt::Display for PostmasterExited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgreSQL exited while starting")
+    }
+}
+
+impl std::error::Error for PostmasterExited {}

@@ -18,6 +18,8 @@ pub struct SyncRepState {
     pub rows: Vec<ReplicationRow>,
     /// pgkeel set the value (it is in `postgresql.auto.conf`).
     pub managed: bool,
+    /// `synchronous_commit` as the configuration files set it (`on` when they do not).
+    pub synchronous_commit: String,
 }
 
 const SSN: &str = "synchronous_standby_names";
@@ -39,6 +41,17 @@ impl Pg {
                 .query_one("SELECT current_setting('synchronous_standby_names')", &[])
                 .await?
                 .try_get(0)?;
+            // The configuration files' value: the agent's own session runs with
+            // synchronous_commit=local, so current_setting would say that.
+            let synchronous_commit: String = client
+                .query_one(
+                    "SELECT coalesce((SELECT setting FROM pg_file_settings \
+                       WHERE name = 'synchronous_commit' AND error IS NULL \
+                       ORDER BY seqno DESC LIMIT 1), 'on')",
+                    &[],
+                )
+                .await?
+                .try_get(0)?;
             let current: String = client
                 .query_one("SELECT pg_current_wal_lsn()::text", &[])
                 .await?
@@ -46,18 +59,19 @@ impl Pg {
             let rows = client
                 .query(
                     "SELECT coalesce(application_name, ''), coalesce(state, ''), \
-                            coalesce(sync_state, ''), coalesce(flush_lsn::text, '0/0') \
+                            coalesce(sync_state, ''), coalesce(flush_lsn::text, '0/0'), \
+                            coalesce(write_lsn::text, '0/0'), coalesce(replay_lsn::text, '0/0') \
                      FROM pg_stat_replication",
                     &[],
                 )
                 .await?;
-            Ok::<_, anyhow::Error>((ssn, current, rows))
+            Ok::<_, anyhow::Error>((ssn, synchronous_commit, current, rows))
         };
         let Ok(answer) = tokio::time::timeout(OBSERVE_TIMEOUT, query).await else {
             self.mark_silent();
             anyhow::bail!("reading synchronous replication timed out");
         };
-        let (ssn, current, rows) = answer?;
+        let (ssn, synchronous_commit, current, rows) = answer?;
         let lsn = |t: &str| -> anyhow::Result<Lsn> {
             t.parse::<Lsn>()
                 .map_err(|e| anyhow::anyhow!("bad LSN {t:?}: {e}"))
@@ -67,11 +81,15 @@ impl Pg {
             .map(|r| {
                 let state: String = r.try_get(1)?;
                 let flush: String = r.try_get(3)?;
+                let write: String = r.try_get(4)?;
+                let replay: String = r.try_get(5)?;
                 Ok(ReplicationRow {
                     application_name: r.try_get(0)?,
                     streaming: state == "streaming",
                     sync_state: r.try_get(2)?,
                     flush: lsn(&flush)?,
+                    write: lsn(&write)?,
+                    replay: lsn(&replay)?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -80,6 +98,7 @@ impl Pg {
             current: lsn(&current)?,
             rows,
             managed: self.sync_standbys_set().await?,
+            synchronous_commit,
         })
     }
 

@@ -553,6 +553,7 @@ impl Postgres for SimPg {
                     current: data.lsn(),
                     rows: replication_rows(&pg.ssn, &s.standbys_of(i)),
                     managed: !pg.ssn.is_empty(),
+                    synchronous_commit: "on".into(),
                 })
             })
             .await

@@ -190,6 +190,8 @@ pub fn replication_rows(ssn: &str, standbys: &[(String, Lsn)]) -> Vec<Replicatio
             streaming: true,
             sync_state: state.into(),
             flush: *flush,
+            write: *flush,
+            replay: *flush,
         })
         .collect()
 }

@@ -73,6 +73,13 @@ pub(super) fn decide(ctx: &Ctx) -> Decision {
                 "maintenance mode: I am {me}, PostgreSQL is stopped; not starting it"
             ))
         }
+        // The end of a switchover this node left the key for: Patroni's demotion starts
+        // the old primary as a replica in the same step, paused or not.
+        PgView::Stopped(s) if ctx.obs.released_for_switchover => {
+            let mut d = super::stopped::stopped(ctx, cluster, s);
+            d.reason = format!("maintenance mode, switchover: {}", d.reason);
+            d
+        }
         _ => Decision::nothing(format!("maintenance mode: I am {me}, no automatic action")),
     }
 }

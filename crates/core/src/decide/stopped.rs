@@ -58,6 +58,18 @@ pub(super) fn stopped(ctx: &Ctx, cluster: &Cluster, s: &Stopped) -> Decision {
                 ),
             );
         }
+        // Patroni's post_recover: a primary whose start failed with no postmaster left will
+        // not come up by trying again (a broken setting, a full disk): the key goes at once,
+        // not after primary_start_timeout, which is for a start still under way. Nothing
+        // runs, so no write can be accepted while another node takes over.
+        if s.was_primary() && ctx.obs.primary_start_exited {
+            return Decision::act(
+                vec![Action::GiveUpLeader],
+                format!(
+                    "removed leader key after trying and failing to start postgres: I am {me}, my primary exited while starting"
+                ),
+            );
+        }
         if let Some(since) = ctx.obs.primary_start_failing_since {
             let limit = ctx.primary_start_timeout();
             if s.was_primary() && ctx.now.saturating_duration_since(since) >= limit {

@@ -49,6 +49,7 @@ pub(super) fn leader_sync(
         ssn_lsn: rep.ssn_lsn,
         rows: &rep.rows,
         primary_lsn,
+        synchronous_commit: &rep.synchronous_commit,
     };
     let (step, why) = plan(&input)?;
     let action = match step {

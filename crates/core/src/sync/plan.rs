@@ -28,6 +28,22 @@ pub struct ReplicationRow {
     pub sync_state: String,
     /// `flush_lsn`: what the standby has made durable (what `synchronous_commit = on` waits for).
     pub flush: Lsn,
+    /// `write_lsn` (what `remote_write` waits for) and `replay_lsn` (`remote_apply`).
+    pub write: Lsn,
+    pub replay: Lsn,
+}
+
+impl ReplicationRow {
+    /// The position a commit waits for under `synchronous_commit` (Patroni ranks standbys
+    /// and measures `maximum_lag_on_syncnode` by it): replay under `remote_apply`, write
+    /// under `remote_write`, flush otherwise.
+    pub fn acknowledged(&self, synchronous_commit: &str) -> Lsn {
+        match synchronous_commit {
+            "remote_apply" => self.replay,
+            "remote_write" => self.write,
+            _ => self.flush,
+        }
+    }
 }
 
 /// What the leader knows this loop.
@@ -43,6 +59,8 @@ pub struct PlanInput<'a> {
     pub ssn_lsn: Option<Lsn>,
     pub rows: &'a [ReplicationRow],
     pub primary_lsn: Lsn,
+    /// `synchronous_commit` on the primary: which of a row's positions counts.
+    pub synchronous_commit: &'a str,
 }
 
 /// A step for the leader.
@@ -163,7 +181,10 @@ pub fn plan(input: &PlanInput) -> Option<(SyncStep, String)> {
 }
 
 /// Standbys that may be synchronous now: streaming to me, a member running as a replica
-/// whose tags allow it, and within `maximum_lag_on_syncnode`. Member names as the DCS spells them.
+/// whose tags allow it, and within `maximum_lag_on_syncnode`. Member names as the DCS spells
+/// them. Patroni's measure: the position `synchronous_commit` waits for (a standby whose
+/// replay is paused under `remote_apply` lags though it flushes everything), against the
+/// most advanced such standby, or against the primary when there is only one.
 fn eligible(input: &PlanInput) -> Vec<(String, u32, Lsn, bool)> {
     let mut out = Vec::new();
     for row in input.rows.iter().filter(|r| r.streaming) {
@@ -184,13 +205,16 @@ fn eligible(input: &PlanInput) -> Vec<(String, u32, Lsn, bool)> {
         if input.settings.mode == SyncMode::On && !m.tags.may_promote() {
             continue;
         }
-        if let Some(max) = input.settings.maximum_lag_on_syncnode {
-            if input.primary_lsn.0.saturating_sub(row.flush.0) > max {
-                continue;
-            }
-        }
         let in_key = input.cluster.sync.as_ref().is_some_and(|k| k.names(name));
-        out.push((name.clone(), m.tags.sync_priority, row.flush, in_key));
+        let at = row.acknowledged(input.synchronous_commit);
+        out.push((name.clone(), m.tags.sync_priority, at, in_key));
+    }
+    if let Some(max) = input.settings.maximum_lag_on_syncnode {
+        let most = match out.as_slice() {
+            [_, _, ..] => out.iter().map(|e| e.2).max().unwrap_or(input.primary_lsn),
+            _ => input.primary_lsn,
+        };
+        out.retain(|e| most.0.saturating_sub(e.2 .0) <= max);
     }
     out
 }

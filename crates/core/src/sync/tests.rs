@@ -143,6 +143,8 @@ impl Model {
                 streaming: true,
                 sync_state: "sync".into(),
                 flush: Lsn(s.flush),
+                write: Lsn(s.flush),
+                replay: Lsn(s.flush),
             })
             .collect();
         let input = PlanInput {
@@ -153,6 +155,7 @@ impl Model {
             ssn_lsn: self.ssn_lsn,
             rows: &rows,
             primary_lsn: Lsn(self.primary_lsn),
+            synchronous_commit: "on",
         };
         let (step, _) = plan(&input)?;
         match &step {
@@ -342,6 +345,7 @@ fn strict_mode_without_standbys_waits_for_any_standby() {
             ssn_lsn: None,
             rows: &[],
             primary_lsn: Lsn(0),
+            synchronous_commit: "on",
         };
         let (step, _) = plan(&input).unwrap();
         let SyncStep::SetSsn(ssn) = step else {
@@ -372,6 +376,7 @@ fn a_leader_takes_over_a_key_it_does_not_own_with_nobody_electable() {
         ssn_lsn: None,
         rows: &[],
         primary_lsn: Lsn(0),
+        synchronous_commit: "on",
     };
     let (step, _) = plan(&input).unwrap();
     assert_eq!(
@@ -381,4 +386,59 @@ fn a_leader_takes_over_a_key_it_does_not_own_with_nobody_electable() {
             ..Default::default()
         })
     );
+}
+
+/// Acceptance `basic_replication` ("stuck sync replica"): under `remote_apply` a standby
+/// whose replay is paused flushes everything yet holds every commit; Patroni measures
+/// `maximum_lag_on_syncnode` by the position the commit waits for, against the most
+/// advanced standby, and swaps it out. Under `on` the same standby is not lagging.
+#[test]
+fn maximum_lag_on_syncnode_counts_what_the_commit_waits_for() {
+    let mut c = Cluster::default();
+    for (name, role) in [("p", "primary"), ("s1", "replica"), ("s2", "replica")] {
+        c.members.insert(
+            name.into(),
+            MemberEntry::Ok(MemberValue {
+                state: "running".into(),
+                role: role.into(),
+                ..Default::default()
+            }),
+        );
+    }
+    c.sync = Some(SyncValue {
+        leader: Some("p".into()),
+        sync_standby: ["s2".to_string()].into(),
+        quorum: 0,
+    });
+    let row = |name: &str, replay: u64| ReplicationRow {
+        application_name: name.into(),
+        streaming: true,
+        sync_state: if name == "s2" { "sync" } else { "potential" }.into(),
+        flush: Lsn(5000),
+        write: Lsn(5000),
+        replay: Lsn(replay),
+    };
+    let rows = [row("s1", 5000), row("s2", 100)];
+    let ssn = Ssn::new(SsnKind::First, 1, ["s2".to_string()]);
+    let input = |synchronous_commit| PlanInput {
+        me: "p",
+        settings: SyncSettings {
+            mode: SyncMode::On,
+            maximum_lag_on_syncnode: Some(1000),
+            ..Default::default()
+        },
+        cluster: &c,
+        ssn: &ssn,
+        ssn_lsn: Some(Lsn(100)),
+        rows: &rows,
+        // The primary is no further than the standbys' flush: commits are blocked.
+        primary_lsn: Lsn(5000),
+        synchronous_commit,
+    };
+    assert_eq!(plan(&input("on")), None, "flush is caught up: s2 stays");
+    let (step, why) = plan(&input("remote_apply")).expect("s2 is swapped out");
+    let SyncStep::WriteKey(key) = step else {
+        panic!("{step:?}: {why}");
+    };
+    assert!(!key.names("s2"), "{why}");
 }

@@ -174,6 +174,8 @@ impl Obs {
                 },
                 rewind_failed: None,
                 primary_start_failing_since: None,
+                primary_start_exited: false,
+                released_for_switchover: false,
                 pg_silent_since: None,
                 kill_failed: false,
                 bootstrapping: None,

@@ -35,3 +35,38 @@ fn in_maintenance_mode_nothing_automatic_happens() {
         vec![Action::AcquireLeader]
     );
 }
+
+/// Acceptance `patroni_api`, switchover in maintenance mode: the old primary, stopped for
+/// the switchover, starts as the new leader's replica (Patroni's demote does it in the same
+/// step); a primary that is merely found stopped is still left alone.
+#[test]
+fn a_switchover_in_maintenance_mode_ends_with_the_old_primary_a_replica() {
+    let stopped_old_primary = Obs::new("n1")
+        .pg(PgView::Stopped(stopped("shut down", false)))
+        .leader(Some("n2"), 5)
+        .with(|obs, _| {
+            obs.paused = true;
+            let c = obs.dcs.as_mut().unwrap();
+            let mut m = member("n2", "primary");
+            m.timeline = Some(2);
+            c.members.insert("n2".into(), MemberEntry::Ok(m));
+            let mut h = history_to(2);
+            // The fork is after n1's last checkpoint (500): nothing to rewind.
+            h[0].lsn = 600;
+            c.history = Some(h);
+        });
+    assert!(
+        stopped_old_primary.actions().is_empty(),
+        "not a switchover: left alone"
+    );
+    let released = stopped_old_primary.with(|obs, _| obs.released_for_switchover = true);
+    let d = released.decide_at(Duration::ZERO);
+    assert_eq!(
+        d.actions,
+        vec![Action::StartReplica {
+            upstream: Some(upstream("n2", "n1"))
+        }],
+        "{}",
+        d.reason
+    );
+}

@@ -112,6 +112,34 @@ fn a_leader_whose_primary_will_not_start_gives_the_key_up_after_primary_start_ti
 }
 
 #[test]
+fn a_leader_whose_primary_exited_while_starting_gives_the_key_up_at_once() {
+    let exited = Obs::new("n1")
+        .pg(PgView::Stopped(stopped("in production", false)))
+        .i_lead()
+        .with(|obs, _| {
+            obs.primary_start_failing_since = Some(Instant::now());
+            obs.primary_start_exited = true;
+        });
+    let d = exited.decide_at(Duration::from_secs(1));
+    assert_eq!(d.actions, vec![Action::GiveUpLeader], "{}", d.reason);
+    assert!(
+        d.reason
+            .starts_with("removed leader key after trying and failing to start postgres"),
+        "{}",
+        d.reason
+    );
+    // Only a primary's failed start gives the key away: a replica's data directory that
+    // will not start says nothing about the leader's.
+    let replica = exited
+        .clone()
+        .pg(PgView::Stopped(stopped("shut down in recovery", true)));
+    assert!(!replica.actions().contains(&Action::GiveUpLeader));
+    // Without the key there is nothing to give up.
+    let follower = exited.leader(Some("n2"), 5);
+    assert!(!follower.actions().contains(&Action::GiveUpLeader));
+}
+
+#[test]
 fn a_former_primary_waits_for_the_fork_point_before_choosing_rewind() {
     let o = Obs::new("n1")
         .pg(PgView::Stopped(stopped("shut down", false)))

@@ -228,6 +228,8 @@ fn row(name: &str, flush: u64) -> ReplicationRow {
         streaming: true,
         sync_state: "sync".into(),
         flush: Lsn(flush),
+        write: Lsn(flush),
+        replay: Lsn(flush),
     }
 }
 
@@ -238,6 +240,7 @@ fn the_leader_first_makes_postgresql_wait_then_names_the_standby() {
         managed: true,
         ssn_lsn: Some(Lsn(900)),
         rows: vec![row("n2", 1000)],
+        synchronous_commit: "on".into(),
     };
     let o = with_key(
         mode(leader_with(rep.clone()), SyncMode::On, false),
@@ -277,6 +280,7 @@ fn a_standby_past_maximum_lag_on_syncnode_is_not_chosen() {
         managed: true,
         ssn_lsn: Some(Lsn(0)),
         rows: vec![row("n2", 10)],
+        synchronous_commit: "on".into(),
     };
     let o = with_key(
         mode(leader_with(rep), SyncMode::On, false),
@@ -295,6 +299,7 @@ fn with_sync_mode_off_the_key_empties_before_postgresql_stops_waiting() {
         managed: true,
         ssn_lsn: Some(Lsn(0)),
         rows: vec![row("n2", 1000)],
+        synchronous_commit: "on".into(),
     };
     let o = with_key(leader_with(rep.clone()), key("n1", &["n2"], 0));
     assert_eq!(
