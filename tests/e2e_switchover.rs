@@ -229,4 +229,22 @@ async fn a_switchover_while_paused_leaves_the_old_primary_a_running_replica() {
         },
     )
     .await;
+    // Resumed, a switchover scheduled back at once is accepted (checked against the DCS,
+    // not the API's last snapshot, which may still say paused) and carried out on time.
+    let r = reqwest::Client::new()
+        .patch(format!("{}/config", c.nodes[li].api_url()))
+        .json(&serde_json::json!({"pause": null}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(5)).to_rfc3339();
+    let (code, text) = post(
+        &format!("{}/switchover", c.nodes[1 - li].api_url()),
+        serde_json::json!({"leader": cand, "candidate": first, "scheduled_at": at}),
+    )
+    .await;
+    assert_eq!((code, text.as_str()), (202, "Switchover scheduled"));
+    must(&c, c.wait_new_leader(&cand, Duration::from_secs(30)).await);
 }

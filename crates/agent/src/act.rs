@@ -50,6 +50,8 @@ pub(crate) struct Memory {
     /// This node stopped its primary and released the key for a switchover, and has not
     /// started PostgreSQL since (core's `Observation::released_for_switchover`).
     pub released_for_switchover: bool,
+    /// The `failover` key's revision and since when it has been due here.
+    pub failover_due: Option<(i64, std::time::Instant)>,
     /// Since when PostgreSQL has answered no probe (the start of the first unanswered one).
     pub pg_silent_since: Option<std::time::Instant>,
     /// The last kill could not prove PostgreSQL's processes gone.

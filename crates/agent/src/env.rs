@@ -62,12 +62,20 @@ pub trait Env: Send + Sync + 'static {
     fn postmaster_alive(&self) -> Option<pgkeel_api::PostmasterAlive> {
         None
     }
+    /// A fresh status query of `pg` for `GET /patroni` (the simulator has none).
+    fn live_status(&self, _pg: &Self::Pg) -> Option<pgkeel_api::LiveStatus> {
+        None
+    }
     /// On a reload: the DCS connection's certificate files read again, and what to tell the
     /// operator about them (`None`: nothing, they hold what the agent runs with).
     fn recheck_dcs_files(&self) -> impl Future<Output = Option<String>> + Send {
         async { None }
     }
 }
+
+/// How long the REST API's fresh status query may take (it answers from the last loop's
+/// observation otherwise).
+const LIVE_STATUS_TIMEOUT: Duration = Duration::from_millis(900);
 
 /// The real world: etcd over gRPC, PostgreSQL through `pg_ctl` and SQL, peers over HTTP.
 pub struct RealEnv {
@@ -159,6 +167,13 @@ impl Env for RealEnv {
         let cache = self.postmaster.clone();
         Some(pgkeel_api::PostmasterAlive(Arc::new(move || {
             cache.alive().is_some()
+        })))
+    }
+    fn live_status(&self, pg: &Pg) -> Option<pgkeel_api::LiveStatus> {
+        let pg = pg.clone();
+        Some(pgkeel_api::LiveStatus(Arc::new(move || {
+            let pg = pg.clone();
+            Box::pin(async move { pg.live_running(LIVE_STATUS_TIMEOUT).await })
         })))
     }
     fn run_callback(&self, argv: &[String], action: &str, role: &str, scope: &str) {

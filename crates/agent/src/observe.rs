@@ -57,6 +57,10 @@ impl<E: Env> Observer<'_, E> {
         };
         // Maintenance mode as last known: a DCS outage while paused must not end the pause.
         let paused = dcs.as_ref().map_or(paused_before, |c| c.paused());
+        let wall_clock = self.env.wall_clock();
+        if let Ok(c) = &dcs {
+            memory.failover_due = failover_due(c, wall_clock, memory.failover_due);
+        }
         Observation {
             paused,
             dcs,
@@ -67,12 +71,13 @@ impl<E: Env> Observer<'_, E> {
             primary_start_failing_since: memory.primary_start_failing_since,
             primary_start_exited: memory.primary_start_exited,
             released_for_switchover: memory.released_for_switchover,
+            failover_due_since: memory.failover_due.map(|(_, t)| t),
             pg_silent_since: memory.pg_silent_since,
             kill_failed: memory.kill_failed,
             bootstrapping: memory.bootstrapping,
             pg_was_primary: memory.pg_was_primary,
             shutting_down,
-            wall_clock: self.env.wall_clock(),
+            wall_clock,
             replication,
             failsafe_round: None,
             failsafe_confirmed: None,
@@ -135,5 +140,27 @@ impl<E: Env> Observer<'_, E> {
             rows: state.rows,
             synchronous_commit: state.synchronous_commit,
         })
+    }
+}
+
+/// The current `failover` key's revision and since when it has been due on this node
+/// (kept while the same revision stays due; a DCS read that failed keeps the last value).
+fn failover_due(
+    cluster: &pgkeel_core::Cluster,
+    wall_clock: std::time::SystemTime,
+    last: Option<(i64, std::time::Instant)>,
+) -> Option<(i64, std::time::Instant)> {
+    let f = cluster.failover.as_ref()?;
+    let due = f
+        .scheduled_at
+        .as_deref()
+        .is_none_or(|at| pgkeel_core::admin::due(at, wall_clock) == Some(true));
+    if !due {
+        return None;
+    }
+    let rev = cluster.failover_revision;
+    match last {
+        Some((r, since)) if r == rev => Some((r, since)),
+        _ => Some((rev, crate::clock::now())),
     }
 }

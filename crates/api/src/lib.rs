@@ -53,7 +53,8 @@ pub use query::{parse_bytes, Query};
 pub use routes::{route, Body, Reply};
 pub use server::serve;
 pub use snapshot::{
-    publish, shared, with_snapshot, NodeSnapshot, PostmasterAlive, ReplicationRow, SharedSnapshot,
+    publish, shared, with_snapshot, LiveStatus, LiveStatusQuery, NodeSnapshot, PostmasterAlive,
+    ReplicationRow, SharedSnapshot,
 };
 pub use status::status_json;
 pub use tls::{ApiListener, Https};

@@ -101,6 +101,7 @@ pub fn route(
 #[cfg(test)]
 mod tests {
     use pgkeel_core::dcs_values::HistoryEntry;
+    use pgkeel_core::observation::{PgView, Running};
     use serde_json::json;
 
     use super::*;
@@ -144,6 +145,31 @@ mod tests {
             200,
             "the agent itself is alive"
         );
+    }
+
+    /// A fresh status query replaces the loop's positions and timeline in `/patroni` (what
+    /// racing peers compare), but not a role the loop has not seen yet.
+    #[test]
+    fn a_fresh_status_query_replaces_the_loops_positions() {
+        let snap = streaming_replica();
+        let PgView::Running(old) = &snap.pg else {
+            panic!("{:?}", snap.pg);
+        };
+        let fresh = Running {
+            wal_position: pgkeel_core::Lsn(old.wal_position.0 + 100),
+            received: Some(pgkeel_core::Lsn(old.wal_position.0 + 100)),
+            timeline: old.timeline + 1,
+            ..old.clone()
+        };
+        let now = snap.with_running(fresh.clone()).expect("same role");
+        let v = status_json(&now);
+        assert_eq!(v["timeline"], fresh.timeline);
+        assert_eq!(v["xlog"]["received_location"], old.wal_position.0 + 100);
+        let promoted = Running {
+            in_recovery: false,
+            ..fresh
+        };
+        assert_eq!(snap.with_running(promoted), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body as HttpBody, Bytes};
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -322,10 +322,17 @@ async fn handle(api: Api, conn: Arc<Conn>, peer: Peer, req: Request<Incoming>) -
     let ep = endpoint(method.as_str(), uri.path());
     if ep.is_none() && !failsafe_post {
         let _answering = conn.answering();
+        let fresh = if method == Method::GET && uri.path().starts_with("/patroni") {
+            fresh_running(&api).await
+        } else {
+            None
+        };
         let now = Instant::now();
         let reply = with_snapshot(&api.snap, |s| {
             let live = s.with_live_postmaster();
             let s = live.as_ref().unwrap_or(s);
+            let refreshed = fresh.and_then(|r| s.with_running(r));
+            let s = refreshed.as_ref().unwrap_or(s);
             let route = |s: &NodeSnapshot| route(method.as_str(), uri.path(), uri.query(), s, now);
             // A leader that called within ttl makes failsafe "active" on this replica
             // (status JSON, metrics, readiness). Copying the snapshot costs a little, but
@@ -541,6 +548,23 @@ fn respond(reply: Reply) -> Response {
         HttpBody::from(text),
     )
         .into_response()
+}
+
+/// How long `GET /patroni` waits for a fresh status query before it answers from the
+/// last loop's observation.
+const LIVE_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The local server's status queried now, when the last loop saw it running.
+async fn fresh_running(api: &Api) -> Option<pgkeel_core::observation::Running> {
+    let query = with_snapshot(&api.snap, |s| {
+        matches!(s.pg, pgkeel_core::observation::PgView::Running(_))
+            .then(|| s.live_status.clone())
+            .flatten()
+    })?;
+    tokio::time::timeout(LIVE_STATUS_TIMEOUT, (query.0)())
+        .await
+        .ok()
+        .flatten()
 }
 
 #[cfg(test)]

@@ -104,6 +104,32 @@ pub struct NodeSnapshot {
     /// server stopped since the loop must not answer health checks as running for up to a
     /// loop (Patroni's handlers ask PostgreSQL itself).
     pub postmaster_alive: Option<PostmasterAlive>,
+    /// A fresh status query of the local server, for `GET /patroni`: peers racing for the
+    /// leader key compare their WAL position with this node's, and the last loop's may
+    /// predate the end of the old primary's WAL (Patroni's handler queries PostgreSQL).
+    pub live_status: Option<LiveStatus>,
+}
+
+/// A bounded status query of the local PostgreSQL (`None`: it did not answer in time).
+#[derive(Clone)]
+pub struct LiveStatus(pub std::sync::Arc<dyn Fn() -> LiveStatusQuery + Send + Sync>);
+
+/// What [`LiveStatus`] returns.
+pub type LiveStatusQuery = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<pgkeel_core::observation::Running>> + Send>,
+>;
+
+impl PartialEq for LiveStatus {
+    /// A query is not data: snapshots compare equal whatever query they carry.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for LiveStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveStatus")
+    }
 }
 
 /// A cheap liveness check of the postmaster (`/proc`), shared with the API.
@@ -124,6 +150,20 @@ impl std::fmt::Debug for PostmasterAlive {
 }
 
 impl NodeSnapshot {
+    /// The snapshot with the running server's status replaced by a fresher one, when the
+    /// server is still in the role the last loop saw (a promotion or demotion since is the
+    /// next loop's to publish with everything that goes with it).
+    pub fn with_running(&self, fresh: pgkeel_core::observation::Running) -> Option<NodeSnapshot> {
+        let PgView::Running(old) = &self.pg else {
+            return None;
+        };
+        (old.in_recovery == fresh.in_recovery && old.sysid == fresh.sysid).then(|| {
+            let mut s = self.clone();
+            s.pg = PgView::Running(fresh);
+            s
+        })
+    }
+
     /// The snapshot as a request should see it: a server the last loop saw running whose
     /// postmaster is gone since reads as stopped.
     pub fn with_live_postmaster(&self) -> Option<NodeSnapshot> {
@@ -175,6 +215,7 @@ impl NodeSnapshot {
             config_problem: None,
             catalog: None,
             postmaster_alive: None,
+            live_status: None,
         }
     }
 }

@@ -50,7 +50,6 @@ pub(crate) fn switchover_request(
     let Some(cluster) = snap.cluster.as_ref() else {
         return Err(text(503, "DCS is not accessible"));
     };
-    let paused = snap.paused || cluster.paused();
 
     if action == "failover" && candidate.is_none() {
         return Err(text(
@@ -67,17 +66,10 @@ pub(crate) fn switchover_request(
     let scheduled_at = match scheduled {
         None => None,
         Some(_) if action == "failover" => return Err(text(400, "Failover can't be scheduled")),
-        Some(_) if paused => {
-            return Err(text(400, "Can't schedule switchover in the paused state"));
-        }
         Some(v) => Some(parse_schedule(v, action, now)?),
     };
-    if paused && candidate.is_none() {
-        return Err(text(
-            400,
-            "Switchover is possible only to a specific candidate in a paused state",
-        ));
-    }
+    // Maintenance mode is checked by the agent on a fresh read of the DCS
+    // (`plan_switchover`): this snapshot may predate a pause or resume just made.
     if action == "failover" && leader.is_some() {
         tracing::warn!(
             "received failover request with leader specified - performing switchover instead"
@@ -287,33 +279,6 @@ mod tests {
                 false
             ))
         );
-    }
-
-    #[test]
-    fn paused_cluster() {
-        let mut snap = leader();
-        snap.cluster.as_mut().unwrap().config = Some(json!({"pause": true}));
-        assert_eq!(
-            post(
-                false,
-                json!({"leader": "node1", "scheduled_at": "2024-06-01T13:00:00+00:00"}),
-                &snap
-            ),
-            err(400, "Can't schedule switchover in the paused state")
-        );
-        assert_eq!(
-            post(false, json!({"leader": "node1"}), &snap),
-            err(
-                400,
-                "Switchover is possible only to a specific candidate in a paused state"
-            )
-        );
-        assert!(post(
-            false,
-            json!({"leader": "node1", "candidate": "node2"}),
-            &snap
-        )
-        .is_ok());
     }
 
     #[test]

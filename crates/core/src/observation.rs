@@ -223,6 +223,9 @@ pub struct Observation {
     /// not started PostgreSQL since: the demotion is not finished until it runs as a
     /// replica, maintenance mode or not (Patroni's demote starts it in the same step).
     pub released_for_switchover: bool,
+    /// Since when the current `failover` key (its revision) has been due here: first seen,
+    /// or its `scheduled_at` reached while seen. `None`: no key, or not due yet.
+    pub failover_due_since: Option<Instant>,
     /// Since when the local PostgreSQL has answered no probe: the start of the first probe
     /// of the current run of [`PgView::NoAnswer`] observations (None: it answered, or it
     /// does not run).

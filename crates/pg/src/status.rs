@@ -176,6 +176,23 @@ impl Pg {
     }
 
     /// A connection for an operation (not an observation): failures are errors.
+    /// The status query on a new connection, for the REST API, bounded by `timeout`;
+    /// `None` when the server does not answer in time or answers with an error. It does not
+    /// count as a probe (silence here marks nothing).
+    pub async fn live_running(&self, timeout: Duration) -> Option<Running> {
+        tokio::time::timeout(timeout, async {
+            let client = self.connect(timeout).await.ok()?;
+            let mut r = query_running(&client).await.ok()?;
+            if r.in_recovery && !self.with_segment_timeline(&mut r, timeout).await {
+                return None;
+            }
+            Some(r)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     pub(crate) async fn client(&self) -> anyhow::Result<Client> {
         match self.connect(OBSERVE_TIMEOUT).await {
             Ok(c) => Ok(c),
@@ -317,17 +334,27 @@ impl Pg {
                 None => PgView::NoAnswer,
             };
         }
+        if !self.with_segment_timeline(&mut r, left()).await {
+            tracing::warn!("pg_wal did not answer within {deadline:?}");
+            return PgView::NoAnswer;
+        }
+        PgView::Running(r)
+    }
+
+    /// A replica's timeline is also that of the WAL segment it is at: the receiver's and
+    /// the control file's lag behind a timeline switch it has already replayed. `false`
+    /// when `pg_wal` did not answer within `within`.
+    async fn with_segment_timeline(&self, r: &mut Running, within: Duration) -> bool {
         let pg_wal = self.data_dir().join("pg_wal");
         let at = r.wal_position;
         let Some(seg) = self
-            .bounded_fs(left(), move || segment_timeline(&pg_wal, at))
+            .bounded_fs(within, move || segment_timeline(&pg_wal, at))
             .await
         else {
-            tracing::warn!("pg_wal did not answer within {deadline:?}");
-            return PgView::NoAnswer;
+            return false;
         };
         r.timeline = r.timeline.max(seg.unwrap_or(0));
-        PgView::Running(r)
+        true
     }
 
     /// Whether the primary's WAL storage completes I/O: a commit is flushed within

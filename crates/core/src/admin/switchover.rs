@@ -138,6 +138,13 @@ impl SwitchoverPoll {
     }
 }
 
+/// How long an immediate switchover is waited for: Patroni's `2 × max(10 s, loop_wait)`.
+/// The REST API polls for the outcome that long, and a leader waits that long for a
+/// candidate to stream before it gives the request up.
+pub fn poll_window(loop_wait: Duration) -> Duration {
+    loop_wait.max(Duration::from_secs(10)) * 2
+}
+
 /// Chooses what to do with `req` given the cluster as the DCS holds it now: refuse with
 /// Patroni's 412 when no candidate (the one named, or every member but the leader) could
 /// take over ([`takeover_problem`]), otherwise write the request into the `failover` key
@@ -149,6 +156,21 @@ pub fn plan_switchover(
     loop_wait: Duration,
 ) -> SwitchoverPlan {
     let action = req.action();
+    // Patroni's refusals in maintenance mode, on this fresh read: the REST API's snapshot
+    // may predate a pause or a resume just made.
+    if cluster.paused() {
+        let refuse = |text: &str| SwitchoverPlan::Refuse {
+            status: 400,
+            text: text.into(),
+            why: "the cluster is paused".into(),
+        };
+        if req.scheduled_at.is_some() {
+            return refuse("Can't schedule switchover in the paused state");
+        }
+        if req.candidate.is_none() {
+            return refuse("Switchover is possible only to a specific candidate in a paused state");
+        }
+    }
     let current = cluster.leader_name();
     let candidates: Vec<&str> = match req.candidate {
         Some(c) => vec![c],
@@ -194,7 +216,7 @@ pub fn plan_switchover(
             old_leader: current.map(str::to_string),
             candidate: req.candidate.map(str::to_string),
             failover: req.failover,
-            window: loop_wait.max(Duration::from_secs(10)) * 2,
+            window: poll_window(loop_wait),
         })
     };
     SwitchoverPlan::Write { key, then }
@@ -428,6 +450,38 @@ mod tests {
                 },
             }
         );
+    }
+
+    /// Maintenance mode as the DCS has it now: no scheduled switchover, and only to a named
+    /// candidate (Patroni's 400s).
+    #[test]
+    fn a_paused_cluster_refuses_a_scheduled_or_unnamed_switchover() {
+        let mut c = healthy();
+        c.config = Some(serde_json::json!({"pause": true}));
+        let scheduled = SwitchoverRequest {
+            scheduled_at: Some("2030-01-01T00:00:00+00:00"),
+            ..switchover("n1", Some("n2"))
+        };
+        let refused =
+            |c: &Cluster, req: &SwitchoverRequest| match plan_switchover(c, req, 0, LOOP_WAIT) {
+                SwitchoverPlan::Refuse { status, text, .. } => Some((status, text)),
+                SwitchoverPlan::Write { .. } => None,
+            };
+        assert_eq!(
+            refused(&c, &scheduled),
+            Some((400, "Can't schedule switchover in the paused state".into()))
+        );
+        assert_eq!(
+            refused(&c, &switchover("n1", None)),
+            Some((
+                400,
+                "Switchover is possible only to a specific candidate in a paused state".into()
+            ))
+        );
+        assert_eq!(refused(&c, &switchover("n1", Some("n2"))), None);
+        // Resumed: the same scheduled request is written.
+        c.config = Some(serde_json::json!({}));
+        assert_eq!(refused(&c, &scheduled), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! old leader then sees the new timeline fork at or after its own checkpoint and follows
 //! without pg_rewind.
 
+use std::time::Duration;
+
 use super::Ctx;
 use crate::action::{Action, Decision, StopMode};
 use crate::cluster::Cluster;
@@ -69,6 +71,19 @@ pub(super) fn request<'a>(ctx: &Ctx, cluster: &'a Cluster) -> Request<'a> {
 /// Why `name` cannot take over now, or `None` when it can: a running, streaming replica
 /// that may be promoted and is within `maximum_lag_on_failover` of the leader.
 pub fn candidate_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<String> {
+    unfit(cluster, name, max_lag)
+        .or_else(|| (!is_streaming(cluster, name)).then(|| format!("{name} is not streaming")))
+}
+
+fn is_streaming(cluster: &Cluster, name: &str) -> bool {
+    cluster
+        .member(name)
+        .is_some_and(|m| m.replication_state.as_deref() == Some("streaming"))
+}
+
+/// What makes `name` unfit whether or not it streams: not a member, tagged nofailover,
+/// not a running replica, or further behind than `max_lag`.
+fn unfit(cluster: &Cluster, name: &str, max_lag: u64) -> Option<String> {
     let Some(m) = cluster.member(name) else {
         return Some(format!("{} is not a member", clip(name)));
     };
@@ -81,9 +96,6 @@ pub fn candidate_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<
             m.role, m.state
         ));
     }
-    if m.replication_state.as_deref() != Some("streaming") {
-        return Some(format!("{name} is not streaming"));
-    }
     if let Some(optime) = cluster.last_leader_lsn() {
         let lag = optime.saturating_sub(m.wal_position());
         if lag > max_lag {
@@ -95,12 +107,15 @@ pub fn candidate_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<
     None
 }
 
-/// Why `name` cannot take over through a switchover or failover request now: with a
-/// leader, [`candidate_problem`] (it must stream and be caught up); without one nobody
-/// streams, so a running member that may be promoted is enough.
+/// Why `name` cannot take over through a switchover or failover request, checked when
+/// the request is made: a running replica that may be promoted and is within
+/// `maximum_lag_on_failover`, as Patroni's API checks it. That it streams is not required
+/// yet (a replica reconnecting after the primary restarted reads the archive for a few
+/// seconds): the leader waits for it to stream before it stops ([`leader_steps_down`]).
+/// Without a leader nobody streams, so a running member that may be promoted is enough.
 pub fn takeover_problem(cluster: &Cluster, name: &str, max_lag: u64) -> Option<String> {
     if cluster.leader.is_some() {
-        return candidate_problem(cluster, name, max_lag);
+        return unfit(cluster, name, max_lag);
     }
     match cluster.member(name) {
         None => Some(format!("{} is not a member", clip(name))),
@@ -124,16 +139,41 @@ pub(super) fn leader_steps_down(ctx: &Ctx, cluster: &Cluster, candidate: Option<
             .filter(|n| *n != me)
             .collect(),
     };
-    let problems: Vec<String> = fit
-        .iter()
-        .filter_map(|n| {
-            candidate_problem(cluster, n, max_lag).or_else(|| {
-                sync_switchover_problem(ctx.dynamic.sync.mode, cluster, n)
-                    .map(|why| format!("{n}: {why}"))
-            })
-        })
-        .collect();
-    if problems.len() == fit.len() {
+    let mut problems: Vec<String> = Vec::new();
+    let mut not_streaming: Vec<&str> = Vec::new();
+    let mut ready = false;
+    for n in &fit {
+        let problem = unfit(cluster, n, max_lag).or_else(|| {
+            sync_switchover_problem(ctx.dynamic.sync.mode, cluster, n)
+                .map(|why| format!("{n}: {why}"))
+        });
+        match problem {
+            Some(p) => problems.push(p),
+            None if !is_streaming(cluster, n) => not_streaming.push(n),
+            None => ready = true,
+        }
+    }
+    // Only a streaming standby is sure to receive the WAL up to the shutdown checkpoint
+    // before the key goes: one that reads the archive would be promoted without it and
+    // lose what was committed last. A fit candidate that is not streaming yet is waited
+    // for, as long as the REST API waits for the outcome.
+    let window = crate::admin::switchover::poll_window(ctx.dynamic.loop_wait);
+    let waited = ctx
+        .obs
+        .failover_due_since
+        .map_or(Duration::ZERO, |t| ctx.now.saturating_duration_since(t));
+    if !ready && !not_streaming.is_empty() && waited < window {
+        return Decision::nothing(format!(
+            "switchover: I am {me}, the leader; waiting for {} to stream from me before stopping",
+            not_streaming.join(", ")
+        ));
+    }
+    problems.extend(
+        not_streaming
+            .iter()
+            .map(|n| format!("{n} is not streaming")),
+    );
+    if !ready {
         let why = if problems.is_empty() {
             "there is no other member".to_string()
         } else {

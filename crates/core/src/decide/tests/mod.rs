@@ -176,6 +176,7 @@ impl Obs {
                 primary_start_failing_since: None,
                 primary_start_exited: false,
                 released_for_switchover: false,
+                failover_due_since: None,
                 pg_silent_since: None,
                 kill_failed: false,
                 bootstrapping: None,

@@ -38,7 +38,10 @@ fn a_cleanly_stopped_leader_then_releases_the_key() {
 #[test]
 fn an_unfit_candidate_cancels_the_switchover() {
     for m in [
-        member("n2", "replica"), // not streaming
+        MemberValue {
+            state: "stopped".into(),
+            ..streaming_member("n2")
+        },
         MemberValue {
             tags: Tags {
                 nofailover: true,
@@ -74,6 +77,49 @@ fn an_unfit_candidate_cancels_the_switchover() {
             mode: StopMode::Fast
         }));
     }
+}
+
+/// A candidate that is fit but reads the archive instead of streaming (reconnecting after
+/// the primary restarted) would miss the WAL up to the shutdown checkpoint: the leader waits
+/// for it to stream, as long as the REST API waits for the outcome (2 × max(10 s,
+/// loop_wait)), then gives the request up.
+#[test]
+fn a_candidate_not_streaming_yet_is_waited_for_then_given_up() {
+    let o = Obs::new("n1")
+        .primary(500)
+        .i_lead()
+        .optime(500)
+        .member("n2", "replica");
+    let o = request(o, Some("n1"), Some("n2"), None);
+    let seen = o.t0;
+    let o = o.with(move |obs, _| obs.failover_due_since = Some(seen));
+    let d = o.decide_at(Duration::from_secs(5));
+    assert!(d.actions.iter().all(Action::is_routine), "{d:?}");
+    assert!(
+        d.reason.contains("waiting for n2 to stream"),
+        "{}",
+        d.reason
+    );
+    let t0 = o.t0;
+    let renewed = o
+        .clone()
+        .with(move |obs, _| obs.lease.renewed_at = Some(t0 + Duration::from_secs(20)));
+    let d = renewed.decide_at(Duration::from_secs(21));
+    assert_eq!(
+        d.actions[0],
+        Action::DeleteFailover { revision: 42 },
+        "{}",
+        d.reason
+    );
+    assert!(d.reason.contains("n2 is not streaming"), "{}", d.reason);
+    // Once it streams, the leader stops at once.
+    let o = with_streaming(o, "n2");
+    assert_eq!(
+        o.decide_at(Duration::from_secs(5)).actions,
+        vec![Action::Stop {
+            mode: StopMode::Fast
+        }]
+    );
 }
 
 #[test]
@@ -173,10 +219,19 @@ fn a_takeover_without_a_leader_needs_only_a_running_promotable_member() {
     // No leader: nobody streams, a running member that may be promoted is fit.
     assert_eq!(takeover_problem(c, "n2", 0), None);
     assert!(takeover_problem(c, "ghost", 0).is_some());
-    // With a leader, the candidate must stream.
+    // With a leader, as Patroni's API: a running replica is accepted though it does not
+    // stream yet (the leader waits for it before stopping); a stopped one is not.
     let o = o.member("n3", "primary").leader(Some("n3"), 5);
     let c = o.obs.dcs.as_ref().unwrap();
-    assert!(takeover_problem(c, "n2", 0)
+    assert_eq!(takeover_problem(c, "n2", 0), None);
+    assert!(candidate_problem(c, "n2", 0)
         .unwrap()
         .contains("not streaming"));
+    let o = o.with(|obs, _| {
+        let c = obs.dcs.as_mut().unwrap();
+        if let Some(MemberEntry::Ok(m)) = c.members.get_mut("n2") {
+            m.state = "stopped".into();
+        }
+    });
+    assert!(takeover_problem(o.obs.dcs.as_ref().unwrap(), "n2", 0).is_some());
 }
