@@ -46,9 +46,13 @@ impl PatroniFormat {
     }
 }
 
-/// Python's names for the levels.
-fn level_name(l: &Level) -> &'static str {
-    match *l {
+/// Python's names for the levels. An error logged with target
+/// [`pgkeel_agent::CRITICAL`] is Patroni's `logger.fatal`, `CRITICAL`: the agent ends.
+fn level_name(meta: &tracing::Metadata<'_>) -> &'static str {
+    if meta.target() == pgkeel_agent::CRITICAL {
+        return "CRITICAL";
+    }
+    match *meta.level() {
         Level::ERROR => "ERROR",
         Level::WARN => "WARNING",
         Level::INFO => "INFO",
@@ -131,7 +135,7 @@ where
                 Piece::Field(name, width) => match name.as_str() {
                     "message" => ctx.format_fields(writer.by_ref(), event)?,
                     "asctime" => padded(&mut writer, &self.asctime(), *width)?,
-                    "levelname" => padded(&mut writer, level_name(meta.level()), *width)?,
+                    "levelname" => padded(&mut writer, level_name(meta), *width)?,
                     "name" | "module" | "pathname" | "filename" => {
                         padded(&mut writer, meta.target(), *width)?
                     }

@@ -84,3 +84,52 @@ async fn a_second_agent_with_a_running_members_name_refuses_to_start() {
         "the restarted agent refused itself"
     );
 }
+
+/// Patroni's acceptance (`basic_replication`, "two nodes have the same name"): the second
+/// agent's file differs only in `restapi.listen`, so it publishes the running member's own
+/// address. It must still ask that address (not skip it as its own), find the other agent,
+/// and exit with Patroni's message at level CRITICAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_publishing_the_same_address_refuses_to_start() {
+    let (c, leader) = start_healthy("dupaddr", 2, Timing::fast()).await;
+    let li = c.index_of(&leader).unwrap();
+    let node = &c.nodes[li];
+    let twin_dir = node.dir.join("twin");
+    std::fs::create_dir_all(&twin_dir).unwrap();
+    let twin_data = twin_dir.join("data");
+    let yaml = std::fs::read_to_string(&node.config)
+        .unwrap()
+        .replace(
+            &format!("  listen: 127.0.0.1:{}\n", node.api_port),
+            &format!("  listen: 127.0.0.1:{}\n", free_port()),
+        )
+        .replace(
+            &node.data_dir.display().to_string(),
+            &twin_data.display().to_string(),
+        );
+    assert!(yaml.contains(&format!("connect_address: 127.0.0.1:{}", node.api_port)));
+    let twin_config = twin_dir.join("pgkeel.yml");
+    std::fs::write(&twin_config, yaml).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_pgkeel"))
+            .arg("agent")
+            .arg(&twin_config)
+            .output(),
+    )
+    .await
+    .expect("the second agent kept running")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second agent exited 0: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Can't start; there is already a node named"))
+        .unwrap_or_else(|| panic!("no refusal: {stderr}"));
+    assert!(line.contains(" CRITICAL"), "{line}");
+    assert!(
+        !twin_data.exists(),
+        "the second agent created its data directory"
+    );
+    assert_eq!(c.load().await.unwrap().leader_name(), Some(leader.as_str()));
+}

@@ -145,8 +145,16 @@ impl Env for RealEnv {
         pgkeel_pg::signal::stop_postmaster(self.postmaster.alive(), None);
     }
 
+    /// `None` as well when the answer comes from this very process (its own address).
     async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {
         let resp = self.http.get(api_url).timeout(timeout).send().await.ok()?;
+        let mine = resp
+            .headers()
+            .get(pgkeel_api::INSTANCE_HEADER)
+            .is_some_and(|v| v.as_bytes() == pgkeel_api::instance_id().as_bytes());
+        if mine {
+            return None;
+        }
         resp.json().await.ok()
     }
 

@@ -37,3 +37,6 @@ pub use peers::parse_status;
 pub use run::{run, run_with, Io, Stop};
 pub use settings::pg_settings;
 pub use shared::Shared;
+
+/// The log target of Patroni's CRITICAL messages (`logger.fatal`): the agent ends after one.
+pub const CRITICAL: &str = "pgkeel::critical";

@@ -607,14 +607,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
 /// `pgkeel_core::startup`; Patroni's CRITICAL message).
 async fn refuse_duplicate_name<E: Env>(env: &E, c: &Cluster, cfg: &Config) -> anyhow::Result<()> {
     let mine = cfg.restapi.api_url();
-    let Some(url) = pgkeel_core::startup::api_to_ask(c, &cfg.name, &mine) else {
+    let Some(url) = pgkeel_core::startup::api_to_ask(c, &cfg.name) else {
         return Ok(());
     };
     let answer = env.peer_status(url, Duration::from_secs(3)).await;
     let name = answer.as_ref().and_then(|v| v["patroni"]["name"].as_str());
     match pgkeel_core::startup::duplicate_name_problem(c, &cfg.name, &mine, name) {
         Some(problem) => {
-            tracing::error!("CRITICAL: {problem}");
+            tracing::error!(target: crate::CRITICAL, "{problem}");
             Err(anyhow::anyhow!(problem))
         }
         None => Ok(()),

@@ -51,7 +51,7 @@ pub use limits::{
 pub use metrics::{metrics_text, METRICS_CONTENT_TYPE};
 pub use query::{parse_bytes, Query};
 pub use routes::{route, Body, Reply};
-pub use server::serve;
+pub use server::{instance_id, serve, INSTANCE_HEADER};
 pub use snapshot::{
     publish, shared, with_snapshot, LiveStatus, LiveStatusQuery, NodeSnapshot, PostmasterAlive,
     ReplicationRow, SharedSnapshot,

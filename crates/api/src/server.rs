@@ -532,8 +532,12 @@ async fn forward(admin: Option<&AdminSender>, req: AdminRequest, timeout: Durati
 
 fn respond(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let instance = (
+        header::HeaderName::from_static(INSTANCE_HEADER),
+        instance_id(),
+    );
     let (content_type, text) = match reply.body {
-        Body::Empty => return status.into_response(),
+        Body::Empty => return (status, [instance]).into_response(),
         // Serializing a Value cannot fail (string keys only).
         Body::Json(v) => (
             "application/json",
@@ -544,10 +548,26 @@ fn respond(reply: Reply) -> Response {
     };
     (
         status,
-        [(header::CONTENT_TYPE, content_type)],
+        [(header::CONTENT_TYPE, content_type), instance],
         HttpBody::from(text),
     )
         .into_response()
+}
+
+/// The header naming the agent process that answered: an agent that asks an address and
+/// gets its own answer knows it asked itself (a restart finds its own member key naming
+/// its own address), not another agent running under its name.
+pub const INSTANCE_HEADER: &str = "x-pgkeel-instance";
+
+/// This process's instance id: its pid and start time, unique on a host.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos:x}", std::process::id())
+    })
 }
 
 /// How long `GET /patroni` waits for a fresh status query before it answers from the

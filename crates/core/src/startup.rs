@@ -11,23 +11,28 @@
 
 use crate::cluster::Cluster;
 
-/// The REST API to ask before starting as `me`, if another address holds `members/<me>`.
-pub fn api_to_ask<'a>(cluster: &'a Cluster, me: &str, my_api_url: &str) -> Option<&'a str> {
+/// The REST API to ask before starting as `me`: the address `members/<me>` publishes, as
+/// Patroni asks it (even when it is this node's own: a second agent started with this
+/// node's configuration but listening elsewhere must still find the first). The runtime
+/// does not count an answer from its own process.
+pub fn api_to_ask<'a>(cluster: &'a Cluster, me: &str) -> Option<&'a str> {
     let m = cluster.member(me)?;
-    (m.api_url != my_api_url).then_some(m.api_url.as_str())
+    (!m.api_url.is_empty()).then_some(m.api_url.as_str())
 }
 
 /// Why this agent must not start as `me` (`None`: it may). `answered_as` is the member name
-/// the API from [`api_to_ask`] gave in its `/patroni` answer (`None`: no answer).
+/// another process gave at the API from [`api_to_ask`] in its `/patroni` answer (`None`:
+/// no answer).
 pub fn duplicate_name_problem(
     cluster: &Cluster,
     me: &str,
     my_api_url: &str,
     answered_as: Option<&str>,
 ) -> Option<String> {
-    api_to_ask(cluster, me, my_api_url)?;
-    // etcd deletes a key with its lease: a key bound to one is renewed by someone.
-    let lease_alive = cluster.member_leases.get(me).is_some_and(|l| *l != 0);
+    let url = api_to_ask(cluster, me)?;
+    // etcd deletes a key with its lease: a key bound to one is renewed by someone, unless
+    // it names my own address, where it is my previous run's until its lease expires.
+    let lease_alive = url != my_api_url && cluster.member_leases.get(me).is_some_and(|l| *l != 0);
     (answered_as == Some(me) || lease_alive)
         .then(|| format!("Can't start; there is already a node named '{me}' running"))
 }
@@ -57,7 +62,7 @@ mod tests {
     #[test]
     fn a_live_agent_elsewhere_with_my_name_stops_me_with_patronis_message() {
         let c = with_member(OTHER, 7);
-        assert_eq!(api_to_ask(&c, "node2", MINE), Some(OTHER));
+        assert_eq!(api_to_ask(&c, "node2"), Some(OTHER));
         assert_eq!(
             duplicate_name_problem(&c, "node2", MINE, Some("node2")).as_deref(),
             Some("Can't start; there is already a node named 'node2' running")
@@ -69,8 +74,14 @@ mod tests {
     #[test]
     fn my_own_key_from_before_a_restart_lets_me_start() {
         let c = with_member(MINE, 7);
-        assert_eq!(api_to_ask(&c, "node2", MINE), None);
+        // Asked all the same (another process may listen elsewhere and publish my address)
+        // but its lease alone is my previous run's: no answer from another process, no
+        // duplicate.
+        assert_eq!(api_to_ask(&c, "node2"), Some(MINE));
         assert_eq!(duplicate_name_problem(&c, "node2", MINE, None), None);
+        // Another process answering as me at my own published address: the harness's
+        // duplicate started with my name, listening on another port.
+        assert!(duplicate_name_problem(&c, "node2", MINE, Some("node2")).is_some());
     }
 
     #[test]
