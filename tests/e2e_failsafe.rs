@@ -93,3 +93,94 @@ async fn the_leader_survives_an_etcd_outage_only_while_every_member_confirms_it(
     c.signal_etcd(Signal::Cont);
     must(&c, c.wait_healthy(3, Duration::from_secs(120)).await);
 }
+
+/// Acceptance `dcs_failsafe_mode`: a `retry_timeout` lowered in `/config` bounds each etcd
+/// call at once, so with etcd frozen the leader's loop gives up on it after 3 s, not the 9 s
+/// the agent started with, and `/primary` says `failsafe_mode_is_active` within 12 s (the
+/// feature's bound). When a member can no longer confirm it, the leader stops taking writes
+/// and, as Patroni's offline demotion, runs on read-only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_retry_timeout_bounds_etcd_calls_and_a_demoted_leader_runs_read_only() {
+    let timing = Timing {
+        ttl: 20.0,
+        loop_wait: 2.0,
+        retry_timeout: 9.0,
+    };
+    let c = start_with("failsafero", 2, timing, "failsafe_mode: true\n", &[]);
+    let leader = must(&c, c.wait_healthy(2, BOOT).await);
+    let li = c.index_of(&leader).unwrap();
+    let api = c.nodes[li].api_url();
+    let r = reqwest::Client::new()
+        .patch(format!("{api}/config"))
+        .json(&serde_json::json!({"retry_timeout": 3}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    eventually(
+        Duration::from_secs(30),
+        "/failsafe lists both members",
+        || {
+            let c = &c;
+            async move {
+                let f = c.load().await?.failsafe.unwrap_or_default();
+                anyhow::ensure!(f.len() == 2, "{f:?}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    // Both agents have looped with the new value: their APIs serve the /config they read.
+    eventually(
+        Duration::from_secs(10),
+        "both agents read retry_timeout 3",
+        || {
+            let c = &c;
+            async move {
+                for n in &c.nodes {
+                    let v: serde_json::Value = reqwest::get(format!("{}/config", n.api_url()))
+                        .await?
+                        .json()
+                        .await?;
+                    anyhow::ensure!(v["retry_timeout"] == 3, "{}: {v}", n.name);
+                }
+                Ok(())
+            }
+        },
+    )
+    .await;
+    c.signal_etcd(Signal::Stop);
+    eventually(
+        Duration::from_secs(12),
+        "/primary says failsafe_mode_is_active",
+        || {
+            let url = format!("{api}/primary");
+            async move {
+                let body = reqwest::get(url).await?.text().await?;
+                anyhow::ensure!(body.contains("failsafe_mode_is_active"), "{body}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    // The replica goes away: nobody confirms the leader any more.
+    let ri = 1 - li;
+    c.signal_agent_and_postmaster(ri, Signal::Kill);
+    let dsn = c.nodes[li].dsn();
+    eventually(
+        Duration::from_secs(40),
+        "the old leader running read-only",
+        || {
+            let dsn = dsn.clone();
+            async move {
+                let client = connect(&dsn).await?;
+                let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await?;
+                anyhow::ensure!(row.get::<_, bool>(0), "still a primary");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    c.signal_etcd(Signal::Cont);
+}

@@ -375,6 +375,9 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                         wanted.retry_timeout
                     );
                 }
+                // Each DCS call is bounded by the retry_timeout in force, as Patroni's
+                // client is: with the DCS gone, a loop then waits that long, not longer.
+                dcs.set_op_timeout(wanted.retry_timeout);
                 if moves_to_new_ttl(&shared.lease(), wanted.ttl, shutting_down) {
                     lease::change_ttl(
                         &dcs,

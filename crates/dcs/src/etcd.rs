@@ -39,7 +39,9 @@ const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
 pub struct Etcd {
     pub(crate) client: Client,
     pub(crate) prefix: String,
-    pub(crate) op_timeout: Duration,
+    /// The bound on each call, in milliseconds: `retry_timeout`, which `/config` may change
+    /// (see [`Etcd::set_op_timeout`]); clones share it.
+    pub(crate) op_timeout_ms: Arc<std::sync::atomic::AtomicU64>,
     /// The keepalive stream of the lease we renew, reused between renewals (see `lease.rs`).
     pub(crate) keeper: Arc<Mutex<Option<Box<CachedKeeper>>>>,
 }
@@ -48,7 +50,7 @@ impl std::fmt::Debug for Etcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Etcd")
             .field("prefix", &self.prefix)
-            .field("op_timeout", &self.op_timeout)
+            .field("op_timeout", &self.op_timeout())
             .finish_non_exhaustive()
     }
 }
@@ -107,7 +109,7 @@ impl Etcd {
         let etcd = Etcd {
             client,
             prefix,
-            op_timeout,
+            op_timeout_ms: Arc::new(std::sync::atomic::AtomicU64::new(millis(op_timeout))),
             keeper: Arc::new(Mutex::new(None)),
         };
         // The channel connects lazily; one cheap read proves that etcd is there and has quorum.
@@ -118,6 +120,21 @@ impl Etcd {
         );
         deadline(op_timeout, &what, probe).await?;
         Ok(etcd)
+    }
+
+    /// The bound on each call.
+    pub fn op_timeout(&self) -> Duration {
+        Duration::from_millis(
+            self.op_timeout_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Bounds every later call of this connection and its clones by `timeout` (Patroni
+    /// applies a new `retry_timeout` from `/config` to its DCS client at once).
+    pub fn set_op_timeout(&self, timeout: Duration) {
+        self.op_timeout_ms
+            .store(millis(timeout), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The cluster's key prefix, `/<namespace>/<scope>/`.
@@ -140,7 +157,7 @@ impl Etcd {
         key: &str,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, DcsError> {
-        deadline(self.op_timeout, &format!("{op} {key}"), fut).await
+        deadline(self.op_timeout(), &format!("{op} {key}"), fut).await
     }
 
     /// Puts `members/<name>` = the member's JSON, bound to `lease` so that it vanishes when
@@ -456,4 +473,8 @@ fn refusal(message: &str) -> Option<&'static str> {
 fn to_json(op: &str, key: &str, value: &impl serde::Serialize) -> Result<String, DcsError> {
     serde_json::to_string(value)
         .map_err(|e| DcsError::Invalid(format!("{op} {key}: cannot encode value as JSON: {e}")))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

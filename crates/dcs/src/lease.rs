@@ -85,7 +85,7 @@ impl Etcd {
                 Renewal::Gone => None,
             })
         };
-        deadline(self.op_timeout, &what, renew).await
+        deadline(self.op_timeout(), &what, renew).await
     }
 
     /// Revokes `lease`, deleting every key bound to it. Revoking a lease etcd no longer knows
@@ -99,13 +99,13 @@ impl Etcd {
             }
         }
         let mut client = self.client.lease_client();
-        match tokio::time::timeout(self.op_timeout, client.revoke(lease)).await {
+        match tokio::time::timeout(self.op_timeout(), client.revoke(lease)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(Error::GRpcStatus(s))) if is_lease_not_found(s.message()) => Ok(()),
             Ok(Err(e)) => Err(DcsError::Unavailable(format!("{what}: {e}"))),
             Err(_) => Err(DcsError::Unavailable(format!(
                 "{what}: no answer within {:?}",
-                self.op_timeout
+                self.op_timeout()
             ))),
         }
     }

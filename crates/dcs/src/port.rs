@@ -69,6 +69,8 @@ pub trait Dcs: Clone + Send + Sync + 'static {
     fn revoke_lease(&self, lease: i64) -> impl Future<Output = R<()>> + Send;
     /// A task that notifies `wake` whenever something under the prefix changes.
     fn spawn_watcher(&self, wake: Arc<Notify>) -> JoinHandle<()>;
+    /// Bounds each later call by `timeout` (`retry_timeout` changed in `/config`).
+    fn set_op_timeout(&self, _timeout: Duration) {}
 }
 
 /// Delegation to the inherent methods (which take precedence in these bodies).
@@ -132,6 +134,9 @@ impl Dcs for Etcd {
     }
     async fn revoke_lease(&self, lease: i64) -> R<()> {
         Etcd::revoke_lease(self, lease).await
+    }
+    fn set_op_timeout(&self, timeout: Duration) {
+        Etcd::set_op_timeout(self, timeout);
     }
     fn spawn_watcher(&self, wake: Arc<Notify>) -> JoinHandle<()> {
         Etcd::spawn_watcher(self, wake)

@@ -42,9 +42,12 @@ impl Etcd {
                         // etcd checks a watch's token when the watch is made and answers an
                         // expired one with "permission denied", not with the error that
                         // makes etcd-client authenticate again: do it here.
-                        let renewed =
-                            deadline(etcd.op_timeout, "authenticate", etcd.client.refresh_token())
-                                .await;
+                        let renewed = deadline(
+                            etcd.op_timeout(),
+                            "authenticate",
+                            etcd.client.refresh_token(),
+                        )
+                        .await;
                         tracing::warn!(
                             "watch on {} refused: {why}; token renewed: {}; retrying in {backoff:?}",
                             etcd.prefix,
@@ -68,7 +71,7 @@ impl Etcd {
         let what = format!("watch {}", self.prefix);
         // Creating the watch is bounded; waiting for events afterwards is not (gRPC pings
         // detect a dead connection on this long-lived stream).
-        let established = deadline(self.op_timeout, &what, async {
+        let established = deadline(self.op_timeout(), &what, async {
             let mut stream = client
                 .watch(
                     self.prefix.as_str(),

@@ -118,6 +118,11 @@ impl Env for SimEnv {
 
     async fn peer_status(&self, api_url: &str, timeout: Duration) -> Option<Value> {
         let peer = self.world.node_of(host_of(api_url)?)?;
+        // One agent per simulated node: its own address answers from this very process,
+        // which counts as no answer (as the real environment's instance header tells).
+        if peer == self.node {
+            return None;
+        }
         self.world
             .rpc(Ep::Node(self.node), Ep::Node(peer), timeout, |s| {
                 let api = s.nodes[peer].api.as_ref()?;

@@ -209,6 +209,20 @@ fn dcs_unreachable(ctx: &Ctx) -> Decision {
             ));
         }
     }
+    // Patroni's offline demotion: a former primary stopped (fenced) while the DCS is away
+    // runs again read-only, a replica without an upstream, so that it still serves reads
+    // and rejoins (or is rewound) once the DCS is back. Read-only cannot take writes.
+    if let PgView::Stopped(s) = &ctx.obs.pg {
+        if s.was_primary() && ctx.obs.bootstrapping.is_none() {
+            return Decision::act(
+                vec![Action::StartReplica { upstream: None }],
+                format!(
+                    "demoted: I am {}, a former primary stopped while the DCS is unreachable ({why}); starting it read-only",
+                    ctx.me()
+                ),
+            );
+        }
+    }
     // A primary reaching this point still has a live lease (fencing passed): nobody else can
     // hold the leader key before it expires, so it keeps running until the fence deadline.
     Decision::nothing(format!(

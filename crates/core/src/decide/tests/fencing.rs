@@ -74,3 +74,24 @@ fn a_key_under_a_stale_lease_does_not_make_a_primary() {
     let d = replica.decide_at(Duration::from_secs(9));
     assert!(d.actions.is_empty(), "{:?}: {}", d.actions, d.reason);
 }
+
+/// Patroni's offline demotion (acceptance `dcs_failsafe_mode`): a former primary that was
+/// stopped while the DCS is unreachable runs again read-only, a replica without upstream;
+/// a stopped replica is left as it is, and nothing starts while bootstrapping.
+#[test]
+fn a_former_primary_stopped_without_the_dcs_starts_read_only() {
+    let down = |o: Obs| o.with(|obs, _| obs.dcs = Err("etcd unreachable".into()));
+    let fenced = down(Obs::new("n1").pg(PgView::Stopped(stopped("in production", false))));
+    let d = fenced.decide_at(Duration::ZERO);
+    assert_eq!(
+        d.actions,
+        vec![Action::StartReplica { upstream: None }],
+        "{}",
+        d.reason
+    );
+    let replica = down(Obs::new("n2").pg(PgView::Stopped(stopped("shut down in recovery", true))));
+    assert!(replica.actions().is_empty());
+    let bootstrapping =
+        fenced.with(|obs, _| obs.bootstrapping = Some(crate::observation::Bootstrapping::Started));
+    assert!(bootstrapping.actions().is_empty());
+}
