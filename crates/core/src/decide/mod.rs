@@ -189,10 +189,9 @@ fn dcs_unreachable(ctx: &Ctx) -> Decision {
     let why = ctx.obs.dcs.as_ref().err().map_or("", String::as_str);
     if let Some(round) = &ctx.obs.failsafe_round {
         if fencing::may_be_writable(&ctx.obs.pg) {
-            // Patroni's check_failsafe_topology: a member that did not confirm ends the
-            // leadership at once (demote('offline')), even while the lease is still alive;
-            // stopping earlier than the fence would is never less safe.
-            if !round.missing.is_empty() {
+            // While the lease is provably alive nobody can take the key: a member that did
+            // not confirm matters only once the lease may be gone.
+            if !round.missing.is_empty() && !lease_alive(&ctx.obs.lease, ctx.now) {
                 return Decision::act(
                     vec![Action::Stop {
                         mode: StopMode::Immediate,
