@@ -263,10 +263,10 @@ fn timings_that_break_the_rule_are_adjusted_with_patronis_warning() {
     );
 }
 
-/// Issue 12: callbacks are run now (they were ignored with a warning); `pre_promote` and
-/// `before_stop`, which gate a promotion or a stop, are refused until pgkeel runs them.
+/// Issue 12: callbacks, `pre_promote` and `before_stop` are taken (they were ignored with a
+/// warning, then refused); a value that is no command line names its key.
 #[test]
-fn callbacks_are_taken_and_gating_commands_refused() {
+fn callbacks_and_gating_commands_are_taken() {
     let with = |extra: &str| {
         GOOD.replace(
             "  data_dir: /tmp/pgkeel-x\n",
@@ -285,8 +285,12 @@ fn callbacks_are_taken_and_gating_commands_refused() {
     let (ok, text) = validate(&with("  callbacks:\n    on_start: \"echo 'x\"\n"));
     assert!(!ok && text.contains("balanced quotes"), "{text}");
     for key in ["pre_promote", "before_stop"] {
-        let (ok, text) = validate(&with(&format!("  {key}: /bin/true\n")));
+        let (ok, text) = validate(&with(&format!("  {key}: /bin/true --flag\n")));
+        assert!(ok && !text.contains(key), "{text}");
+        let (ok, text) = validate(&with(&format!("  {key}: [1]\n")));
         assert!(!ok && text.contains(&format!("postgresql.{key}")), "{text}");
+        let (ok, text) = validate(&with(&format!("  {key}: \"echo 'x\"\n")));
+        assert!(!ok && text.contains("balanced quotes"), "{text}");
     }
 }
 

@@ -146,3 +146,112 @@ async fn a_primary_that_cannot_start_again_gives_the_key_up_as_demoted() {
     )
     .await;
 }
+
+/// Patroni's `pre_promote` and `before_stop` (issue 12 item 5). The leader's agent and
+/// PostgreSQL die; the replica takes the key, but its `pre_promote` fails: it gives the key
+/// up (Patroni's words in its log), stays a replica, and sits the races out for `ttl`. Once
+/// the script succeeds it promotes. `before_stop` runs to its end while PostgreSQL still
+/// runs, before the agent's shutdown stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pre_promote_cancels_the_promotion_and_before_stop_runs_first() {
+    let scripts = tempfile::tempdir().unwrap();
+    let dir = scripts.path();
+    let gate = dir.join("pre_promote.sh");
+    std::fs::write(
+        &gate,
+        "#!/bin/sh\necho \"$1\" >> \"$(dirname \"$0\")/pre_promote.log\"\n\
+         test -e \"$(dirname \"$0\")/allow\"\n",
+    )
+    .unwrap();
+    // Records whether the postmaster was still alive when it ran.
+    let before = dir.join("before_stop.sh");
+    std::fs::write(
+        &before,
+        "#!/bin/sh\nif kill -0 \"$(head -1 \"$2/postmaster.pid\")\" 2>/dev/null; \
+         then s=up; else s=down; fi\necho \"$1 $s\" >> \"$(dirname \"$0\")/before_stop.log\"\n",
+    )
+    .unwrap();
+    for s in [&gate, &before] {
+        std::fs::set_permissions(s, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut c = start_opts("prepromote", 2, Timing::default(), |o| {
+        o.postgresql_extra = format!(
+            "pre_promote: {} {{name}}\nbefore_stop: {} {{name}} {{data}}\n",
+            gate.display(),
+            before.display()
+        );
+    });
+    let leader = must(&c, c.wait_healthy(2, Duration::from_secs(90)).await);
+    let li = c.index_of(&leader).unwrap();
+    let ri = 1 - li;
+    let replica = c.nodes[ri].name.clone();
+    // Bootstrap promotes nobody: no pre_promote ran.
+    assert!(!dir.join("pre_promote.log").exists());
+
+    c.signal_agent_and_postmaster(li, pgkeel_localcluster::Signal::Kill);
+    let log = c.nodes[ri].log.clone();
+    eventually(
+        Duration::from_secs(60),
+        "the replica gives the key up after its pre_promote failed",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::ensure!(
+                text.contains(
+                    "Releasing the leader key voluntarily because the pre-promote script failed"
+                ) && text.contains(&format!(
+                    "pre_promote script `{} {replica}` exited with 1",
+                    gate.display()
+                )),
+                "not yet"
+            );
+            Ok(())
+        },
+    )
+    .await;
+    let ran = std::fs::read_to_string(dir.join("pre_promote.log")).unwrap();
+    assert!(ran.lines().all(|l| l == replica), "{ran}");
+    assert!(
+        connect(&c.nodes[ri].dsn())
+            .await
+            .unwrap()
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .unwrap()
+            .get::<_, bool>(0),
+        "the replica promoted although its pre_promote failed"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the backoff line in the replica's log",
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::ensure!(
+                text.contains("backoff: skip leader race after pre_promote script failure"),
+                "not yet"
+            );
+            Ok(())
+        },
+    )
+    .await;
+
+    std::fs::write(dir.join("allow"), "").unwrap();
+    let new = must(
+        &c,
+        c.wait_new_leader(&leader, Duration::from_secs(60)).await,
+    );
+    assert_eq!(new, replica);
+    eventually(
+        Duration::from_secs(30),
+        "the new leader writable",
+        || async {
+            anyhow::ensure!(is_writable(&c.nodes[ri].dsn()).await?, "read-only");
+            Ok(())
+        },
+    )
+    .await;
+
+    let stopped = c.stop_agent(ri, Duration::from_secs(60));
+    must(&c, stopped);
+    let stopped = std::fs::read_to_string(dir.join("before_stop.log")).unwrap_or_default();
+    assert_eq!(stopped.trim(), format!("{replica} up"), "{stopped}");
+}

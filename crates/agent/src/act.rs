@@ -50,6 +50,10 @@ pub(crate) struct Memory {
     /// This node stopped its primary and released the key for a switchover, and has not
     /// started PostgreSQL since (core's `Observation::released_for_switchover`).
     pub released_for_switchover: bool,
+    /// The last `pre_promote` failed and the key has not been released since.
+    pub pre_promote_failed: bool,
+    /// When the key was released after a failed `pre_promote`.
+    pub pre_promote_released_at: Option<std::time::Instant>,
     /// The `failover` key's revision and since when it has been due here.
     pub failover_due: Option<(i64, std::time::Instant)>,
     /// Since when PostgreSQL has answered no probe (the start of the first unanswered one).
@@ -130,6 +134,16 @@ impl<E: Env> Actor<'_, E> {
         Ok(())
     }
 
+    /// `pre_promote` and `before_stop` in force.
+    fn hooks(&self) -> pgkeel_core::config::Callbacks {
+        let c = self.callbacks.read().unwrap_or_else(|e| e.into_inner());
+        pgkeel_core::config::Callbacks {
+            commands: Default::default(),
+            pre_promote: c.pre_promote.clone(),
+            before_stop: c.before_stop.clone(),
+        }
+    }
+
     /// Runs the configured callback for `event`, if any, without waiting.
     pub fn callback(&self, event: &str, role: &str) {
         let callbacks = self.callbacks.read().unwrap_or_else(|e| e.into_inner());
@@ -169,7 +183,17 @@ impl<E: Env> Actor<'_, E> {
                     "the leader key no longer names me",
                 )?
             }
-            Action::ReleaseLeader => ok(self.dcs.release_leader(me).await.map(|_| ()))?,
+            Action::ReleaseLeader => {
+                ok(self.dcs.release_leader(me).await.map(|_| ()))?;
+                if memory.pre_promote_failed {
+                    memory.pre_promote_failed = false;
+                    memory.pre_promote_released_at = Some(crate::clock::now());
+                    // Patroni's words.
+                    tracing::warn!(
+                        "Releasing the leader key voluntarily because the pre-promote script failed"
+                    );
+                }
+            }
             Action::GiveUpLeader => {
                 ok(self.dcs.release_leader(me).await.map(|_| ()))?;
                 memory.primary_start_exited = false;
@@ -282,6 +306,21 @@ impl<E: Env> Actor<'_, E> {
             Action::Follow { upstream } => self.pg.follow(upstream).await.map_err(Halt::Failed)?,
             Action::Promote => {
                 let lease = self.lease_still_alive()?;
+                let pre_promote = self.hooks().pre_promote;
+                if let Some(argv) = pre_promote {
+                    // Run to its end before anything is promoted (Patroni's fencing hook);
+                    // the lease keeper renews the key meanwhile.
+                    let ok = crate::callbacks::run_hook("pre_promote", &argv).await;
+                    memory.pre_promote_failed = !ok;
+                    if !ok {
+                        return Err(Halt::Failed(anyhow::anyhow!(
+                            "promotion cancelled: the pre_promote script failed"
+                        )));
+                    }
+                    // The script may have run for long: the key must still be ours.
+                    self.lease_still_alive()?;
+                    self.same_lease_after(lease)?;
+                }
                 self.shared.set_may_be_primary(true);
                 // Returns after the post-promotion CHECKPOINT: only then is this node
                 // published as a primary, which is what rewinding peers wait for.
@@ -304,6 +343,12 @@ impl<E: Env> Actor<'_, E> {
                 self.shared.set_may_be_primary(false);
             }
             Action::Stop { mode } => {
+                // A stop that fences a primary which may have lost its key waits for no
+                // script: every second of delay is a second of possible split writes.
+                let fencing = *mode == StopMode::Immediate && self.shared.may_be_primary();
+                if let Some(argv) = self.hooks().before_stop.filter(|_| !fencing) {
+                    crate::callbacks::run_hook("before_stop", &argv).await;
+                }
                 self.pg.stop(*mode).await.map_err(Halt::Failed)?;
                 self.shared.set_may_be_primary(false);
                 if *mode == StopMode::Immediate {

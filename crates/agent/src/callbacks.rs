@@ -10,6 +10,35 @@ use std::time::Instant;
 
 use tokio::task::JoinHandle;
 
+/// Runs `pre_promote` or `before_stop` (`what`) to its end, as Patroni does: the command alone,
+/// no arguments added, from the agent's working directory. Logged in Patroni's words; true
+/// when it exited 0.
+pub async fn run_hook(what: &str, argv: &[String]) -> bool {
+    let Some((program, args)) = argv.split_first() else {
+        return true;
+    };
+    let shown = argv.join(" ");
+    let started = Instant::now();
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    match status {
+        Ok(s) => {
+            let code = s.code().map_or_else(|| format!("{s}"), |c| c.to_string());
+            tracing::info!("{what} script `{shown}` exited with {code} (after {secs:.2}s)");
+            s.success()
+        }
+        Err(e) => {
+            tracing::error!("{what} script `{shown}`: cannot start: {e}");
+            false
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CallbackRunner {
     /// The callback running now; aborting its task kills its process (`kill_on_drop`).

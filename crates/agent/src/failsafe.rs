@@ -204,6 +204,8 @@ postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: 
             primary_start_failing_since: None,
             primary_start_exited: false,
             released_for_switchover: false,
+            pre_promote_failed: false,
+            pre_promote_released_at: None,
             failover_due_since: None,
             pg_silent_since: None,
             kill_failed: false,

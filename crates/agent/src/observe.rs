@@ -71,6 +71,8 @@ impl<E: Env> Observer<'_, E> {
             primary_start_failing_since: memory.primary_start_failing_since,
             primary_start_exited: memory.primary_start_exited,
             released_for_switchover: memory.released_for_switchover,
+            pre_promote_failed: memory.pre_promote_failed,
+            pre_promote_released_at: memory.pre_promote_released_at,
             failover_due_since: memory.failover_due.map(|(_, t)| t),
             pg_silent_since: memory.pg_silent_since,
             kill_failed: memory.kill_failed,

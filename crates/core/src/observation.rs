@@ -223,6 +223,12 @@ pub struct Observation {
     /// not started PostgreSQL since: the demotion is not finished until it runs as a
     /// replica, maintenance mode or not (Patroni's demote starts it in the same step).
     pub released_for_switchover: bool,
+    /// The last promotion's `pre_promote` command failed (a non-zero exit, or it could not
+    /// run) and the leader key has not been given up since.
+    pub pre_promote_failed: bool,
+    /// When the leader key was given up after a failed `pre_promote`: Patroni's backoff keeps
+    /// the node out of leader races for `ttl` from then.
+    pub pre_promote_released_at: Option<Instant>,
     /// Since when the current `failover` key (its revision) has been due here: first seen,
     /// or its `scheduled_at` reached while seen. `None`: no key, or not due yet.
     pub failover_due_since: Option<Instant>,

@@ -141,7 +141,13 @@ postgresql:
         },
         dcs_extra = indent(&opts.dcs_extra, "    "),
         bootstrap_extra = indent(&opts.bootstrap_extra, "  "),
-        postgresql_extra = indent(&opts.postgresql_extra, "  "),
+        postgresql_extra = indent(
+            &opts
+                .postgresql_extra
+                .replace("{name}", &node.name)
+                .replace("{data}", &node.data_dir.display().to_string()),
+            "  "
+        ),
         tags = node_index(node)
             .and_then(|i| opts.node_tags.get(i))
             .filter(|t| !t.trim().is_empty())

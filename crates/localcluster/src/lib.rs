@@ -63,7 +63,8 @@ pub struct Options {
     /// More `bootstrap` keys, as YAML lines relative to the section (`method: restore`).
     pub bootstrap_extra: String,
     /// More `postgresql` keys, as YAML lines relative to the section
-    /// (`create_replica_methods: [restore, basebackup]`).
+    /// (`create_replica_methods: [restore, basebackup]`); `{name}` becomes the node's name
+    /// and `{data}` its data directory.
     pub postgresql_extra: String,
     /// The agents' working directory (default: the caller's): where the commands of
     /// callbacks and methods run, as Patroni runs them.

@@ -491,4 +491,9 @@ impl Postgresql {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Callbacks {
     pub commands: BTreeMap<String, Vec<String>>,
+    /// `postgresql.pre_promote`: run to its end after the key is taken and before the
+    /// promotion; a non-zero exit cancels the promotion and gives the key up.
+    pub pre_promote: Option<Vec<String>>,
+    /// `postgresql.before_stop`: run to its end before PostgreSQL is stopped.
+    pub before_stop: Option<Vec<String>>,
 }

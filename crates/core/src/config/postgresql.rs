@@ -75,7 +75,14 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         Some(options)
     });
     let create_replica_methods = super::methods::replica_methods(raw, diag);
-    let callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
+    let mut callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
+    let pre_promote = raw.pre_promote.as_ref().and_then(|n| hook(n, diag));
+    let before_stop = raw.before_stop.as_ref().and_then(|n| hook(n, diag));
+    if pre_promote.is_some() || before_stop.is_some() {
+        let c = callbacks.get_or_insert_with(Callbacks::default);
+        c.pre_promote = pre_promote;
+        c.before_stop = before_stop;
+    }
     if diag.problems.len() > before {
         return None;
     }
@@ -151,6 +158,30 @@ fn callbacks(n: &Node, diag: &mut Diag) -> Option<Callbacks> {
         }
     }
     Some(out)
+}
+
+/// `postgresql.pre_promote` / `before_stop`: one command line, split as a shell splits
+/// words (Patroni's `shlex.split`); empty is none.
+fn hook(n: &Node, diag: &mut Diag) -> Option<Vec<String>> {
+    match &n.value {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => {
+            let argv = crate::callbacks::split_command(s);
+            if argv.is_none() {
+                diag.problem(
+                    &n.path,
+                    found(&n.value),
+                    "a command line with balanced quotes",
+                );
+            }
+            argv
+        }
+        other => {
+            diag.problem(&n.path, found(other), "a command line");
+            None
+        }
+    }
 }
 
 /// The node if present; otherwise a "missing" problem.

@@ -112,6 +112,8 @@ pub(crate) struct RawPostgresql {
     pub(crate) pg_hba: Option<Node>,
     pub(crate) basebackup: Option<Node>,
     pub(crate) callbacks: Option<Node>,
+    pub(crate) pre_promote: Option<Node>,
+    pub(crate) before_stop: Option<Node>,
     pub(crate) create_replica_methods: Option<Node>,
     /// Patroni's older spelling, read when `create_replica_methods` is absent or empty.
     pub(crate) create_replica_method: Option<Node>,
@@ -382,22 +384,12 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         pg_hba: s.take("pg_hba"),
         basebackup: s.take("basebackup"),
         callbacks: s.take("callbacks"),
+        pre_promote: s.take("pre_promote"),
+        before_stop: s.take("before_stop"),
         create_replica_methods: s.take("create_replica_methods"),
         create_replica_method: s.take("create_replica_method"),
         method_sections: Vec::new(),
     };
-    // Commands that gate a promotion or a stop: running without them would change what the
-    // operator asked for, so they are refused until pgkeel runs them.
-    for key in ["pre_promote", "before_stop"] {
-        if let Some(n) = s.take(key) {
-            diag.problem(
-                &n.path,
-                found(&n.value),
-                "absent: pgkeel does not run it yet, and promoting or stopping without it \
-                 would skip what it checks",
-            );
-        }
-    }
     if let Some(mut auth) = s.take_section("authentication", diag) {
         p.superuser = auth
             .take_section("superuser", diag)

@@ -15,6 +15,7 @@ use crate::sync::{votes_needed, SyncMode};
 
 /// `Ok` if this node may race, otherwise the reason it may not.
 pub(super) fn may_lead(ctx: &Ctx, cluster: &Cluster, me: &Running) -> Result<(), String> {
+    pre_promote_backoff(ctx)?;
     let tags = &ctx.cfg.tags;
     if !tags.may_promote() {
         // Patroni's words, which operators alert on.
@@ -99,6 +100,7 @@ pub(super) fn may_lead_on_request(
     cluster: &Cluster,
     me: &Running,
 ) -> Result<(), String> {
+    pre_promote_backoff(ctx)?;
     if !ctx.cfg.tags.may_promote() {
         return Err("I am tagged nofailover".into());
     }
@@ -116,6 +118,18 @@ pub(super) fn may_lead_on_request(
         }
     }
     Ok(())
+}
+
+/// For `ttl` after it gave the key up because `pre_promote` failed, a node stays out of the
+/// race (Patroni's backoff), so that another member gets its turn.
+fn pre_promote_backoff(ctx: &Ctx) -> Result<(), String> {
+    match ctx.obs.pre_promote_released_at {
+        Some(at) if ctx.now.saturating_duration_since(at) < ctx.dynamic.ttl => Err(
+            "backoff: skip leader race after pre_promote script failure and releasing the lock voluntarily"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A node on a timeline older than the cluster's may still lead if its WAL stops at or

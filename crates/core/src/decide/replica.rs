@@ -14,6 +14,14 @@ pub(super) fn running_replica(ctx: &Ctx, cluster: &Cluster, r: &Running) -> Deci
     if (holds || ctx.names_me_with_old_lease(cluster)) && !ctx.lease_alive() {
         return ctx.stale_lease_wait();
     }
+    if (holds || ctx.names_me_with_old_lease(cluster)) && ctx.obs.pre_promote_failed {
+        // Patroni's fencing hook said no: this node must not promote, and keeping the key
+        // would leave the cluster without a primary.
+        return Decision::act(
+            vec![Action::ReleaseLeader],
+            format!("Promotion cancelled because the pre-promote script failed (I am {me})"),
+        );
+    }
     if holds {
         return Decision::act(
             sync_duties::prepromote(ctx)

@@ -176,6 +176,8 @@ impl Obs {
                 primary_start_failing_since: None,
                 primary_start_exited: false,
                 released_for_switchover: false,
+                pre_promote_failed: false,
+                pre_promote_released_at: None,
                 failover_due_since: None,
                 pg_silent_since: None,
                 kill_failed: false,

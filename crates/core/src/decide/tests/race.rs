@@ -135,3 +135,43 @@ fn a_stopped_peer_does_not_take_part_in_the_race() {
     );
     assert_takes_over(&o);
 }
+
+/// Patroni's `pre_promote`: a failed script gives the key up, and the node sits the next
+/// races out for `ttl` (10 s here) so another member gets its turn.
+#[test]
+fn a_failed_pre_promote_gives_the_key_up_and_backs_off_for_ttl() {
+    let o = Obs::new("n2")
+        .replica(120)
+        .i_lead()
+        .with(|o, _| o.pre_promote_failed = true);
+    let d = o.decide_at(Duration::ZERO);
+    assert_eq!(d.actions, vec![Action::ReleaseLeader]);
+    assert!(
+        d.reason
+            .contains("Promotion cancelled because the pre-promote script failed"),
+        "{}",
+        d.reason
+    );
+
+    let o = Obs::new("n2").replica(120).optime(120);
+    let t0 = o.t0;
+    let o = o.with(|o, _| o.pre_promote_released_at = Some(t0));
+    let d = o.decide_at(Duration::from_secs(9));
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert!(
+        d.reason.contains(
+            "backoff: skip leader race after pre_promote script failure and releasing the lock voluntarily"
+        ),
+        "{}",
+        d.reason
+    );
+    // The backoff holds for a requested failover too.
+    let asked = request(Obs::new("n2").replica(120), None, Some("n2"), None)
+        .with(|o, _| o.pre_promote_released_at = Some(t0));
+    assert!(asked.decide_at(Duration::from_secs(9)).actions.is_empty());
+    // Once ttl has passed it races again.
+    assert_eq!(
+        o.decide_at(Duration::from_secs(10)).actions.first(),
+        Some(&Action::AcquireLeader)
+    );
+}
