@@ -341,3 +341,37 @@ fn keys_whose_silent_ignoring_changes_behaviour_are_refused() {
         "{text}"
     );
 }
+
+/// Issue 12 item 4: `restapi.allowlist` and the extra headers are taken (they were ignored
+/// with a warning, which left an operator who restricted access with none); a bad entry
+/// names its key.
+#[test]
+fn rest_allowlist_and_extra_headers_are_taken_and_checked() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "  connect_address: 127.0.0.1:8008\n",
+            &format!("  connect_address: 127.0.0.1:8008\n{extra}"),
+        )
+    };
+    let (ok, text) = validate(&with(
+        "  allowlist: [10.0.0.0/8, 127.0.0.1, db1.example]\n  allowlist_include_members: true\n  http_extra_headers:\n    X-Frame-Options: SAMEORIGIN\n",
+    ));
+    assert!(
+        ok && !text.contains("allowlist") && !text.contains("extra_headers"),
+        "{text}"
+    );
+    let (ok, text) = validate(&with("  allowlist: [10.0.0.0/33]\n"));
+    assert!(
+        !ok && text.contains("restapi.allowlist") && text.contains("prefix"),
+        "{text}"
+    );
+    let (ok, text) = validate(&with("  allowlist: ['bad host!']\n"));
+    assert!(!ok && text.contains("restapi.allowlist"), "{text}");
+    let (ok, text) = validate(&with("  http_extra_headers:\n    'Bad Name': x\n"));
+    assert!(!ok && text.contains("restapi.http_extra_headers"), "{text}");
+    let (ok, text) = validate(&with("  https_extra_headers: [1]\n"));
+    assert!(
+        !ok && text.contains("restapi.https_extra_headers"),
+        "{text}"
+    );
+}

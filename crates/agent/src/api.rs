@@ -49,6 +49,8 @@ pub(crate) struct ApiParts {
     pub failsafe: Arc<FailsafeInbox>,
     /// HTTPS settings; `None`: plain HTTP.
     pub https: Option<pgkeel_api::Https>,
+    /// `restapi.allowlist*` and the extra headers, as configured.
+    pub access: pgkeel_core::config::RestAccess,
 }
 
 /// Starts the API on its own thread: binds first, so that a busy port fails the start,
@@ -105,6 +107,7 @@ pub(crate) fn start(
                 let listener = pgkeel_api::ApiListener {
                     tcp: listener,
                     tls: parts.https,
+                    access: pgkeel_api::Access::resolve(&parts.access).await,
                 };
                 let served = pgkeel_api::serve(
                     listener,

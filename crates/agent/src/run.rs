@@ -87,6 +87,7 @@ pub async fn run(
             auth,
             failsafe: failsafe_inbox.clone(),
             https: tls.https,
+            access: cfg.restapi.access.clone(),
         },
         api_stop.clone(),
     )?;

@@ -12,6 +12,7 @@
 //! leader's "I am alive" during a DCS outage, is answered here and left in the
 //! [`FailsafeInbox`] for the agent.
 
+mod access;
 mod admin;
 mod admin_routes;
 mod auth;
@@ -38,6 +39,7 @@ mod sync_standby;
 mod testutil;
 mod tls;
 
+pub use access::Access;
 pub use admin::{
     admin_channel, AdminBody, AdminEnvelope, AdminReceiver, AdminReply, AdminRequest, AdminSender,
 };

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::access::Access;
 use crate::admin::{AdminBody, AdminReply, AdminRequest, AdminSender};
 use crate::admin_routes::{endpoint, prepare};
 use crate::auth::BasicAuth;
@@ -64,6 +65,7 @@ struct Api {
     failsafe: Arc<FailsafeInbox>,
     limits: Arc<Limits>,
     https: Option<Https>,
+    access: Arc<Access>,
 }
 
 /// Serves the REST API on `listener` (HTTPS when it has TLS settings) until `shutdown`
@@ -86,6 +88,7 @@ pub async fn serve(
     let ApiListener {
         tcp: listener,
         tls: https,
+        access,
     } = listener.into();
     let conns = Conns::new(limits.max_connections);
     let api = Api {
@@ -95,6 +98,7 @@ pub async fn serve(
         failsafe,
         limits: Arc::new(limits),
         https,
+        access: Arc::new(access),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -232,12 +236,19 @@ async fn connection(
 ) {
     let conn = registered.conn.clone();
     let _ = stream.set_nodelay(true);
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
     let tracked = Tracked {
         inner: stream,
         conn: conn.clone(),
     };
     match api.https.clone() {
-        None => serve_http(tracked, Peer { client_cert: false }, &conn, api, stop).await,
+        None => {
+            let peer = Peer {
+                client_cert: false,
+                ip,
+            };
+            serve_http(tracked, peer, &conn, api, stop).await
+        }
         Some(https) => {
             let tls = tokio::select! {
                 r = handshake(&https, tracked, api.limits.header_timeout) => r,
@@ -248,6 +259,7 @@ async fn connection(
                 Ok(tls) => {
                     let peer = Peer {
                         client_cert: has_client_cert(&tls),
+                        ip,
                     };
                     serve_http(tls, peer, &conn, api, stop).await
                 }
@@ -263,6 +275,8 @@ async fn connection(
 struct Peer {
     /// It presented a client certificate, which TLS verified.
     client_cert: bool,
+    /// Its address (`None` if the socket could not say).
+    ip: Option<std::net::IpAddr>,
 }
 
 async fn serve_http<S>(
@@ -284,7 +298,14 @@ async fn serve_http<S>(
     let for_requests = conn.clone();
     let service = service_fn(move |req| {
         let (api, conn) = (api.clone(), for_requests.clone());
-        async move { Ok::<_, Infallible>(handle(api, conn, peer, req).await) }
+        async move {
+            let extra = api.access.clone();
+            let mut response = handle(api, conn, peer, req).await;
+            for (name, value) in &extra.headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let http = builder.serve_connection(io, service);
     tokio::pin!(http);
@@ -347,8 +368,17 @@ async fn handle(api: Api, conn: Arc<Conn>, peer: Peer, req: Request<Incoming>) -
         });
         return respond(reply);
     }
-    // Patroni's @check_access runs before the handler reads the body: the client
-    // certificate first, then the credentials.
+    // Patroni's @check_access runs before the handler reads the body: the address first,
+    // then the client certificate, then the credentials.
+    if !api.access.allows(peer.ip, !failsafe_post, &api.snap).await {
+        tracing::info!(
+            "{method} {}: {} is not in restapi.allowlist",
+            uri.path(),
+            peer.ip
+                .map_or("an unknown address".to_string(), |ip| ip.to_string())
+        );
+        return refuse(StatusCode::FORBIDDEN, "Access is denied".into());
+    }
     if api.https.as_ref().is_some_and(|h| h.cert_for_unsafe) && !peer.client_cert {
         tracing::info!("{method} {}: no client certificate", uri.path());
         return refuse(StatusCode::FORBIDDEN, "client certificate required".into());

@@ -19,11 +19,17 @@ use crate::conns::Tracked;
 pub struct ApiListener {
     pub tcp: TcpListener,
     pub tls: Option<Https>,
+    /// Who may call the unsafe endpoints, and the extra headers of every answer.
+    pub access: crate::Access,
 }
 
 impl From<TcpListener> for ApiListener {
     fn from(tcp: TcpListener) -> Self {
-        ApiListener { tcp, tls: None }
+        ApiListener {
+            tcp,
+            tls: None,
+            access: crate::Access::default(),
+        }
     }
 }
 

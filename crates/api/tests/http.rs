@@ -464,3 +464,104 @@ async fn failsafe_post_is_authenticated_recorded_and_answered_with_the_lsn() {
     stop.send(()).expect("server still running");
     server.await.expect("join").expect("serve");
 }
+
+/// `restapi.allowlist`, `allowlist_include_members` and the extra headers, as Patroni's
+/// `check_access` and `write_response` apply them.
+mod access {
+    use super::*;
+    use pgkeel_core::config::{AllowEntry, RestAccess};
+
+    async fn start_guarded(access: RestAccess) -> std::net::SocketAddr {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = tcp.local_addr().expect("addr");
+        let listener = pgkeel_api::ApiListener {
+            tcp,
+            tls: None,
+            access: pgkeel_api::Access::resolve(&access).await,
+        };
+        tokio::spawn(serve(
+            listener,
+            shared(leader_snapshot()),
+            None,
+            None,
+            Arc::new(FailsafeInbox::new()),
+            Limits::default(),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    fn net(s: &str) -> AllowEntry {
+        let (a, p) = s.split_once('/').unwrap();
+        AllowEntry::Net {
+            addr: a.parse().unwrap(),
+            prefix: p.parse().unwrap(),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn unsafe_requests_from_outside_the_allowlist_are_denied() {
+        let addr = start_guarded(RestAccess {
+            allowlist: vec![net("10.0.0.0/8")],
+            extra_headers: vec![("X-Frame-Options".into(), "SAMEORIGIN".into())],
+            ..Default::default()
+        })
+        .await;
+        let r = send(addr, "POST", "/restart", "", "{}").await;
+        assert_eq!((r.status, r.body.as_str()), (403, "Access is denied"));
+        assert!(
+            r.headers.contains("x-frame-options: sameorigin"),
+            "{}",
+            r.headers
+        );
+        // Reads are not guarded, and carry the headers too.
+        let r = request(addr, "GET", "/health").await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.headers.contains("x-frame-options: sameorigin"),
+            "{}",
+            r.headers
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn listed_addresses_networks_and_names_pass() {
+        for entry in [
+            net("127.0.0.1/32"),
+            net("127.0.0.0/8"),
+            AllowEntry::Host("localhost".into()),
+        ] {
+            let addr = start_guarded(RestAccess {
+                allowlist: vec![entry.clone()],
+                ..Default::default()
+            })
+            .await;
+            let r = send(addr, "POST", "/restart", "", "{}").await;
+            // No agent behind this API: past the check, the request is not answered 403.
+            assert_ne!(r.status, 403, "{entry:?}: {}", r.body);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn members_addresses_count_except_for_failsafe_posts() {
+        // The snapshot's node1 publishes http://127.0.0.1:8008/patroni.
+        let addr = start_guarded(RestAccess {
+            allowlist: vec![net("10.0.0.0/8")],
+            include_members: true,
+            ..Default::default()
+        })
+        .await;
+        let r = send(addr, "POST", "/restart", "", "{}").await;
+        assert_ne!(r.status, 403, "{}", r.body);
+        let r = send(addr, "POST", "/failsafe", "", "{}").await;
+        assert_eq!((r.status, r.body.as_str()), (403, "Access is denied"));
+        // Without the allowlist, only members: POST /failsafe is not checked at all.
+        let addr = start_guarded(RestAccess {
+            include_members: true,
+            ..Default::default()
+        })
+        .await;
+        let r = send(addr, "POST", "/failsafe", "", "{}").await;
+        assert_ne!(r.status, 403, "{}", r.body);
+    }
+}

@@ -54,6 +54,7 @@ async fn start(pki: &TestPki, mode: &str) -> SocketAddr {
             config,
             cert_for_unsafe: mode != "none",
         }),
+        access: Default::default(),
     };
     tokio::spawn(serve(
         listener,

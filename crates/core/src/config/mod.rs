@@ -26,6 +26,7 @@ mod pg_conn;
 mod postgresql;
 mod raw;
 mod reload;
+mod rest_access;
 mod rest_tls;
 mod scalar;
 mod validate;
@@ -40,6 +41,7 @@ pub use dynamic::{
 pub use log::Log;
 pub use pg_conn::{ConnOptions, PgUser, Prefer3, SslMode, SslNegotiation};
 pub use reload::{plan_reload, ReloadPlan};
+pub use rest_access::{AllowEntry, RestAccess};
 pub use validate::{
     load_ctl_file, load_ctl_str, load_ctl_str_env, load_file, load_str, load_str_env, CtlConfig,
     Loaded,
@@ -193,6 +195,8 @@ pub struct RestApi {
     /// `restapi.cafile`: the CA of client certificates, and the one clients on this node
     /// verify servers with when `ctl.cacert` is not set (as in Patroni).
     pub cafile: Option<PathBuf>,
+    /// `allowlist`, `allowlist_include_members` and the extra headers.
+    pub access: RestAccess,
 }
 
 impl RestApi {
@@ -229,6 +233,7 @@ mod restapi_tests {
             }),
             tls: None,
             cafile: None,
+            access: Default::default(),
         };
         assert!(api("0.0.0.0:8008", false).unsafe_methods_exposed());
         assert!(api("10.0.0.1:8008", false).unsafe_methods_exposed());

@@ -45,6 +45,10 @@ pub(crate) struct RawRestApi {
     pub(crate) cafile: Option<Node>,
     pub(crate) ciphers: Option<Node>,
     pub(crate) verify_client: Option<Node>,
+    pub(crate) allowlist: Option<Node>,
+    pub(crate) allowlist_include_members: Option<Node>,
+    pub(crate) http_extra_headers: Option<Node>,
+    pub(crate) https_extra_headers: Option<Node>,
 }
 
 /// The `ctl` section: the client side of the REST API (patronictl's, and the agent's own
@@ -133,14 +137,7 @@ const TOP_IGNORED: &[(&str, &str)] = &[
 /// DCS sections of Patroni that pgkeel cannot use: it speaks only etcd v3.
 const OTHER_DCS: &[&str] = &["consul", "zookeeper", "kubernetes", "exhibitor", "raft"];
 
-const RESTAPI_UNSUPPORTED: &[&str] = &[
-    "allowlist",
-    "allowlist_include_members",
-    "http_extra_headers",
-    "https_extra_headers",
-    "request_queue_size",
-    "server_tokens",
-];
+const RESTAPI_UNSUPPORTED: &[&str] = &["request_queue_size", "server_tokens"];
 
 const ETCD_UNSUPPORTED: &[&str] = &["srv", "srv_suffix", "url", "proxy", "use_proxies"];
 
@@ -266,6 +263,10 @@ impl RawConfig {
                 cafile: s.take("cafile"),
                 ciphers: s.take("ciphers"),
                 verify_client: s.take("verify_client"),
+                allowlist: s.take("allowlist"),
+                allowlist_include_members: s.take("allowlist_include_members"),
+                http_extra_headers: s.take("http_extra_headers"),
+                https_extra_headers: s.take("https_extra_headers"),
             };
             s.finish(RESTAPI_UNSUPPORTED, diag);
             r

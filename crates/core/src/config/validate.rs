@@ -288,6 +288,8 @@ fn restapi(raw: Option<&RawRestApi>, diag: &mut Diag) -> Option<RestApi> {
         Some(Credentials { username, password })
     });
     let tls = rest_tls::server_tls(raw, diag);
+    let serves_tls = matches!(&tls, Some((Some(_), _)));
+    let access = super::rest_access::rest_access(raw, serves_tls, diag);
     if diag.problems.len() > before {
         return None;
     }
@@ -298,6 +300,7 @@ fn restapi(raw: Option<&RawRestApi>, diag: &mut Diag) -> Option<RestApi> {
         authentication,
         tls,
         cafile,
+        access,
     })
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn cfg(name: &str) -> Config {
             authentication: None,
             tls: None,
             cafile: None,
+            access: Default::default(),
         },
         etcd: Etcd {
             section: "etcd3",
