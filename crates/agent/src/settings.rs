@@ -39,6 +39,7 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
         basebackup: pg.basebackup.clone(),
         op_timeout: Duration::from_secs(120),
         probe_timeout: probe_timeout(dynamic),
+        use_unix_socket: pg.use_unix_socket,
     }
 }
 

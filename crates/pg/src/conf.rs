@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// `unix_socket_directories` unless the operator sets it (see where it is written).
+pub(crate) const DEFAULT_SOCKET_DIR: &str = "/tmp";
+
 use pgkeel_core::action::RestoreRecovery;
 use pgkeel_core::config::PgUser;
 use pgkeel_core::Upstream;
@@ -186,7 +189,7 @@ pub(crate) fn managed_settings(s: &PgSettings, role: Role<'_>) -> BTreeMap<Strin
         // Debian's /var/run/postgresql may be missing and is shared by every instance on
         // the host; /tmp always exists and instances differ by port. The agent itself
         // connects over TCP, so this only serves local tools.
-        ("unix_socket_directories", "/tmp".into()),
+        ("unix_socket_directories", DEFAULT_SOCKET_DIR.into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -85,6 +85,8 @@ pub struct PgSettings {
     /// Deadline of one health probe (data directory read, new connection, status query,
     /// WAL flush): past it the server counts as not answering.
     pub probe_timeout: Duration,
+    /// The agent's own sessions go through the Unix socket (`postgresql.use_unix_socket`).
+    pub use_unix_socket: bool,
 }
 
 /// The pg_hba lines of the config, by where they came from: that decides whether pgkeel

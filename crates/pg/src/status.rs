@@ -91,6 +91,24 @@ impl Pg {
         }
     }
 
+    /// The Unix socket directory the agent's sessions use with `use_unix_socket`: the first
+    /// absolute entry of `unix_socket_directories` (pgkeel's default `/tmp` when unset), as
+    /// Patroni picks it; `None` (TCP, as Patroni falls back) when there is none.
+    pub(crate) fn local_socket_dir(&self) -> Option<String> {
+        let s = self.settings();
+        if !s.use_unix_socket {
+            return None;
+        }
+        let dirs = s
+            .parameters
+            .get("unix_socket_directories")
+            .map_or(crate::conf::DEFAULT_SOCKET_DIR, String::as_str);
+        dirs.split(',')
+            .map(|d| d.trim().trim_matches('\'').trim())
+            .find(|d| d.starts_with('/'))
+            .map(str::to_string)
+    }
+
     /// The agent's TLS for its own connections, built once from the superuser's options
     /// (and again when they change).
     pub(crate) fn client_tls(&self) -> anyhow::Result<crate::tls::ClientTls> {
@@ -118,7 +136,11 @@ impl Pg {
     pub(crate) async fn connect(&self, timeout: Duration) -> Result<Client, ConnectFailure> {
         let s = self.settings();
         let tls = self.client_tls().map_err(ConnectFailure::Other)?;
-        let (name, addr) = self.local_host();
+        let socket = self.local_socket_dir();
+        let (name, addr) = match &socket {
+            Some(dir) => (dir.clone(), None),
+            None => self.local_host(),
+        };
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&name)
             .port(s.port)
@@ -133,7 +155,11 @@ impl Pg {
         if let Some(pw) = &s.superuser.password {
             cfg.password(pw);
         }
-        let connected = tokio::time::timeout(timeout, tls.connect(&mut cfg)).await;
+        // libpq uses no TLS on a Unix socket, whatever sslmode says.
+        let connected = match socket {
+            Some(_) => tokio::time::timeout(timeout, crate::tls::plain(&mut cfg)).await,
+            None => tokio::time::timeout(timeout, tls.connect(&mut cfg)).await,
+        };
         match connected {
             Err(_) => Err(ConnectFailure::NoAnswer),
             Ok(Ok(client)) => Ok(client),

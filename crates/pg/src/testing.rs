@@ -66,6 +66,7 @@ pub fn sample_settings(name: &str, dir: &Path, port: u16) -> PgSettings {
         basebackup: Vec::new(),
         op_timeout: Duration::from_secs(60),
         probe_timeout: Duration::from_secs(2),
+        use_unix_socket: false,
     }
 }
 

@@ -177,7 +177,7 @@ impl ClientTls {
     }
 }
 
-async fn plain(
+pub(crate) async fn plain(
     cfg: &mut tokio_postgres::Config,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, conn) = cfg

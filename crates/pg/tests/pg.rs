@@ -283,3 +283,52 @@ async fn bootstrap_with_initdb_auth_md5() {
     assert_eq!(method, "md5");
     pg.stop(StopMode::Fast).await.unwrap();
 }
+
+/// `postgresql.use_unix_socket` (issue 12): the agent's sessions go through the socket in
+/// the first absolute `unix_socket_directories` entry, with no TLS (as libpq), so a pg_hba
+/// with `local` lines only lets the agent in; without the setting the same server refuses
+/// the agent's TCP session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_unix_socket_connects_through_the_socket() {
+    use pgkeel_core::config::InitdbOption;
+    let dir = pg_tempdir().expect("test directory");
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).unwrap();
+    let owner = std::fs::metadata(dir.path()).unwrap();
+    std::os::unix::fs::chown(
+        &sockets,
+        Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+        Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+    )
+    .unwrap();
+    let mut settings = sample_settings("a", dir.path(), free_port().unwrap());
+    settings.initdb = vec![InitdbOption::Value("auth".into(), "md5".into())];
+    settings.parameters.insert(
+        "unix_socket_directories".into(),
+        // An abstract socket first (not a directory: skipped), named after the test's
+        // directory so parallel tests do not collide.
+        format!(
+            "@{}, {}",
+            dir.path().file_name().unwrap().to_string_lossy(),
+            sockets.display()
+        ),
+    );
+    settings.pg_hba = pgkeel_pg::HbaLines::Configured(vec!["local all all md5".into()]);
+    settings.use_unix_socket = true;
+    let pg = Pg::new(settings.clone());
+    let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
+    pg.bootstrap(&BootstrapPlan::Initdb)
+        .await
+        .expect("bootstrap over the socket");
+    pg.post_bootstrap(None).await.expect("post_bootstrap");
+    let r = running(&pg, "primary over the socket", |r| !r.in_recovery).await;
+    assert!(!r.in_recovery);
+
+    settings.use_unix_socket = false;
+    let tcp = Pg::new(settings);
+    match tcp.observe().await {
+        PgView::Running(r) => panic!("the agent got in over TCP with local-only pg_hba: {r:?}"),
+        other => eprintln!("over TCP, as expected: {other:?}"),
+    }
+    pg.stop(StopMode::Fast).await.unwrap();
+}

@@ -481,6 +481,12 @@ pub struct Postgresql {
     /// `postgresql.callbacks`.
     pub callbacks: Callbacks,
     /// `postgresql.create_replica_methods` (default: basebackup alone).
+    /// `use_unix_socket`: the agent's own sessions go through the server's Unix socket
+    /// (the first absolute `unix_socket_directories` entry), as Patroni's do.
+    pub use_unix_socket: bool,
+    /// `use_unix_socket_repl`: Patroni's local replication connections over the socket;
+    /// pgkeel opens none, so the value changes nothing.
+    pub use_unix_socket_repl: bool,
     pub create_replica_methods: Vec<ReplicaMethod>,
 }
 

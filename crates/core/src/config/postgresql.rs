@@ -75,6 +75,13 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         Some(options)
     });
     let create_replica_methods = super::methods::replica_methods(raw, diag);
+    let flag = |n: &Option<Node>, diag: &mut Diag| match n {
+        None => Some(false),
+        Some(n) if n.value.is_null() => Some(false),
+        Some(n) => scalar::boolean(&n.value, &n.path, diag),
+    };
+    let use_unix_socket = flag(&raw.use_unix_socket, diag);
+    let use_unix_socket_repl = flag(&raw.use_unix_socket_repl, diag);
     let mut callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
     let pre_promote = raw.pre_promote.as_ref().and_then(|n| hook(n, diag));
     let before_stop = raw.before_stop.as_ref().and_then(|n| hook(n, diag));
@@ -103,6 +110,8 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         basebackup: basebackup.unwrap_or_default(),
         callbacks: callbacks.unwrap_or_default(),
         create_replica_methods: create_replica_methods?,
+        use_unix_socket: use_unix_socket?,
+        use_unix_socket_repl: use_unix_socket_repl?,
     })
 }
 

@@ -118,6 +118,8 @@ pub(crate) struct RawPostgresql {
     pub(crate) callbacks: Option<Node>,
     pub(crate) pre_promote: Option<Node>,
     pub(crate) before_stop: Option<Node>,
+    pub(crate) use_unix_socket: Option<Node>,
+    pub(crate) use_unix_socket_repl: Option<Node>,
     pub(crate) create_replica_methods: Option<Node>,
     /// Patroni's older spelling, read when `create_replica_methods` is absent or empty.
     pub(crate) create_replica_method: Option<Node>,
@@ -143,8 +145,6 @@ const ETCD_UNSUPPORTED: &[&str] = &["srv", "srv_suffix", "url", "proxy", "use_pr
 
 const POSTGRESQL_UNSUPPORTED: &[&str] = &[
     "config_dir",
-    "use_unix_socket",
-    "use_unix_socket_repl",
     "pg_ctl_timeout",
     "remove_data_directory_on_rewind_failure",
     "remove_data_directory_on_diverged_timelines",
@@ -387,6 +387,8 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         callbacks: s.take("callbacks"),
         pre_promote: s.take("pre_promote"),
         before_stop: s.take("before_stop"),
+        use_unix_socket: s.take("use_unix_socket"),
+        use_unix_socket_repl: s.take("use_unix_socket_repl"),
         create_replica_methods: s.take("create_replica_methods"),
         create_replica_method: s.take("create_replica_method"),
         method_sections: Vec::new(),

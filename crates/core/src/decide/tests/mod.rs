@@ -91,6 +91,8 @@ pub(crate) fn cfg(name: &str) -> Config {
             pg_hba: vec![],
             basebackup: vec![],
             callbacks: Default::default(),
+            use_unix_socket: false,
+            use_unix_socket_repl: false,
             create_replica_methods: vec![ReplicaMethod::Basebackup],
         },
         tags: Tags::default(),
