@@ -61,6 +61,22 @@ async fn callbacks_run_with_action_role_and_scope_at_patronis_moments() {
         }
     };
     saw(&replica, "on_start replica cbs").await;
+    let ri = c.index_of(&replica).unwrap();
+    // The script wrote its line before it exited: its count follows its exit.
+    let want = format!(
+        "pgkeel_callback_runs_total{{scope=\"cbs\",name=\"{replica}\",callback=\"on_start\",result=\"ok\"}} 1\n"
+    );
+    let url = format!("{}/metrics", c.nodes[ri].api_url());
+    eventually(
+        Duration::from_secs(10),
+        "on_start counted in /metrics",
+        || async {
+            let metrics = reqwest::get(&url).await?.text().await?;
+            anyhow::ensure!(metrics.contains(&want), "{metrics}");
+            Ok(())
+        },
+    )
+    .await;
 
     // Switchover: the new leader's on_role_change after its promotion, the old one's
     // after its demotion (and neither on_stop nor on_start for the demotion's steps).
@@ -208,6 +224,19 @@ async fn a_failing_pre_promote_cancels_the_promotion_and_before_stop_runs_first(
         },
     )
     .await;
+    let metrics = reqwest::get(format!("{}/metrics", c.nodes[ri].api_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Counted before the promotion was given up, which the log line above follows.
+    assert!(
+        metrics.contains(&format!(
+            "pgkeel_callback_runs_total{{scope=\"prepromote\",name=\"{replica}\",callback=\"pre_promote\",result=\"failed\"}}"
+        )),
+        "{metrics}"
+    );
     let ran = std::fs::read_to_string(dir.join("pre_promote.log")).unwrap();
     assert!(ran.lines().all(|l| l == replica), "{ran}");
     assert!(

@@ -310,7 +310,8 @@ impl<E: Env> Actor<'_, E> {
                 if let Some(argv) = pre_promote {
                     // Run to its end before anything is promoted (Patroni's fencing hook);
                     // the lease keeper renews the key meanwhile.
-                    let ok = crate::callbacks::run_hook("pre_promote", &argv).await;
+                    let stats = self.env.callback_stats().unwrap_or_default();
+                    let ok = crate::callbacks::run_hook("pre_promote", &argv, &stats).await;
                     memory.pre_promote_failed = !ok;
                     if !ok {
                         return Err(Halt::Failed(anyhow::anyhow!(
@@ -347,7 +348,8 @@ impl<E: Env> Actor<'_, E> {
                 // script: every second of delay is a second of possible split writes.
                 let fencing = *mode == StopMode::Immediate && self.shared.may_be_primary();
                 if let Some(argv) = self.hooks().before_stop.filter(|_| !fencing) {
-                    crate::callbacks::run_hook("before_stop", &argv).await;
+                    let stats = self.env.callback_stats().unwrap_or_default();
+                    crate::callbacks::run_hook("before_stop", &argv, &stats).await;
                 }
                 self.pg.stop(*mode).await.map_err(Halt::Failed)?;
                 self.shared.set_may_be_primary(false);

@@ -57,6 +57,10 @@ pub trait Env: Send + Sync + 'static {
     /// Runs a callback command with `ACTION ROLE SCOPE` appended, without waiting (the
     /// simulator runs none).
     fn run_callback(&self, _argv: &[String], _action: &str, _role: &str, _scope: &str) {}
+    /// Where callback runs are counted (the simulator runs none).
+    fn callback_stats(&self) -> Option<std::sync::Arc<pgkeel_api::CallbackStats>> {
+        None
+    }
     /// A cheap check that the postmaster the loop saw still runs, for the REST API (the
     /// simulator has none).
     fn postmaster_alive(&self) -> Option<pgkeel_api::PostmasterAlive> {
@@ -186,6 +190,9 @@ impl Env for RealEnv {
     }
     fn run_callback(&self, argv: &[String], action: &str, role: &str, scope: &str) {
         self.callbacks.fire(argv, action, role, scope);
+    }
+    fn callback_stats(&self) -> Option<std::sync::Arc<pgkeel_api::CallbackStats>> {
+        Some(self.callbacks.stats.clone())
     }
     async fn recheck_dcs_files(&self) -> Option<String> {
         let etcd = self.etcd_config.clone();

@@ -93,6 +93,7 @@ pub(crate) struct SnapshotInput<'a> {
     pub config_problem: Option<&'a str>,
     pub catalog: Option<&'a std::sync::Arc<pgkeel_core::guc::GucCatalog>>,
     pub postmaster_alive: Option<pgkeel_api::PostmasterAlive>,
+    pub callback_stats: Option<std::sync::Arc<pgkeel_api::CallbackStats>>,
     pub live_status: Option<pgkeel_api::LiveStatus>,
 }
 
@@ -149,6 +150,7 @@ pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
         config_problem: i.config_problem.map(str::to_string),
         catalog: i.catalog.cloned(),
         postmaster_alive: i.postmaster_alive.clone(),
+        callback_stats: i.callback_stats.clone(),
         live_status: i.live_status.clone(),
         failsafe_active: i.obs.dcs.is_err()
             && pgkeel_core::decide::failsafe_alive(

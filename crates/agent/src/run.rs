@@ -229,6 +229,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
         callbacks: &callbacks,
     };
     let postmaster_alive = env.postmaster_alive();
+    let callback_stats = env.callback_stats();
     let live_status = env.live_status(&pg);
     let mut memory = Memory::default();
     // The config in force: the start's, with what a reload may change taken on (tags,
@@ -444,6 +445,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                         config_problem: config_problem.get(),
                         catalog: catalog.as_ref(),
                         postmaster_alive: postmaster_alive.clone(),
+                        callback_stats: callback_stats.clone(),
                         live_status: live_status.clone(),
                     }),
                 )

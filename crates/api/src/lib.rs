@@ -16,6 +16,7 @@ mod access;
 mod admin;
 mod admin_routes;
 mod auth;
+mod callback_stats;
 mod cluster_json;
 mod conns;
 mod failsafe;
@@ -43,6 +44,7 @@ pub use access::Access;
 pub use admin::{
     admin_channel, AdminBody, AdminEnvelope, AdminReceiver, AdminReply, AdminRequest, AdminSender,
 };
+pub use callback_stats::{CallbackOutcome, CallbackStats};
 pub use cluster_json::cluster_json;
 pub use failsafe::{receive_failsafe, Accepted};
 pub use failsafe_inbox::{FailsafeContact, FailsafeInbox};

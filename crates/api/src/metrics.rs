@@ -269,7 +269,49 @@ pub fn metrics_text(snap: &NodeSnapshot, now: Instant) -> String {
         "The DCS and PostgreSQL call bound in effect.",
         snap.retry_timeout.as_secs_f64(),
     );
+    callback_metrics(&mut o, snap);
     o.text
+}
+
+/// `pgkeel_callback_runs_total` and `pgkeel_callback_seconds_total`, by callback (and
+/// outcome for the runs). Families are written even before the first run, so that an
+/// alert on failures has a series to watch.
+fn callback_metrics(o: &mut Out, snap: &NodeSnapshot) {
+    let rows = snap
+        .callback_stats
+        .as_ref()
+        .map(|s| s.rows())
+        .unwrap_or_default();
+    let base = o.labels.trim_end_matches('}').to_string();
+    let _ = writeln!(
+        o.text,
+        "# HELP pgkeel_callback_runs_total Callback runs (on_start ... on_role_change, pre_promote, before_stop) by how they ended: ok, failed (non-zero exit, signal, could not start), superseded (killed for a newer callback)."
+    );
+    let _ = writeln!(o.text, "# TYPE pgkeel_callback_runs_total counter");
+    for (callback, outcome, runs, _) in &rows {
+        let _ = writeln!(
+            o.text,
+            "pgkeel_callback_runs_total{base},callback=\"{}\",result=\"{}\"}} {runs}",
+            escape(callback),
+            outcome.label()
+        );
+    }
+    let _ = writeln!(
+        o.text,
+        "# HELP pgkeel_callback_seconds_total Seconds callbacks ran, by callback."
+    );
+    let _ = writeln!(o.text, "# TYPE pgkeel_callback_seconds_total counter");
+    let mut seconds: std::collections::BTreeMap<&str, f64> = Default::default();
+    for (callback, _, _, secs) in &rows {
+        *seconds.entry(callback).or_default() += secs;
+    }
+    for (callback, secs) in seconds {
+        let _ = writeln!(
+            o.text,
+            "pgkeel_callback_seconds_total{base},callback=\"{}\"}} {secs:.3}",
+            escape(callback)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +326,31 @@ mod tests {
             .find(|l| l.starts_with(&format!("{name}{{")))
             .and_then(|l| l.rsplit(' ').next())
             .map(String::from)
+    }
+
+    #[test]
+    fn callback_runs_are_counted_by_outcome() {
+        let mut snap = leader();
+        let t = metrics_text(&snap, Instant::now());
+        assert!(
+            t.contains("# TYPE pgkeel_callback_runs_total counter\n"),
+            "{t}"
+        );
+        let stats = std::sync::Arc::new(crate::CallbackStats::default());
+        stats.record("on_start", crate::CallbackOutcome::Ok, 0.5);
+        stats.record("on_start", crate::CallbackOutcome::Ok, 0.25);
+        stats.record("pre_promote", crate::CallbackOutcome::Failed, 1.0);
+        snap.callback_stats = Some(stats);
+        let t = metrics_text(&snap, Instant::now());
+        assert!(t.contains(
+            "pgkeel_callback_runs_total{scope=\"demo\",name=\"node1\",callback=\"on_start\",result=\"ok\"} 2\n"
+        ), "{t}");
+        assert!(t.contains(
+            "pgkeel_callback_runs_total{scope=\"demo\",name=\"node1\",callback=\"pre_promote\",result=\"failed\"} 1\n"
+        ), "{t}");
+        assert!(t.contains(
+            "pgkeel_callback_seconds_total{scope=\"demo\",name=\"node1\",callback=\"on_start\"} 0.750\n"
+        ), "{t}");
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub struct NodeSnapshot {
     /// server stopped since the loop must not answer health checks as running for up to a
     /// loop (Patroni's handlers ask PostgreSQL itself).
     pub postmaster_alive: Option<PostmasterAlive>,
+    /// The agent's callback runs so far (none in the simulator).
+    pub callback_stats: Option<std::sync::Arc<crate::CallbackStats>>,
     /// A fresh status query of the local server, for `GET /patroni`: peers racing for the
     /// leader key compare their WAL position with this node's, and the last loop's may
     /// predate the end of the old primary's WAL (Patroni's handler queries PostgreSQL).
@@ -215,6 +217,7 @@ impl NodeSnapshot {
             config_problem: None,
             catalog: None,
             postmaster_alive: None,
+            callback_stats: None,
             live_status: None,
         }
     }
