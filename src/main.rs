@@ -3,10 +3,12 @@
 mod cmd_agent;
 mod cmd_demo;
 mod ctl;
+mod logfile;
 mod logfmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use clap::{Parser, Subcommand};
 
@@ -100,9 +102,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `log.dir`: Patroni's rotated file instead of stderr. The guard flushes what is
+    // queued when main returns.
+    let (writer, _flush_on_exit) = match &log.dir {
+        None => (BoxMakeWriter::new(std::io::stderr), None),
+        Some(dir) => {
+            match logfile::RotatingFile::open(dir, log.file_size, log.file_num, log.mode) {
+                Ok(file) => {
+                    let (w, guard) = tracing_appender::non_blocking(file);
+                    (BoxMakeWriter::new(w), Some(guard))
+                }
+                Err(e) => {
+                    eprintln!("pgkeel: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false)
         .event_format(format)
         .init();

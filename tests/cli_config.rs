@@ -295,7 +295,7 @@ fn callbacks_and_gating_commands_are_taken() {
 }
 
 /// Issue 12: log lines in Patroni's shape (the level at column 24, as Patroni's acceptance
-/// steps read it), `log.format`/`log.dateformat` honoured, log files refused until written.
+/// steps read it), `log.format`/`log.dateformat` honoured.
 #[test]
 fn log_lines_take_patronis_shape() {
     let conflict = format!("{GOOD}tags:\n  nofailover: true\n  failover_priority: 1\n");
@@ -319,8 +319,38 @@ fn log_lines_take_patronis_shape() {
         "{conflict}log:\n  format: '[%(levelname)-8s] %(message)s'\n  level: WARNING\n"
     ));
     assert!(ok && text.contains("[WARNING ] "), "{text}");
-    let (ok, text) = validate(&format!("{GOOD}log:\n  dir: /var/log/patroni\n"));
-    assert!(!ok && text.contains("log.dir"), "{text}");
+}
+
+/// Issue 12 item 6: `log.dir` sends the agent's lines to `patroni.log` there (not stderr),
+/// with `mode`; bad values name their key.
+#[test]
+fn log_dir_takes_the_lines_into_patroni_log() {
+    let logs = tempfile::tempdir().unwrap();
+    let conflict = format!(
+        "{GOOD}tags:\n  nofailover: true\n  failover_priority: 1\nlog:\n  dir: {}\n  file_size: 100000\n  file_num: 2\n  mode: '0640'\n",
+        logs.path().display()
+    );
+    let (ok, text) = validate(&conflict);
+    assert!(ok && !text.contains("Conflicting configuration"), "{text}");
+    let file = logs.path().join("patroni.log");
+    let written = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        written.lines().any(|l| l[24..].starts_with("WARNING: ")
+            && l.contains("Conflicting configuration between nofailover: True")),
+        "{written:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+    for (bad, key) in [
+        ("dir: relative/logs", "log.dir"),
+        ("dir: /tmp\n  mode: '1777'", "log.mode"),
+        ("dir: /tmp\n  file_size: 0", "log.file_size"),
+        ("dir: /tmp\n  file_num: -1", "log.file_num"),
+    ] {
+        let (ok, text) = validate(&format!("{GOOD}log:\n  {bad}\n"));
+        assert!(!ok && text.contains(key), "{bad}: {text}");
+    }
 }
 
 /// A key set for TLS without `restapi.certfile`, and a misspelt callback, would each be

@@ -1,8 +1,9 @@
-//! Patroni's `log` section: the level, and the line's format and date format in Python
-//! logging's %-style (the agent formats its lines with them). Writing to files
-//! (`log.dir`) and JSON lines are not done yet and are refused, since ignoring them would
-//! leave the operator's logs where they do not look; per-logger levels and queue tuning
-//! only change what is shown, and are ignored with a warning.
+//! Patroni's `log` section: the level, the line's format and date format in Python
+//! logging's %-style (the agent formats its lines with them), and `log.dir` with Patroni's
+//! rotation (`file_size`, `file_num`, `mode`). JSON lines are not done yet and are refused,
+//! since ignoring them would leave the operator's log parser with lines it cannot read;
+//! per-logger levels and queue tuning only change what is shown, and are ignored with a
+//! warning.
 
 use serde_json::Value;
 
@@ -11,7 +12,7 @@ use super::raw::Node;
 use super::scalar::found;
 
 /// The validated `log` section.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// A tracing level name (`error`, `warn`, `info`, `debug`), from Patroni's
     /// DEBUG/INFO/WARNING/ERROR/CRITICAL.
@@ -20,6 +21,32 @@ pub struct Log {
     pub format: Option<String>,
     /// `strftime` format of `%(asctime)s`.
     pub dateformat: Option<String>,
+    /// `log.dir`: the agent writes `patroni.log` there (and nothing to stderr), as Patroni.
+    pub dir: Option<std::path::PathBuf>,
+    /// `log.file_size`: bytes after which the file is rotated (Patroni: 25000000).
+    pub file_size: u64,
+    /// `log.file_num`: rotated files kept, `patroni.log.1` ... (Patroni: 4).
+    pub file_num: u32,
+    /// `log.mode`: the files' permissions (Patroni: 0666 less the umask).
+    pub mode: Option<u32>,
+}
+
+/// Patroni's defaults for `log.file_size` and `log.file_num`.
+pub const LOG_FILE_SIZE: u64 = 25_000_000;
+pub const LOG_FILE_NUM: u32 = 4;
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: None,
+            format: None,
+            dateformat: None,
+            dir: None,
+            file_size: LOG_FILE_SIZE,
+            file_num: LOG_FILE_NUM,
+            mode: None,
+        }
+    }
 }
 
 pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
@@ -68,12 +95,29 @@ pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
                     diag.problem(&path, found(v), "plain (JSON lines are not written yet)");
                 }
             }
-            "dir" | "file_num" | "file_size" | "mode" => diag.problem(
-                &path,
-                found(v),
-                "absent: pgkeel logs to stderr only (journald or the service manager keeps it); \
-                 writing log files is not done yet",
-            ),
+            "dir" => match v {
+                Value::Null => {}
+                Value::String(s) if s.trim().is_empty() => {}
+                Value::String(s) if s.starts_with('/') => out.dir = Some(s.into()),
+                other => diag.problem(&path, found(other), "an absolute directory path"),
+            },
+            "file_size" => match number(v) {
+                Some(n) if n > 0 => out.file_size = n,
+                _ => diag.problem(&path, found(v), "a size in bytes, more than 0"),
+            },
+            "file_num" => match number(v).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => out.file_num = n,
+                None => diag.problem(&path, found(v), "a number of files (0 or more)"),
+            },
+            "mode" => match mode(v) {
+                Some(m) => out.mode = Some(m),
+                None if v.is_null() => {}
+                None => diag.problem(
+                    &path,
+                    found(v),
+                    "file permissions, 0 to 0777 (0o640, or the string '0640')",
+                ),
+            },
             "loggers"
             | "traceback_level"
             | "max_queue_size"
@@ -83,4 +127,28 @@ pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
         }
     }
     (diag.problems.len() == before).then_some(out)
+}
+
+/// A non-negative integer, or a string holding one (environment variables).
+fn number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Permissions: an integer (YAML's `0o640`), or a string read as octal (`'0640'`), as
+/// Patroni's `parse_int` reads it.
+fn mode(v: &Value) -> Option<u32> {
+    let m = match v {
+        Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
+        Value::String(s) => {
+            let s = s.trim();
+            let digits = s.strip_prefix("0o").unwrap_or(s);
+            u32::from_str_radix(digits, 8).ok()?
+        }
+        _ => return None,
+    };
+    (m <= 0o777).then_some(m)
 }
