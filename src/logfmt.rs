@@ -154,6 +154,75 @@ where
     }
 }
 
+/// `log.type: json`: one JSON object per line, as python-json-logger writes Patroni's (the
+/// fields in `format`'s order under their new names, then `static_fields`; Python's
+/// `json.dumps` spacing).
+#[derive(Debug, Clone)]
+pub struct JsonFormat {
+    log: pgkeel_core::config::JsonLog,
+    dates: PatroniFormat,
+}
+
+impl JsonFormat {
+    pub fn new(log: pgkeel_core::config::JsonLog, datefmt: Option<&str>) -> JsonFormat {
+        JsonFormat {
+            log,
+            dates: PatroniFormat {
+                pieces: Vec::new(),
+                datefmt: datefmt.map(str::to_string),
+            },
+        }
+    }
+
+    fn line(&self, meta: &tracing::Metadata<'_>, message: &str) -> String {
+        let mut out = String::from("{");
+        let mut first = true;
+        let mut put = |out: &mut String, key: &str, value: serde_json::Value| {
+            if !first {
+                out.push_str(", ");
+            }
+            first = false;
+            out.push_str(&serde_json::Value::from(key).to_string());
+            out.push_str(": ");
+            out.push_str(&value.to_string());
+        };
+        for (field, key) in &self.log.fields {
+            let value = match field.as_str() {
+                "message" => message.into(),
+                "asctime" => self.dates.asctime().into(),
+                "levelname" => level_name(meta).into(),
+                "name" | "module" | "pathname" | "filename" => meta.target().into(),
+                "lineno" => meta.line().map_or(serde_json::Value::Null, Into::into),
+                "process" => std::process::id().into(),
+                _ => serde_json::Value::Null,
+            };
+            put(&mut out, key, value);
+        }
+        for (key, value) in &self.log.static_fields {
+            put(&mut out, key, value.clone());
+        }
+        out.push('}');
+        out
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut message = String::new();
+        ctx.format_fields(Writer::new(&mut message), event)?;
+        writeln!(writer, "{}", self.line(event.metadata(), &message))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +250,49 @@ mod tests {
         assert!(parse("%(asctime").is_err());
         assert!(parse("%d").is_err());
         assert!(parse("%(x)").is_err());
+    }
+
+    #[test]
+    fn json_lines_follow_the_field_list_then_the_static_fields() {
+        let f = JsonFormat::new(
+            pgkeel_core::config::JsonLog {
+                fields: vec![
+                    ("asctime".into(), "@timestamp".into()),
+                    ("levelname".into(), "level".into()),
+                    ("message".into(), "message".into()),
+                ],
+                static_fields: vec![("app".into(), "pgkeel \"x\"".into())],
+            },
+            Some("%Y"),
+        );
+        struct Cs;
+        static CS: Cs = Cs;
+        impl tracing::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                &META
+            }
+        }
+        static META: tracing::Metadata<'static> = tracing::Metadata::new(
+            "e",
+            "pgkeel",
+            Level::WARN,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CS)),
+            tracing::metadata::Kind::EVENT,
+        );
+        let line = f.line(&META, "a \"quoted\"\nline");
+        let year = chrono::Local::now().format("%Y").to_string();
+        assert_eq!(
+            line,
+            format!(
+                "{{\"@timestamp\": \"{year}\", \"level\": \"WARNING\", \"message\": \"a \\\"quoted\\\"\\nline\", \"app\": \"pgkeel \\\"x\\\"\"}}"
+            )
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["message"], "a \"quoted\"\nline");
     }
 
     #[test]

@@ -119,12 +119,16 @@ fn main() -> ExitCode {
             }
         }
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(false)
-        .event_format(format)
-        .init();
+        .with_ansi(false);
+    match log.json.clone() {
+        Some(json) => builder
+            .event_format(logfmt::JsonFormat::new(json, log.dateformat.as_deref()))
+            .init(),
+        None => builder.event_format(format).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

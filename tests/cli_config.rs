@@ -405,3 +405,40 @@ fn rest_allowlist_and_extra_headers_are_taken_and_checked() {
         "{text}"
     );
 }
+
+/// Issue 12 item 6: `log.type: json` writes Patroni's JSON lines (python-json-logger's:
+/// the fields of `format` in order, renamed by a list's mappings, then `static_fields`).
+#[test]
+fn json_log_lines_carry_patronis_fields() {
+    let conflict = format!("{GOOD}tags:\n  nofailover: true\n  failover_priority: 1\n");
+    let (ok, text) = validate(&format!(
+        "{conflict}log:\n  type: json\n  format: [asctime, {{levelname: level}}, message]\n  static_fields:\n    app: pgkeel\n"
+    ));
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Conflicting configuration"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = vec!["app", "asctime", "level", "message"];
+    sorted.sort();
+    let mut got = keys.clone();
+    got.sort();
+    assert_eq!(got, sorted, "{line}");
+    assert_eq!(v["level"], "WARNING");
+    assert_eq!(v["app"], "pgkeel");
+    assert!(line.starts_with("{\"asctime\": "), "{line}");
+    // The default fields with a plain format string.
+    let (ok, text) = validate(&format!("{conflict}log:\n  type: json\n"));
+    assert!(ok, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("{\"asctime\": ") && l.contains("\"levelname\": \"WARNING\"")),
+        "{text}"
+    );
+    let (ok, text) = validate(&format!("{GOOD}log:\n  format: [message]\n"));
+    assert!(!ok && text.contains("log.format"), "{text}");
+    let (ok, text) = validate(&format!("{GOOD}log:\n  type: xml\n"));
+    assert!(!ok && text.contains("log.type"), "{text}");
+}

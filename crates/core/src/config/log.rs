@@ -1,9 +1,9 @@
 //! Patroni's `log` section: the level, the line's format and date format in Python
 //! logging's %-style (the agent formats its lines with them), and `log.dir` with Patroni's
-//! rotation (`file_size`, `file_num`, `mode`). JSON lines are not done yet and are refused,
-//! since ignoring them would leave the operator's log parser with lines it cannot read;
-//! per-logger levels and queue tuning only change what is shown, and are ignored with a
-//! warning.
+//! rotation (`file_size`, `file_num`, `mode`), and `log.type: json` with Patroni's field
+//! list (`format` as a string of placeholders or a list of names and `{name: renamed}`) and
+//! `static_fields`. Per-logger levels and queue tuning only change what is shown, and are
+//! ignored with a warning.
 
 use serde_json::Value;
 
@@ -29,6 +29,18 @@ pub struct Log {
     pub file_num: u32,
     /// `log.mode`: the files' permissions (Patroni: 0666 less the umask).
     pub mode: Option<u32>,
+    /// `log.type: json`: each line a JSON object.
+    pub json: Option<JsonLog>,
+}
+
+/// Patroni's JSON lines (python-json-logger): the record's fields named by `format`, in its
+/// order, under their new names, then `static_fields`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonLog {
+    /// (record field, key written).
+    pub fields: Vec<(String, String)>,
+    /// Written as given with every line.
+    pub static_fields: Vec<(String, Value)>,
 }
 
 /// Patroni's defaults for `log.file_size` and `log.file_num`.
@@ -45,6 +57,7 @@ impl Default for Log {
             file_size: LOG_FILE_SIZE,
             file_num: LOG_FILE_NUM,
             mode: None,
+            json: None,
         }
     }
 }
@@ -67,6 +80,9 @@ pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
     };
     let before = diag.problems.len();
     let mut out = Log::default();
+    let mut json = false;
+    let mut list_format: Option<(super::diag::KeyPath, Value)> = None;
+    let mut static_fields = Vec::new();
     for (k, v) in map {
         let path = n.path.key(k);
         match k.as_str() {
@@ -79,22 +95,27 @@ pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
             },
             "format" => match v {
                 Value::String(s) => out.format = Some(s.clone()),
+                Value::Array(_) => list_format = Some((path.clone(), v.clone())),
                 other => diag.problem(
                     &path,
                     found(other),
-                    "a Python logging format string (a list is for log.type json, which pgkeel \
-                     does not write yet)",
+                    "a Python logging format string, or for log.type json a list of fields",
                 ),
             },
             "dateformat" => match v {
                 Value::String(s) => out.dateformat = Some(s.clone()),
                 other => diag.problem(&path, found(other), "a strftime format string"),
             },
-            "type" => {
-                if v.as_str() != Some("plain") {
-                    diag.problem(&path, found(v), "plain (JSON lines are not written yet)");
-                }
-            }
+            "type" => match v.as_str().map(str::trim) {
+                Some("plain") => {}
+                Some("json") => json = true,
+                _ => diag.problem(&path, found(v), "plain or json"),
+            },
+            "static_fields" => match v {
+                Value::Null => {}
+                Value::Object(m) => static_fields = m.clone().into_iter().collect(),
+                other => diag.problem(&path, found(other), "a mapping of field: value"),
+            },
             "dir" => match v {
                 Value::Null => {}
                 Value::String(s) if s.trim().is_empty() => {}
@@ -118,15 +139,86 @@ pub(crate) fn log(n: Option<&Node>, diag: &mut Diag) -> Option<Log> {
                     "file permissions, 0 to 0777 (0o640, or the string '0640')",
                 ),
             },
-            "loggers"
-            | "traceback_level"
-            | "max_queue_size"
-            | "static_fields"
-            | "deduplicate_heartbeat_logs" => diag.warn(&path, "not supported yet, ignored"),
+            "loggers" | "traceback_level" | "max_queue_size" | "deduplicate_heartbeat_logs" => {
+                diag.warn(&path, "not supported yet, ignored")
+            }
             _ => diag.unknown(&path),
         }
     }
+    if json {
+        let fields = match &list_format {
+            Some((path, list)) => json_fields(list, path, diag),
+            None => placeholders(out.format.as_deref().unwrap_or(DEFAULT_FORMAT))
+                .into_iter()
+                .map(|f| (f.clone(), f))
+                .collect(),
+        };
+        out.json = Some(JsonLog {
+            fields,
+            static_fields,
+        });
+    } else if let Some((path, v)) = &list_format {
+        diag.problem(
+            path,
+            found(v),
+            "a Python logging format string (a list needs type: json)",
+        );
+    }
     (diag.problems.len() == before).then_some(out)
+}
+
+/// Patroni's default `log.format`.
+const DEFAULT_FORMAT: &str = "%(asctime)s %(levelname)s: %(message)s";
+
+/// The `%(name)` placeholders of a format string, in order (python-json-logger's rule).
+fn placeholders(format: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = format;
+    while let Some(i) = rest.find("%(") {
+        rest = &rest[i + 2..];
+        let Some(close) = rest.find(')') else { break };
+        out.push(rest[..close].to_string());
+        rest = &rest[close + 1..];
+    }
+    out
+}
+
+/// `format` as a list: field names and `{field: renamed}` mappings.
+fn json_fields(
+    list: &Value,
+    path: &super::diag::KeyPath,
+    diag: &mut Diag,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, item) in list.as_array().into_iter().flatten().enumerate() {
+        match item {
+            Value::String(f) => out.push((f.clone(), f.clone())),
+            Value::Object(m) => {
+                for (f, renamed) in m {
+                    match renamed {
+                        Value::String(r) => out.push((f.clone(), r.clone())),
+                        other => diag.problem(
+                            &path.index(i).key(f),
+                            found(other),
+                            "the field's new name (text)",
+                        ),
+                    }
+                }
+            }
+            other => diag.problem(
+                &path.index(i),
+                found(other),
+                "a field name, or a mapping of field: new name",
+            ),
+        }
+    }
+    if out.is_empty() {
+        out = placeholders(DEFAULT_FORMAT)
+            .into_iter()
+            .map(|f| (f.clone(), f))
+            .collect();
+    }
+    out
 }
 
 /// A non-negative integer, or a string holding one (environment variables).

@@ -38,7 +38,7 @@ pub use dynamic::{
     adopt_dynamic, check_dynamic, check_dynamic_with, drop_refused_parameters, Adopted,
     ConfigProblem, StoredConfig,
 };
-pub use log::Log;
+pub use log::{JsonLog, Log};
 pub use pg_conn::{ConnOptions, PgUser, Prefer3, SslMode, SslNegotiation};
 pub use reload::{plan_reload, ReloadPlan};
 pub use rest_access::{AllowEntry, RestAccess};
