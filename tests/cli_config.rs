@@ -442,3 +442,38 @@ fn json_log_lines_carry_patronis_fields() {
     let (ok, text) = validate(&format!("{GOOD}log:\n  type: xml\n"));
     assert!(!ok && text.contains("log.type"), "{text}");
 }
+
+/// Issue 12 item 1: the `postgresql` keys that were ignored with a warning. `pg_ident`,
+/// `pg_ctl_timeout` and a local `use_pg_rewind` are taken; `remove_data_directory_on_*`
+/// is accepted as `true` (what pgkeel does); keys whose ignoring would change what runs
+/// are refused, naming them.
+#[test]
+fn postgresql_keys_are_taken_or_refused() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "  data_dir: /tmp/pgkeel-x\n",
+            &format!("  data_dir: /tmp/pgkeel-x\n{extra}"),
+        )
+    };
+    let (ok, text) = validate(&with(
+        "  pg_ident: ['ops root postgres']\n  pg_ctl_timeout: 90\n  use_pg_rewind: true\n  remove_data_directory_on_rewind_failure: true\n  remove_data_directory_on_diverged_timelines: true\n",
+    ));
+    assert!(ok && !text.contains("postgresql."), "{text}");
+    for bad in [
+        "config_dir: /etc/postgresql/15/main",
+        "bin_name: {pg_ctl: pg_ctl15}",
+        "custom_conf: /etc/pg/custom.conf",
+        "recovery_conf: {recovery_min_apply_delay: 5min}",
+        "remove_data_directory_on_rewind_failure: false",
+        "pg_ctl_timeout: soon",
+        "pg_ident: 5",
+        "use_pg_rewind: maybe",
+    ] {
+        let key = bad.split(':').next().unwrap();
+        let (ok, text) = validate(&with(&format!("  {bad}\n")));
+        assert!(
+            !ok && text.contains(&format!("postgresql.{key}")),
+            "{bad}: {text}"
+        );
+    }
+}

@@ -396,8 +396,8 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                     // Said above, with the settings' other problems.
                     drop_refused_parameters(&mut target.parameters, &live, c);
                 }
-                if pg.set_config(target.parameters, target.pg_hba) {
-                    tracing::info!("the dynamic configuration changed; rewriting postgresql.conf and pg_hba.conf and reloading");
+                if pg.set_config(target.parameters, target.pg_hba, target.pg_ident) {
+                    tracing::info!("the dynamic configuration changed; rewriting postgresql.conf, pg_hba.conf and pg_ident.conf and reloading");
                     config_unapplied = true;
                 }
                 if config_unapplied {

@@ -37,9 +37,11 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
         pgpass: pg.pgpass.clone(),
         initdb: cfg.bootstrap.initdb.clone(),
         basebackup: pg.basebackup.clone(),
-        op_timeout: Duration::from_secs(120),
+        // pgkeel's 120 s unless `pg_ctl_timeout` says otherwise.
+        op_timeout: pg.pg_ctl_timeout.unwrap_or(Duration::from_secs(120)),
         probe_timeout: probe_timeout(dynamic),
         use_unix_socket: pg.use_unix_socket,
+        pg_ident: pg.pg_ident.clone(),
     }
 }
 

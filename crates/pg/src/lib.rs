@@ -87,6 +87,8 @@ pub struct PgSettings {
     pub probe_timeout: Duration,
     /// The agent's own sessions go through the Unix socket (`postgresql.use_unix_socket`).
     pub use_unix_socket: bool,
+    /// `postgresql.pg_ident`: pg_ident.conf's lines (`None`: an existing file is kept).
+    pub pg_ident: Option<Vec<String>>,
 }
 
 /// The pg_hba lines of the config, by where they came from: that decides whether pgkeel
@@ -169,14 +171,20 @@ impl Pg {
 
     /// Replaces the parameters and pg_hba lines (a dynamic configuration change). Returns
     /// whether anything changed; the caller then rewrites and reloads ([`Pg::apply`]).
-    pub fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: HbaLines) -> bool {
+    pub fn set_config(
+        &self,
+        parameters: BTreeMap<String, String>,
+        pg_hba: HbaLines,
+        pg_ident: Option<Vec<String>>,
+    ) -> bool {
         let mut guard = self.settings.write().unwrap_or_else(|e| e.into_inner());
-        if guard.parameters == parameters && guard.pg_hba == pg_hba {
+        if guard.parameters == parameters && guard.pg_hba == pg_hba && guard.pg_ident == pg_ident {
             return false;
         }
         let mut next = (**guard).clone();
         next.parameters = parameters;
         next.pg_hba = pg_hba;
+        next.pg_ident = pg_ident;
         *guard = Arc::new(next);
         true
     }

@@ -20,7 +20,12 @@ pub trait Postgres: Send + Sync + 'static {
     fn sync_rep_state(&self) -> impl Future<Output = R<SyncRepState>> + Send;
     fn set_sync_standbys(&self, value: Option<&str>) -> impl Future<Output = R<()>> + Send;
     /// Remembers the configuration to write; `true` when it differs from the last one.
-    fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: crate::HbaLines) -> bool;
+    fn set_config(
+        &self,
+        parameters: BTreeMap<String, String>,
+        pg_hba: crate::HbaLines,
+        pg_ident: Option<Vec<String>>,
+    ) -> bool;
     /// Writes the remembered configuration and reloads a running server.
     fn apply(&self) -> impl Future<Output = R<()>> + Send;
     fn timeline_history(&self) -> impl Future<Output = R<Vec<HistoryEntry>>> + Send;
@@ -92,8 +97,13 @@ impl Postgres for Pg {
     async fn set_sync_standbys(&self, value: Option<&str>) -> R<()> {
         Pg::set_sync_standbys(self, value).await
     }
-    fn set_config(&self, parameters: BTreeMap<String, String>, pg_hba: crate::HbaLines) -> bool {
-        Pg::set_config(self, parameters, pg_hba)
+    fn set_config(
+        &self,
+        parameters: BTreeMap<String, String>,
+        pg_hba: crate::HbaLines,
+        pg_ident: Option<Vec<String>>,
+    ) -> bool {
+        Pg::set_config(self, parameters, pg_hba, pg_ident)
     }
     async fn apply(&self) -> R<()> {
         Pg::apply(self).await

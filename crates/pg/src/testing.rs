@@ -67,6 +67,7 @@ pub fn sample_settings(name: &str, dir: &Path, port: u16) -> PgSettings {
         op_timeout: Duration::from_secs(60),
         probe_timeout: Duration::from_secs(2),
         use_unix_socket: false,
+        pg_ident: None,
     }
 }
 

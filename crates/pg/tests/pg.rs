@@ -315,6 +315,9 @@ async fn use_unix_socket_connects_through_the_socket() {
     );
     settings.pg_hba = pgkeel_pg::HbaLines::Configured(vec!["local all all md5".into()]);
     settings.use_unix_socket = true;
+    // `postgresql.pg_ident` is written as given (checked below, with the server up: a bad
+    // ident file would have stopped it).
+    settings.pg_ident = Some(vec!["ops root postgres".into()]);
     let pg = Pg::new(settings.clone());
     let _guard = StopOnDrop(vec![pg.settings().data_dir.clone()]);
     pg.bootstrap(&BootstrapPlan::Initdb)
@@ -323,6 +326,8 @@ async fn use_unix_socket_connects_through_the_socket() {
     pg.post_bootstrap(None).await.expect("post_bootstrap");
     let r = running(&pg, "primary over the socket", |r| !r.in_recovery).await;
     assert!(!r.in_recovery);
+    let ident = std::fs::read_to_string(pg.settings().data_dir.join("pg_ident.conf")).unwrap();
+    assert!(ident.ends_with("\nops root postgres\n"), "{ident:?}");
 
     settings.use_unix_socket = false;
     let tcp = Pg::new(settings);

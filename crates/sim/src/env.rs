@@ -595,6 +595,7 @@ impl Postgres for SimPg {
         &self,
         _parameters: BTreeMap<String, String>,
         _pg_hba: pgkeel_pg::HbaLines,
+        _pg_ident: Option<Vec<String>>,
     ) -> bool {
         false
     }

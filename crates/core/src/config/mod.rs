@@ -487,6 +487,12 @@ pub struct Postgresql {
     /// `use_unix_socket_repl`: Patroni's local replication connections over the socket;
     /// pgkeel opens none, so the value changes nothing.
     pub use_unix_socket_repl: bool,
+    /// `pg_ident`: the lines of pg_ident.conf (`None`: the file is left as it is).
+    pub pg_ident: Option<Vec<String>>,
+    /// `pg_ctl_timeout`: how long a start, stop or promotion is waited for (Patroni: 60 s).
+    pub pg_ctl_timeout: Option<std::time::Duration>,
+    /// `use_pg_rewind` set locally: it overrides `/config`'s, as in Patroni.
+    pub use_pg_rewind: Option<bool>,
     pub create_replica_methods: Vec<ReplicaMethod>,
 }
 

@@ -81,6 +81,24 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         Some(n) => scalar::boolean(&n.value, &n.path, diag),
     };
     let use_unix_socket = flag(&raw.use_unix_socket, diag);
+    let pg_ident = raw.pg_ident.as_ref().and_then(|n| {
+        if n.value.is_null() {
+            return Some(None);
+        }
+        scalar::string_list(&n.value, &n.path, diag).map(Some)
+    });
+    let pg_ctl_timeout = match &raw.pg_ctl_timeout {
+        None => Some(None),
+        Some(n) if n.value.is_null() => Some(None),
+        Some(n) => {
+            scalar::seconds(&n.value, &n.path, diag, std::time::Duration::from_secs(1)).map(Some)
+        }
+    };
+    let use_pg_rewind = match &raw.use_pg_rewind {
+        None => Some(None),
+        Some(n) if n.value.is_null() => Some(None),
+        Some(n) => scalar::boolean(&n.value, &n.path, diag).map(Some),
+    };
     let use_unix_socket_repl = flag(&raw.use_unix_socket_repl, diag);
     let mut callbacks = raw.callbacks.as_ref().and_then(|n| callbacks(n, diag));
     let pre_promote = raw.pre_promote.as_ref().and_then(|n| hook(n, diag));
@@ -111,6 +129,9 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         callbacks: callbacks.unwrap_or_default(),
         create_replica_methods: create_replica_methods?,
         use_unix_socket: use_unix_socket?,
+        pg_ident: pg_ident.unwrap_or(None),
+        pg_ctl_timeout: pg_ctl_timeout?,
+        use_pg_rewind: use_pg_rewind?,
         use_unix_socket_repl: use_unix_socket_repl?,
     })
 }

@@ -120,6 +120,9 @@ pub(crate) struct RawPostgresql {
     pub(crate) before_stop: Option<Node>,
     pub(crate) use_unix_socket: Option<Node>,
     pub(crate) use_unix_socket_repl: Option<Node>,
+    pub(crate) pg_ident: Option<Node>,
+    pub(crate) pg_ctl_timeout: Option<Node>,
+    pub(crate) use_pg_rewind: Option<Node>,
     pub(crate) create_replica_methods: Option<Node>,
     /// Patroni's older spelling, read when `create_replica_methods` is absent or empty.
     pub(crate) create_replica_method: Option<Node>,
@@ -143,24 +146,23 @@ const RESTAPI_UNSUPPORTED: &[&str] = &["request_queue_size", "server_tokens"];
 
 const ETCD_UNSUPPORTED: &[&str] = &["srv", "srv_suffix", "url", "proxy", "use_proxies"];
 
-const POSTGRESQL_UNSUPPORTED: &[&str] = &[
-    "config_dir",
-    "pg_ctl_timeout",
+const POSTGRESQL_UNSUPPORTED: &[&str] = &["proxy_address"];
+
+/// `postgresql` keys of Patroni that pgkeel does not honour and whose silent ignoring would
+/// change what runs: refused, with what the operator gets instead.
+const POSTGRESQL_REFUSED: &[(&str, &str)] = &[
+    ("config_dir", "absent: pgkeel keeps postgresql.conf in the data directory and would not use the files there"),
+    ("bin_name", "absent: pgkeel runs the standard program names from bin_dir"),
+    ("custom_conf", "absent: pgkeel includes the initdb postgresql.conf as its base file and would not read a custom one"),
+    ("recovery_conf", "absent: extra recovery settings for replicas are not written yet"),
+];
+
+/// Patroni's `remove_data_directory_on_*`: pgkeel always re-clones a node whose data
+/// directory cannot rejoin, which is `true`; `false` (Patroni's default when absent, see
+/// the README's defaults) asks for what pgkeel does not do.
+const POSTGRESQL_TRUE_ONLY: &[&str] = &[
     "remove_data_directory_on_rewind_failure",
     "remove_data_directory_on_diverged_timelines",
-    "proxy_address",
-    "bin_name",
-    "custom_conf",
-    "recovery_conf",
-    "pg_ident",
-    "use_pg_rewind",
-    "rewind",
-    "parameters_primary",
-    "parameters_replica",
-    "parameters_standby_leader",
-    "pg_hba_primary",
-    "pg_hba_replica",
-    "pg_hba_standby_leader",
 ];
 
 /// Connection options of `postgresql.authentication.*` beyond user name and password
@@ -389,6 +391,9 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         before_stop: s.take("before_stop"),
         use_unix_socket: s.take("use_unix_socket"),
         use_unix_socket_repl: s.take("use_unix_socket_repl"),
+        pg_ident: s.take("pg_ident"),
+        pg_ctl_timeout: s.take("pg_ctl_timeout"),
+        use_pg_rewind: s.take("use_pg_rewind"),
         create_replica_methods: s.take("create_replica_methods"),
         create_replica_method: s.take("create_replica_method"),
         method_sections: Vec::new(),
@@ -420,6 +425,25 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
                 if let Some(section) = s.take(name) {
                     p.method_sections.push((name.to_string(), section));
                 }
+            }
+        }
+    }
+    for (key, allowed) in POSTGRESQL_REFUSED {
+        if let Some(n) = s.take(key) {
+            if !n.value.is_null() && n.value.as_str().is_none_or(|v| !v.trim().is_empty()) {
+                diag.problem(&n.path, found(&n.value), *allowed);
+            }
+        }
+    }
+    for key in POSTGRESQL_TRUE_ONLY {
+        if let Some(n) = s.take(key) {
+            if !n.value.is_null() && crate::flag::parse_bool(&n.value) != Some(true) {
+                diag.problem(
+                    &n.path,
+                    found(&n.value),
+                    "true or absent: pgkeel re-clones a node whose data directory cannot \
+                     rejoin; keeping it instead is not supported",
+                );
             }
         }
     }

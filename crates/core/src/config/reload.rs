@@ -39,6 +39,8 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
     live!("tags", tags);
     live!("postgresql.parameters", postgresql.parameters);
     live!("postgresql.pg_hba", postgresql.pg_hba);
+    live!("postgresql.pg_ident", postgresql.pg_ident);
+    live!("postgresql.use_pg_rewind", postgresql.use_pg_rewind);
     live!("postgresql.callbacks", postgresql.callbacks);
     live!(
         "postgresql.create_replica_methods",

@@ -24,6 +24,15 @@ use crate::sync::SyncSettings;
 ///
 /// `json` is the `/config` value as stored, so that `GET /config` shows what the DCS holds.
 pub fn effective_dynamic(local: &Config, dcs: Option<&Value>) -> DynamicConfig {
+    let mut d = from_dcs(local, dcs);
+    // Patroni's local `postgresql` keys win over `/config`'s.
+    if let Some(v) = local.postgresql.use_pg_rewind {
+        d.use_pg_rewind = v;
+    }
+    d
+}
+
+fn from_dcs(local: &Config, dcs: Option<&Value>) -> DynamicConfig {
     let base = &local.bootstrap.dcs;
     let Some(Value::Object(map)) = dcs else {
         return base.clone();
@@ -117,6 +126,20 @@ mod tests {
 
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn a_local_use_pg_rewind_wins_over_config() {
+        let yaml = "scope: s\nname: n\nrestapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}\n\
+                    etcd3: {hosts: 127.0.0.1:2379}\npostgresql: {listen: 127.0.0.1:5432, \
+                    connect_address: 127.0.0.1:5432, data_dir: /tmp/x, use_pg_rewind: false}\n";
+        let cfg = crate::config::load_str(yaml, "t.yml").unwrap().config;
+        let stored = serde_json::json!({"postgresql": {"use_pg_rewind": true}});
+        assert!(!effective_dynamic(&cfg, Some(&stored)).use_pg_rewind);
+        assert!(!effective_dynamic(&cfg, None).use_pg_rewind);
+        let mut unset = cfg.clone();
+        unset.postgresql.use_pg_rewind = None;
+        assert!(effective_dynamic(&unset, Some(&stored)).use_pg_rewind);
     }
 
     #[test]
