@@ -659,17 +659,19 @@ fn initdb_items_must_be_flags_or_one_key_mappings() {
 fn patroni_keys_pgkeel_lacks_are_warnings() {
     let text = with(
         "  data_dir: /var/lib/postgresql/15/main\n",
-        "  data_dir: /var/lib/postgresql/15/main\n  config_dir: /etc/x\n  pg_ctl_timeout: 60\n",
+        "  data_dir: /var/lib/postgresql/15/main\n  proxy_address: 10.0.0.1:6432\n  pg_ctl_timeout: 60\n",
     );
     let l = ok(&text);
     assert!(warned(
         &l,
-        "postgresql.config_dir at line 20: not supported yet, ignored"
+        "postgresql.proxy_address at line 20: not supported yet, ignored"
     ));
-    assert!(warned(
-        &l,
-        "postgresql.pg_ctl_timeout at line 21: not supported yet, ignored"
-    ));
+    // Taken now (issue 12).
+    assert!(!warned(&l, "pg_ctl_timeout"));
+    assert_eq!(
+        l.config.postgresql.pg_ctl_timeout,
+        Some(std::time::Duration::from_secs(60))
+    );
     let l = ok(&format!(
         "{BASE}watchdog:\n  mode: off\nlog:\n  level: INFO\n"
     ));

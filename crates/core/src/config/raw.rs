@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn known_keys_are_taken_and_others_reported() {
-        let (r, diag) = raw("scope: a\nfoo: 1\npostgresql:\n  config_dir: /x\n  bar: 2\n");
+        let (r, diag) = raw("scope: a\nfoo: 1\npostgresql:\n  proxy_address: x:1\n  bar: 2\n");
         let r = r.unwrap();
         assert_eq!(r.scope.unwrap().value, Value::from("a"));
         let shown: Vec<String> = diag
@@ -626,7 +626,7 @@ mod tests {
                 super::super::diag::Warning::Note(p, t) => format!("{p}: {t}"),
             })
             .collect();
-        assert!(shown.contains(&"postgresql.config_dir: not supported yet, ignored".to_string()));
+        assert!(shown.contains(&"postgresql.proxy_address: not supported yet, ignored".to_string()));
         assert!(shown.contains(&"unknown postgresql.bar".to_string()));
         assert!(shown.contains(&"unknown foo".to_string()));
     }
