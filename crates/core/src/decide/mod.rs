@@ -203,6 +203,13 @@ fn dcs_unreachable(ctx: &Ctx) -> Decision {
                     ),
                 );
             }
+            if !round.missing.is_empty() {
+                return Decision::nothing(format!(
+                    "continuing as the leader while my lease lasts: I am {}, the DCS is unreachable ({why}) and failsafe mode could not confirm me with {}; demoting once the lease may be gone",
+                    ctx.me(),
+                    round.missing.join(", ")
+                ));
+            }
             return Decision::nothing(format!(
                 "continuing as the leader: I am {}, the DCS is unreachable ({why}) but every member confirmed me (failsafe mode)",
                 ctx.me()

@@ -493,7 +493,14 @@ fn a_member_missing_from_a_round_does_not_matter_while_the_lease_lives() {
             missing: vec!["n3".into()],
         });
     });
-    assert!(o.decide_at(Duration::from_secs(1)).actions.is_empty());
+    let d = o.decide_at(Duration::from_secs(1));
+    assert!(d.actions.is_empty());
+    // The reason says who did not confirm (it used to say every member had).
+    assert!(
+        d.reason.contains("could not confirm me with n3") && !d.reason.contains("every member"),
+        "{}",
+        d.reason
+    );
     assert_eq!(
         o.decide_at(Duration::from_secs(9)).actions,
         vec![stop_now()]
