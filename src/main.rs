@@ -9,6 +9,8 @@ mod logfmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use clap::{Parser, Subcommand};
 
@@ -86,8 +88,9 @@ fn main() -> ExitCode {
         .level
         .clone()
         .unwrap_or_else(|| if is_ctl { "warn" } else { "info" }.to_string());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let rust_log_set = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     let format = match logfmt::PatroniFormat::new(
         log.format.as_deref().unwrap_or(if is_ctl {
             logfmt::PATRONICTL_FORMAT
@@ -119,15 +122,24 @@ fn main() -> ExitCode {
             }
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The level can change on reload (`log.level`), unless RUST_LOG set it.
+    let (filter, level_handle) = tracing_subscriber::reload::Layer::new(filter);
+    if !rust_log_set {
+        pgkeel_agent::log_level::install(move |level| {
+            level_handle
+                .reload(tracing_subscriber::EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        });
+    }
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false);
+    let registry = tracing_subscriber::registry().with(filter);
     match log.json.clone() {
-        Some(json) => builder
-            .event_format(logfmt::JsonFormat::new(json, log.dateformat.as_deref()))
+        Some(json) => registry
+            .with(layer.event_format(logfmt::JsonFormat::new(json, log.dateformat.as_deref())))
             .init(),
-        None => builder.event_format(format).init(),
+        None => registry.with(layer.event_format(format)).init(),
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -101,3 +101,57 @@ async fn sighup_and_post_reload_apply_the_file_and_never_stop_the_agent() {
     must(&c, c.wait_healthy(2, Duration::from_secs(30)).await);
     assert_eq!(show(&node.dsn(), "work_mem").await.unwrap(), "9MB");
 }
+
+/// Issue 12 item 3: a reload applies `log.level` at once, as Patroni applies its `log`
+/// section on SIGHUP. The reload's own "changed and applied" line (INFO) is written after
+/// the level changed: hidden when the level went to WARNING, shown when it came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_the_log_level_at_once() {
+    let (c, leader) = start_healthy("reloadlog", 2, Timing::default()).await;
+    let ri = (0..2).find(|i| c.nodes[*i].name != leader).unwrap();
+    let node = &c.nodes[ri];
+    let original = std::fs::read_to_string(&node.config).unwrap();
+    // With a change that needs a restart: its WARNING line shows the reload ran.
+    let before = std::fs::read_to_string(&node.log).unwrap_or_default().len();
+    std::fs::write(
+        &node.config,
+        format!(
+            "{}\nlog:\n  level: WARNING\n",
+            original.replacen("namespace: ", "namespace: /elsewhere", 1)
+        ),
+    )
+    .unwrap();
+    c.signal_agent(ri, Signal::Hup);
+    eventually(
+        Duration::from_secs(20),
+        "the reload to WARNING ran",
+        || async {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            anyhow::ensure!(
+                text[before..].contains("restart the agent to apply"),
+                "not yet: {}",
+                &text[before..]
+            );
+            Ok(())
+        },
+    )
+    .await;
+    let mark = std::fs::read_to_string(&node.log).unwrap().len();
+    std::fs::write(&node.config, format!("{original}\nlog:\n  level: INFO\n")).unwrap();
+    c.signal_agent(ri, Signal::Hup);
+    eventually(Duration::from_secs(20), "INFO lines again", || async {
+        let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+        anyhow::ensure!(
+            text[mark..].contains("reload: log.level changed and applied"),
+            "not yet"
+        );
+        Ok(())
+    })
+    .await;
+    let text = std::fs::read_to_string(&node.log).unwrap();
+    let quiet = &text[before..mark];
+    assert!(
+        !quiet.contains("reload: log.level changed and applied"),
+        "an INFO line was written after the level went to WARNING: {quiet}"
+    );
+}

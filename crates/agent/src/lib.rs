@@ -21,6 +21,7 @@ mod failsafe;
 mod fence;
 pub mod guard;
 mod lease;
+pub mod log_level;
 mod member;
 mod observe;
 mod peers;

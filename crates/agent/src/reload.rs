@@ -41,6 +41,10 @@ pub(crate) async fn reread(path: &Path, live: &mut Config) {
         tracing::warn!("{}: {w}", path.display());
     }
     let plan = plan_reload(live, &loaded.config);
+    if plan.applied.contains(&"log.level") {
+        // Patroni's default when the key goes away.
+        crate::log_level::set(plan.config.log.level.as_deref().unwrap_or("info"));
+    }
     if plan.applied.is_empty() && plan.restart_needed.is_empty() {
         // Patroni's words.
         tracing::info!("No local configuration items changed.");

@@ -327,13 +327,15 @@ impl LocalCluster {
         if let Some(dir) = &self.opts.agent_cwd {
             cmd.current_dir(dir);
         }
+        // PGKEEL_LOG overrides the agents' level; otherwise they log as configured
+        // (`log.level`, INFO by default), whatever RUST_LOG the caller runs with.
+        match std::env::var("PGKEEL_LOG") {
+            Ok(level) => cmd.env("RUST_LOG", level),
+            Err(_) => cmd.env_remove("RUST_LOG"),
+        };
         let child = cmd
             .arg("agent")
             .arg(&node.config)
-            .env(
-                "RUST_LOG",
-                std::env::var("PGKEEL_LOG").unwrap_or_else(|_| "info".into()),
-            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

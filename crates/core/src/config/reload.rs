@@ -47,6 +47,7 @@ pub fn plan_reload(running: &Config, reread: &Config) -> ReloadPlan {
         postgresql.create_replica_methods
     );
     live!("bootstrap", bootstrap);
+    live!("log.level", log.level);
     fixed!("scope", scope);
     fixed!("namespace", namespace);
     fixed!("name", name);
