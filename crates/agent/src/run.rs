@@ -503,7 +503,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 after.pg = pg_now.clone();
                 publish_seen(&memory, &after);
             }
-            let value = member::member_value(&live, &pg_now, &memory, &details);
+            let value = member::member_value(&live, &pg_now, &memory, &details, obs.paused);
             let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
             let lease_id = shared.lease().id;
             let key = Some((value.clone(), lease_id));
