@@ -243,6 +243,21 @@ async fn rolling_migration_with_one_planned_switchover() {
     let w = Writer::start(c.rw_dsn()).await;
     w.wait_for_more(20, STEP).await.expect("writes before");
 
+    // Started by mistake while Patroni still runs node3, pgkeel exits at once, touching
+    // nothing: on the same host Patroni holds the REST port (pgkeel binds it before it asks
+    // the DCS; Patroni asks first, so its own message would be "Can't start; there is
+    // already a node named 'node3' running", which pgkeel gives when the ports differ).
+    let (status, log) = c
+        .start_second_pgkeel(2, STEP)
+        .expect("a second node3 must exit");
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("Address already in use")
+            || log.contains("Can't start; there is already a node named 'node3' running"),
+        "{log}"
+    );
+    wait_healthy(&c, "node1", STEP).await;
+
     // The replicas first, one at a time.
     migrate(&mut c, 2, "node1", true).await;
     w.wait_for_more(20, STEP)

@@ -205,6 +205,34 @@ impl MixedCluster {
         Ok(())
     }
 
+    /// Runs a pgkeel agent with node `i`'s YAML beside the program that runs the node now (an
+    /// operator who forgot to stop Patroni); returns its exit status and log once it exits,
+    /// or an error if it still runs after `timeout` (it is then killed).
+    pub fn start_second_pgkeel(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let node = &self.nodes[i];
+        let path = node.dir.join("second-pgkeel.log");
+        let log = append(&path)?;
+        let mut child = Command::new(&self.pgkeel)
+            .arg("agent")
+            .arg(&node.config)
+            .current_dir(&node.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        if let Err(e) = wait_child(&mut child, timeout) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        let status = child.wait()?;
+        Ok((status, std::fs::read_to_string(&path)?))
+    }
+
     /// SIGTERM to node `i`'s program and wait for it to exit: Patroni and pgkeel both stop
     /// PostgreSQL (and give the leader key up) before they exit.
     pub fn stop(&mut self, i: usize, timeout: Duration) -> anyhow::Result<()> {
