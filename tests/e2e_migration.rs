@@ -107,7 +107,15 @@ async fn wait_healthy(c: &MixedCluster, leader: &str, within: Duration) {
                 || {
                     let names = names.clone();
                     async move {
-                        let got = members(c, i).await?;
+                        // A synchronous standby is a replica here (its role says which kind).
+                        let got: Vec<(String, String, String)> = members(c, i)
+                            .await?
+                            .into_iter()
+                            .map(|(n, r, s)| match r.as_str() {
+                                "sync_standby" | "quorum_standby" => (n, "replica".into(), s),
+                                _ => (n, r, s),
+                            })
+                            .collect();
                         let want: Vec<(String, String, String)> = names
                             .iter()
                             .map(|n| {
@@ -543,4 +551,123 @@ async fn leader_handed_over_in_maintenance_mode_without_a_switchover() {
         })
         .await;
     }
+}
+
+/// The sync key (leader, synchronous standbys) as etcd holds it.
+async fn sync_key(c: &MixedCluster) -> anyhow::Result<(String, Vec<String>)> {
+    let cl = dcs(c).await.load().await?;
+    let s = cl.sync.ok_or_else(|| anyhow::anyhow!("no sync key"))?;
+    Ok((
+        s.leader.unwrap_or_default(),
+        s.sync_standby.into_iter().collect(),
+    ))
+}
+
+/// Waits until `leader` holds the sync key with exactly one synchronous standby that its
+/// server names in `synchronous_standby_names` and streams to as `sync`; returns it.
+async fn wait_sync_standby(c: &MixedCluster, leader: &str) -> String {
+    let li = c.index_of(leader);
+    let r = tokio::time::timeout(
+        BOOT,
+        eventually(
+            BOOT,
+            &format!("{leader} has a synchronous standby"),
+            || async {
+                let (l, standbys) = sync_key(c).await?;
+                anyhow::ensure!(
+                    l == leader && standbys.len() == 1,
+                    "sync key {l} {standbys:?}"
+                );
+                let db = common::connect(&c.nodes[li].dsn()).await?;
+                let ssn: String = db
+                    .query_one("SHOW synchronous_standby_names", &[])
+                    .await?
+                    .get(0);
+                anyhow::ensure!(
+                    ssn.contains(&standbys[0]),
+                    "synchronous_standby_names {ssn}"
+                );
+                let state: Option<String> = db
+                    .query_opt(
+                        "SELECT sync_state FROM pg_stat_replication WHERE application_name = $1",
+                        &[&standbys[0]],
+                    )
+                    .await?
+                    .map(|r| r.get(0));
+                anyhow::ensure!(
+                    state.as_deref() == Some("sync"),
+                    "{} is {state:?}",
+                    standbys[0]
+                );
+                Ok(standbys[0].clone())
+            },
+        ),
+    )
+    .await;
+    match r {
+        Ok(s) => s,
+        Err(_) => {
+            c.dump_logs();
+            panic!("{leader} has no synchronous standby");
+        }
+    }
+}
+
+/// Synchronous mode across kinds: a Patroni leader keeps a pgkeel member as its synchronous
+/// standby, a switchover goes to it, the pgkeel leader keeps a Patroni member (and then a
+/// pgkeel one) as its synchronous standby in the same `sync` key, and no acknowledged commit
+/// is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_mode_across_kinds() {
+    let scope = "syncmix";
+    if let Some(why) = patroni::missing() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    pgkeel_tls::install_default_provider();
+    let pgkeel = env!("CARGO_BIN_EXE_pgkeel").as_ref();
+    let mut c =
+        MixedCluster::with_dcs(scope, 3, &[], "synchronous_mode: true", pgkeel).expect("cluster");
+    start_patroni_cluster(&mut c).await;
+    wait_sync_standby(&c, "node1").await;
+    let w = Writer::start(c.rw_dsn()).await;
+
+    // Both replicas to pgkeel, the synchronous one included: Patroni's leader then waits for
+    // a pgkeel standby.
+    migrate(&mut c, 2, "node1", true).await;
+    wait_sync_standby(&c, "node1").await;
+    migrate(&mut c, 1, "node1", true).await;
+    let sync = wait_sync_standby(&c, "node1").await;
+    assert_ne!(sync, "node1");
+    w.wait_for_more(20, STEP).await.expect("writes");
+
+    // The switchover goes to the synchronous standby, a pgkeel member.
+    let switch = [
+        "switchover",
+        scope,
+        "--leader",
+        "node1",
+        "--candidate",
+        &sync,
+        "--force",
+    ];
+    ctl_ok(&c, c.patronictl(0, &switch));
+    wait_healthy(&c, &sync, STEP).await;
+    // The pgkeel leader keeps a synchronous standby: Patroni's node1 or the other pgkeel one.
+    wait_sync_standby(&c, &sync).await;
+    w.wait_for_more(20, STEP)
+        .await
+        .expect("writes after the switchover");
+
+    migrate(&mut c, 0, &sync, true).await;
+    wait_sync_standby(&c, &sync).await;
+    w.wait_for_more(20, STEP)
+        .await
+        .expect("writes after the migration");
+    let acks = w.stop().await;
+    let li = c.index_of(&sync);
+    let lost = writer::missing(&c.nodes[li].dsn(), &acks)
+        .await
+        .expect("reading");
+    assert!(lost.is_empty(), "{} acknowledged commits lost", lost.len());
 }

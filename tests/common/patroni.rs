@@ -99,6 +99,17 @@ impl MixedCluster {
         priorities: &[u32],
         pgkeel: &Path,
     ) -> anyhow::Result<MixedCluster> {
+        MixedCluster::with_dcs(scope, nodes, priorities, "", pgkeel)
+    }
+
+    /// As [`MixedCluster::new`], with more `bootstrap.dcs` lines (`synchronous_mode: true`).
+    pub fn with_dcs(
+        scope: &str,
+        nodes: usize,
+        priorities: &[u32],
+        dcs_extra: &str,
+        pgkeel: &Path,
+    ) -> anyhow::Result<MixedCluster> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("pgkeel-{scope}-"))
             .tempdir()?;
@@ -121,7 +132,13 @@ impl MixedCluster {
                 child: None,
             };
             let priority = priorities.get(i - 1).copied().unwrap_or(1);
-            let yaml = render(scope, &node, &etcd.endpoint.to_string(), priority);
+            let yaml = render(
+                scope,
+                &node,
+                &etcd.endpoint.to_string(),
+                priority,
+                dcs_extra,
+            );
             write_private(&node.config, &yaml)?;
             std::os::unix::fs::chown(&node.config, Some(uid), Some(gid))?;
             out.push(node);
@@ -353,7 +370,12 @@ impl Drop for MixedCluster {
 }
 
 /// The node's YAML: Patroni's format, every key Patroni 4.1 documents, nothing of pgkeel's.
-fn render(scope: &str, n: &MixedNode, etcd: &str, priority: u32) -> String {
+fn render(scope: &str, n: &MixedNode, etcd: &str, priority: u32, dcs_extra: &str) -> String {
+    let dcs_extra: String = dcs_extra
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("    {l}\n"))
+        .collect();
     format!(
         r#"scope: {scope}
 namespace: /service/
@@ -375,7 +397,7 @@ bootstrap:
     loop_wait: 2
     retry_timeout: 5
     maximum_lag_on_failover: 1048576
-    postgresql:
+{dcs_extra}    postgresql:
       use_pg_rewind: true
       use_slots: true
       parameters:
