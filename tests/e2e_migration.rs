@@ -13,21 +13,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::patroni::{self, Kind, MixedCluster, PASSWORD, REST_USER};
+use common::patroni::{self, Kind, MixedCluster, Spec, PASSWORD, REST_USER};
 use common::writer::{self, Writer};
 use common::{eventually, BOOT};
 use serde_json::Value;
 
 const STEP: Duration = Duration::from_secs(90);
 
-fn cluster(scope: &str, priorities: &[u32]) -> Option<MixedCluster> {
+fn cluster(scope: &str, spec: &Spec) -> Option<MixedCluster> {
     if let Some(why) = patroni::missing() {
         eprintln!("SKIPPED: {why}");
         return None;
     }
     pgkeel_tls::install_default_provider();
     let pgkeel = env!("CARGO_BIN_EXE_pgkeel").as_ref();
-    Some(MixedCluster::new(scope, 3, priorities, pgkeel).expect("cluster"))
+    Some(MixedCluster::new(scope, 3, spec, pgkeel).expect("cluster"))
 }
 
 /// Starts node1 alone (it bootstraps), then the others; waits until all stream from node1.
@@ -67,11 +67,10 @@ async fn program_version(c: &MixedCluster, i: usize) -> anyhow::Result<String> {
 
 /// GET `path` of node `i`'s REST API as JSON.
 async fn get_json(c: &MixedCluster, i: usize, path: &str) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
-    let r = client
+    let r = c
+        .http
         .get(format!("{}{path}", c.nodes[i].api_url()))
+        .timeout(Duration::from_secs(3))
         .basic_auth(REST_USER, Some(PASSWORD))
         .send()
         .await?;
@@ -242,7 +241,7 @@ async fn migrate(c: &mut MixedCluster, i: usize, leader: &str, as_postgres: bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_migration_with_one_planned_switchover() {
     let scope = "migrate";
-    let Some(mut c) = cluster(scope, &[]) else {
+    let Some(mut c) = cluster(scope, &Spec::default()) else {
         return;
     };
     start_patroni_cluster(&mut c).await;
@@ -364,8 +363,31 @@ async fn wait_leader(c: &MixedCluster, observer: usize, want: &str) {
     }
 }
 
-fn log_has(c: &MixedCluster, i: usize, text: &str) -> bool {
-    std::fs::read_to_string(c.nodes[i].log()).is_ok_and(|l| l.contains(text))
+/// How far node `i`'s log is written now (a mark for [`deferred_since`]).
+fn log_len(c: &MixedCluster, i: usize) -> usize {
+    std::fs::read_to_string(c.nodes[i].log()).map_or(0, |l| l.len())
+}
+
+/// Panics unless pgkeel on node `i`, whenever it saw no leader after `mark`, deferred to
+/// `winner` (by priority or position, which it can only know from `winner`'s REST API) and
+/// never raced. (It may also see the winner's key at once and never decide.)
+fn assert_deferred_since(c: &MixedCluster, i: usize, mark: usize, winner: &str) {
+    let log = std::fs::read_to_string(c.nodes[i].log()).unwrap_or_default();
+    let me = &c.nodes[i].name;
+    let seen = format!("I am {me}, there is no leader");
+    for line in log
+        .get(mark..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&seen))
+    {
+        assert!(
+            line.contains(&format!(
+                "no leader but {winner} has equally tolerable WAL position"
+            )) || line.contains(&format!("Wal position of {winner} is ahead")),
+            "{me} did not defer to {winner}: {line}"
+        );
+    }
 }
 
 fn ctl_ok(c: &MixedCluster, out: anyhow::Result<String>) -> String {
@@ -387,7 +409,13 @@ fn ctl_ok(c: &MixedCluster, out: anyhow::Result<String>) -> String {
 async fn patroni_and_pgkeel_members_switch_and_fail_over_to_each_other() {
     let scope = "mixed";
     // node1 Patroni (1), node2 Patroni (3), node3 pgkeel (2).
-    let Some(mut c) = cluster(scope, &[1, 3, 2]) else {
+    let Some(mut c) = cluster(
+        scope,
+        &Spec {
+            priorities: &[1, 3, 2],
+            ..Spec::default()
+        },
+    ) else {
         return;
     };
     start_patroni_cluster(&mut c).await;
@@ -425,23 +453,19 @@ async fn patroni_and_pgkeel_members_switch_and_fail_over_to_each_other() {
     // The Patroni leader's host is lost; the pgkeel replica (priority 2) must let the Patroni
     // replica (priority 3) at the same position take over.
     wait_caught_up(&c, 0).await;
+    let mark = log_len(&c, 2);
     c.kill_host(0);
     wait_leader(&c, 1, "node2").await;
-    assert!(
-        log_has(&c, 2, "node2 has equally tolerable WAL position and priority 3, while this node has priority 2"),
-        "pgkeel did not defer to the Patroni member's priority"
-    );
+    assert_deferred_since(&c, 2, mark, "node2");
     c.start_patroni(0).expect("patroni");
     wait_healthy(&c, "node2", BOOT).await;
 
     // Now the Patroni replica (priority 1) must let the pgkeel one (priority 2) take over.
     wait_caught_up(&c, 1).await;
     c.kill_host(1);
+    // Patroni says `node3 has equally tolerable WAL position and priority 2, while this
+    // node has priority 1` when it looks before node3 has taken the key.
     wait_leader(&c, 2, "node3").await;
-    assert!(
-        log_has(&c, 0, "node3 has equally tolerable WAL position and priority 2, while this node has priority 1"),
-        "Patroni did not defer to the pgkeel member's priority"
-    );
     // The former Patroni leader rejoins under the pgkeel leader.
     c.start_patroni(1).expect("patroni");
     wait_healthy(&c, "node3", BOOT).await;
@@ -478,7 +502,7 @@ async fn patroni_and_pgkeel_members_switch_and_fail_over_to_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_handed_over_in_maintenance_mode_without_a_switchover() {
     let scope = "paused";
-    let Some(mut c) = cluster(scope, &[]) else {
+    let Some(mut c) = cluster(scope, &Spec::default()) else {
         return;
     };
     start_patroni_cluster(&mut c).await;
@@ -620,14 +644,13 @@ async fn wait_sync_standby(c: &MixedCluster, leader: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_mode_across_kinds() {
     let scope = "syncmix";
-    if let Some(why) = patroni::missing() {
-        eprintln!("SKIPPED: {why}");
+    let spec = Spec {
+        dcs_extra: "synchronous_mode: true",
+        ..Spec::default()
+    };
+    let Some(mut c) = cluster(scope, &spec) else {
         return;
-    }
-    pgkeel_tls::install_default_provider();
-    let pgkeel = env!("CARGO_BIN_EXE_pgkeel").as_ref();
-    let mut c =
-        MixedCluster::with_dcs(scope, 3, &[], "synchronous_mode: true", pgkeel).expect("cluster");
+    };
     start_patroni_cluster(&mut c).await;
     wait_sync_standby(&c, "node1").await;
     let w = Writer::start(c.rw_dsn()).await;
@@ -670,4 +693,67 @@ async fn synchronous_mode_across_kinds() {
         .await
         .expect("reading");
     assert!(lost.is_empty(), "{} acknowledged commits lost", lost.len());
+}
+
+/// The same over HTTPS with client certificates required, as Patroni's acceptance suite runs
+/// its nodes: each kind's agent asks the other's REST API with the `ctl` client certificate
+/// (the leader race, a switchover's candidate check), and each CLI the other's agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_cluster_over_https_with_client_certificates() {
+    let scope = "mixedtls";
+    // node1 Patroni (3), node2 and node3 pgkeel (1, 2).
+    let spec = Spec {
+        priorities: &[3, 1, 2],
+        https: true,
+        ..Spec::default()
+    };
+    let Some(mut c) = cluster(scope, &spec) else {
+        return;
+    };
+    start_patroni_cluster(&mut c).await;
+    migrate(&mut c, 2, "node1", true).await;
+    migrate(&mut c, 1, "node1", false).await;
+    let cl = dcs(&c).await.load().await.expect("load");
+    for n in &c.nodes {
+        let m = cl.member(&n.name).expect("member key");
+        assert!(m.api_url.starts_with("https://"), "{}", m.api_url);
+    }
+
+    // pgkeel's CLI to the Patroni leader, patronictl to the pgkeel leader.
+    let switch = [
+        "switchover",
+        scope,
+        "--leader",
+        "node1",
+        "--candidate",
+        "node3",
+        "--force",
+    ];
+    ctl_ok(&c, c.pgkeel_ctl(2, &switch));
+    wait_healthy(&c, "node3", STEP).await;
+    let switch = [
+        "switchover",
+        scope,
+        "--leader",
+        "node3",
+        "--candidate",
+        "node2",
+        "--force",
+    ];
+    ctl_ok(&c, c.patronictl(0, &switch));
+    wait_healthy(&c, "node2", STEP).await;
+
+    // The pgkeel leader is lost: the pgkeel replica (2) defers to the Patroni one (3), whose
+    // priority and position it reads over HTTPS.
+    wait_caught_up(&c, 1).await;
+    let mark = log_len(&c, 2);
+    c.kill_host(1);
+    wait_leader(&c, 0, "node1").await;
+    assert_deferred_since(&c, 2, mark, "node1");
+    c.start_pgkeel(1).expect("pgkeel");
+    wait_healthy(&c, "node1", BOOT).await;
+    let list = ctl_ok(&c, c.patronictl(0, &["list", scope]));
+    assert!(list.contains("node1") && list.contains("Leader"), "{list}");
+    let list = ctl_ok(&c, c.pgkeel_ctl(1, &["list", scope]));
+    assert!(list.contains("node1") && list.contains("Leader"), "{list}");
 }

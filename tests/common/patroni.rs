@@ -56,12 +56,14 @@ pub struct MixedNode {
     pub pg_port: u16,
     pub api_port: u16,
     pub kind: Kind,
+    pub https: bool,
     child: Option<Child>,
 }
 
 impl MixedNode {
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.api_port)
     }
     pub fn dsn(&self) -> String {
         format!(
@@ -81,33 +83,36 @@ impl MixedNode {
     }
 }
 
+/// How the nodes are configured beyond the common YAML.
+#[derive(Default)]
+pub struct Spec<'a> {
+    /// Node `i` gets `failover_priority: priorities[i]` (Patroni's default, 1, when absent).
+    pub priorities: &'a [u32],
+    /// More `bootstrap.dcs` lines (`synchronous_mode: true`).
+    pub dcs_extra: &'a str,
+    /// The REST API over HTTPS with client certificates required (`restapi.certfile`,
+    /// `keyfile`, `cafile`, `verify_client: required`; the CLIs' and agents' client
+    /// certificate in `ctl`), as Patroni's acceptance suite runs it.
+    pub https: bool,
+}
+
 pub struct MixedCluster {
     pub scope: String,
     pub etcd: EtcdServer,
     pub nodes: Vec<MixedNode>,
+    /// A client of the nodes' REST APIs (with the client certificate over HTTPS).
+    pub http: reqwest::Client,
     pgkeel: PathBuf,
     /// Removed on drop unless `PGKEEL_KEEP_TEST_DIR` is set (then its path is printed).
     dir: Option<tempfile::TempDir>,
 }
 
 impl MixedCluster {
-    /// Writes one Patroni YAML per node (`node1`...), starts etcd; starts no node. Node `i`
-    /// gets `failover_priority: priorities[i]` (Patroni's default, 1, when absent).
+    /// Writes one Patroni YAML per node (`node1`...), starts etcd; starts no node.
     pub fn new(
         scope: &str,
         nodes: usize,
-        priorities: &[u32],
-        pgkeel: &Path,
-    ) -> anyhow::Result<MixedCluster> {
-        MixedCluster::with_dcs(scope, nodes, priorities, "", pgkeel)
-    }
-
-    /// As [`MixedCluster::new`], with more `bootstrap.dcs` lines (`synchronous_mode: true`).
-    pub fn with_dcs(
-        scope: &str,
-        nodes: usize,
-        priorities: &[u32],
-        dcs_extra: &str,
+        spec: &Spec,
         pgkeel: &Path,
     ) -> anyhow::Result<MixedCluster> {
         let dir = tempfile::Builder::new()
@@ -116,6 +121,11 @@ impl MixedCluster {
         open_dir(dir.path())?;
         let etcd = EtcdServer::start(&dir.path().join("etcd"))?;
         let (uid, gid) = (uid_of("postgres")?, gid_of("postgres")?);
+        let tls = if spec.https {
+            Some(write_pki(&dir.path().join("tls"), uid, gid)?)
+        } else {
+            None
+        };
         let mut out = Vec::new();
         for i in 1..=nodes {
             let ndir = dir.path().join(format!("node{i}"));
@@ -129,24 +139,33 @@ impl MixedCluster {
                 api_port: super::free_port(),
                 dir: ndir,
                 kind: Kind::Patroni,
+                https: spec.https,
                 child: None,
             };
-            let priority = priorities.get(i - 1).copied().unwrap_or(1);
+            let priority = spec.priorities.get(i - 1).copied().unwrap_or(1);
+            let etcd = etcd.endpoint.to_string();
             let yaml = render(
                 scope,
                 &node,
-                &etcd.endpoint.to_string(),
+                &etcd,
                 priority,
-                dcs_extra,
+                spec.dcs_extra,
+                tls.as_deref(),
             );
             write_private(&node.config, &yaml)?;
             std::os::unix::fs::chown(&node.config, Some(uid), Some(gid))?;
             out.push(node);
         }
+        // The tests' own client: the agents' peer client (HTTPS with `ctl`'s certificate).
+        let cfg = pgkeel_core::config::load_file(&out[0].config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .config;
+        let http = pgkeel_agent::tls::load(&cfg)?.peers;
         Ok(MixedCluster {
             scope: scope.into(),
             etcd,
             nodes: out,
+            http,
             pgkeel: pgkeel.into(),
             dir: Some(dir),
         })
@@ -370,7 +389,15 @@ impl Drop for MixedCluster {
 }
 
 /// The node's YAML: Patroni's format, every key Patroni 4.1 documents, nothing of pgkeel's.
-fn render(scope: &str, n: &MixedNode, etcd: &str, priority: u32, dcs_extra: &str) -> String {
+fn render(
+    scope: &str,
+    n: &MixedNode,
+    etcd: &str,
+    priority: u32,
+    dcs_extra: &str,
+    tls: Option<&Path>,
+) -> String {
+    let (rest_tls, ctl) = tls.map_or((String::new(), String::new()), tls_sections);
     let dcs_extra: String = dcs_extra
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -387,7 +414,7 @@ restapi:
   authentication:
     username: {REST_USER}
     password: {PASSWORD}
-
+{rest_tls}{ctl}
 etcd3:
   hosts: {etcd}
 
@@ -508,6 +535,46 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
         bail!("{cmd:?} exited with {}: {text}", out.status);
     }
     Ok(text)
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, owned by `postgres`
+/// (Patroni reads them as that user).
+fn write_pki(dir: &Path, uid: u32, gid: u32) -> anyhow::Result<PathBuf> {
+    let pki = pgkeel_tls::test_pki::TestPki::new();
+    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    for f in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ] {
+        let to = dir.join(f);
+        write_private(&to, &std::fs::read_to_string(pki.path(f))?)?;
+        std::os::unix::fs::chown(&to, Some(uid), Some(gid))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The REST API's TLS keys (under `restapi`) and the `ctl` section with the client
+/// certificate, in Patroni's spelling.
+fn tls_sections(dir: &Path) -> (String, String) {
+    let f = |name: &str| dir.join(name).display().to_string();
+    (
+        format!(
+            "  certfile: {}\n  keyfile: {}\n  cafile: {}\n  verify_client: required\n",
+            f("server.pem"),
+            f("server.key"),
+            f("ca.pem")
+        ),
+        format!(
+            "ctl:\n  certfile: {}\n  keyfile: {}\n  cacert: {}\n",
+            f("client.pem"),
+            f("client.key"),
+            f("ca.pem")
+        ),
+    )
 }
 
 /// Writes `text` to a new file of mode 0600 (the YAML holds passwords).
