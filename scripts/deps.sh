@@ -15,8 +15,13 @@ command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
 # pass-through mount.
 command -v bindfs >/dev/null 2>&1 || missing="$missing bindfs"
 # The rolling-migration test (tests/e2e_migration.rs) runs real Patroni in a virtualenv made
-# with Debian's python3 (below).
-/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+# with Debian's python3 (below); only root installs it, so only root needs python3-venv.
+PATRONI_VENV=${PGKEEL_PATRONI_VENV:-/opt/patroni-venv}
+PATRONI_PKG='patroni[etcd3,psycopg3]==4.1.5'
+if [ "$(id -u)" = 0 ] && [ ! -x "$PATRONI_VENV/bin/patroni" ] &&
+    ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing="$missing python3-venv"
+fi
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -39,8 +44,6 @@ fi
 # Patroni 4.1.5 from PyPI, for tests/e2e_migration.rs (a Patroni cluster migrated to pgkeel
 # node by node). Readable by the postgres user, who runs it. Without it that test is skipped
 # and says what to install.
-PATRONI_VENV=${PGKEEL_PATRONI_VENV:-/opt/patroni-venv}
-PATRONI_PKG='patroni[etcd3,psycopg3]==4.1.5'
 if [ ! -x "$PATRONI_VENV/bin/patroni" ] || [ ! -x "$PATRONI_VENV/bin/patronictl" ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "Installing $PATRONI_PKG into $PATRONI_VENV" >&2
