@@ -757,3 +757,28 @@ async fn mixed_cluster_over_https_with_client_certificates() {
     let list = ctl_ok(&c, c.pgkeel_ctl(1, &["list", scope]));
     assert!(list.contains("node1") && list.contains("Leader"), "{list}");
 }
+
+/// Patroni's `etcd:` section keeps a cluster in etcd's v2 keyspace, which pgkeel (v3 only)
+/// cannot see: a node of such a cluster handed to pgkeel would find no cluster and promote
+/// its replica beside Patroni's primary. pgkeel refuses to start instead, touching nothing,
+/// when the section is `etcd:`, the data directory holds a cluster and v3 knows none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_a_cluster_patroni_runs_over_etcd_v2_is_refused() {
+    let Some(c) = cluster("v2refused", &Spec::default()) else {
+        return;
+    };
+    c.initdb(0).expect("initdb");
+    c.use_v2_section(0).expect("etcd: section");
+    let (status, log) = c.start_second_pgkeel(0, STEP).expect("pgkeel must exit");
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("CRITICAL: Can't start: the data directory holds a cluster that etcd's v3 keyspace does not know"),
+        "{log}"
+    );
+    assert_eq!(c.postmaster_pid(0), None, "PostgreSQL was started");
+    let cl = dcs(&c).await.load().await.expect("load");
+    assert!(
+        cl.initialize.is_none() && cl.leader.is_none() && cl.members.is_empty(),
+        "pgkeel wrote to etcd: {cl:?}"
+    );
+}

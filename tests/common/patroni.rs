@@ -312,6 +312,27 @@ impl MixedCluster {
             .env("LANG", "C.UTF-8"))
     }
 
+    /// Node `i`'s YAML with Patroni's v2 `etcd:` section instead of `etcd3:`.
+    pub fn use_v2_section(&self, i: usize) -> anyhow::Result<()> {
+        let path = &self.nodes[i].config;
+        let yaml = std::fs::read_to_string(path)?.replace("\netcd3:\n", "\netcd:\n");
+        std::fs::write(path, yaml)?;
+        Ok(())
+    }
+
+    /// A data directory for node `i` made by `initdb` as `postgres` (what a node of an
+    /// existing cluster has), without any agent.
+    pub fn initdb(&self, i: usize) -> anyhow::Result<()> {
+        let (uid, gid) = (uid_of("postgres")?, gid_of("postgres")?);
+        run(Command::new("/usr/lib/postgresql/15/bin/initdb")
+            .arg("-D")
+            .arg(&self.nodes[i].data_dir)
+            .current_dir(&self.nodes[i].dir)
+            .uid(uid)
+            .gid(gid))
+        .map(|_| ())
+    }
+
     /// Runs `pgkeel agent --validate-config <node i's YAML>`.
     pub fn pgkeel_validate(&self, i: usize) -> anyhow::Result<String> {
         run(Command::new(&self.pgkeel)

@@ -129,7 +129,8 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let local = effective_dynamic(&cfg, None);
     let shared = Arc::new(Shared::new(local.ttl));
     let pg_local = env.postgres(pg_settings(&cfg, &local));
-    shared.set_may_be_primary(may_be_writable(&pg_local.observe().await));
+    let pg_at_start = pg_local.observe().await;
+    shared.set_may_be_primary(may_be_writable(&pg_at_start));
 
     // The fence must watch a running primary from the moment the agent starts, unless a
     // lease can be had at once (an agent restart next to a healthy primary must not stop
@@ -159,6 +160,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let first = dcs.load().await.ok();
     if let Some(c) = &first {
         refuse_duplicate_name(&*env, c, &cfg).await?;
+        let has_data = !matches!(pg_at_start, PgView::NoData);
+        if let Some(problem) =
+            pgkeel_core::startup::v2_keyspace_problem(cfg.etcd.section, c, has_data)
+        {
+            tracing::error!(target: crate::CRITICAL, "{problem}");
+            return Err(anyhow::anyhow!(problem));
+        }
     }
     let stored = first
         .as_ref()
