@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes sure the system packages pgkeel needs are installed: PostgreSQL 15 (the server and
-# its programs), etcd (the DCS) and protoc (to build the etcd gRPC client). As root it
-# installs what is missing with apt-get; otherwise it says exactly what to install.
+# its programs), etcd (the DCS) and protoc (to build the etcd gRPC client), and Patroni (from
+# PyPI, for the migration test). As root it installs what is missing with apt-get (Patroni
+# with pip, into a virtualenv); otherwise it says exactly what to install.
 set -eu
 
 missing=""
@@ -13,6 +14,14 @@ command -v tc >/dev/null 2>&1 || missing="$missing iproute2"
 # The gray-failure tests (tests/e2e_hang.rs) stall a data directory's storage on a FUSE
 # pass-through mount.
 command -v bindfs >/dev/null 2>&1 || missing="$missing bindfs"
+# The rolling-migration test (tests/e2e_migration.rs) runs real Patroni in a virtualenv made
+# with Debian's python3 (below); only root installs it, so only root needs python3-venv.
+PATRONI_VENV=${PGKEEL_PATRONI_VENV:-/opt/patroni-venv}
+PATRONI_PKG='patroni[etcd3,psycopg3]==4.1.5'
+if [ "$(id -u)" = 0 ] && [ ! -x "$PATRONI_VENV/bin/patroni" ] &&
+    ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing="$missing python3-venv"
+fi
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -29,6 +38,20 @@ if [ -n "$missing" ]; then
         echo "pgkeel needs these Debian packages:$missing" >&2
         echo "Install them as root with: apt-get install -y$missing" >&2
         exit 1
+    fi
+fi
+
+# Patroni 4.1.5 from PyPI, for tests/e2e_migration.rs (a Patroni cluster migrated to pgkeel
+# node by node). Readable by the postgres user, who runs it. Without it that test is skipped
+# and says what to install.
+if [ ! -x "$PATRONI_VENV/bin/patroni" ] || [ ! -x "$PATRONI_VENV/bin/patronictl" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "Installing $PATRONI_PKG into $PATRONI_VENV" >&2
+        /usr/bin/python3 -m venv "$PATRONI_VENV"
+        "$PATRONI_VENV/bin/pip" install -q --disable-pip-version-check "$PATRONI_PKG" >&2
+        chmod -R a+rX "$PATRONI_VENV"
+    else
+        echo "tests/e2e_migration.rs needs Patroni: as root, /usr/bin/python3 -m venv $PATRONI_VENV && $PATRONI_VENV/bin/pip install '$PATRONI_PKG'" >&2
     fi
 fi
 

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod patroni;
 pub mod writer;
 
 use pgkeel_localcluster::{LocalCluster, Node, Options, Timing};

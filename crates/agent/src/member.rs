@@ -27,11 +27,14 @@ pub(crate) fn state_text(pg: &PgView, memory: &Memory) -> &'static str {
     }
 }
 
+/// What `members/<name>` holds: Patroni's `touch_member` fields for the server as it is now;
+/// `paused` is whether the cluster is in maintenance mode.
 pub(crate) fn member_value(
     cfg: &Config,
     pg: &PgView,
     memory: &Memory,
     details: &PgDetails,
+    paused: bool,
 ) -> MemberValue {
     let mut m = MemberValue {
         conn_url: format!("postgres://{}/postgres", cfg.postgresql.connect_address),
@@ -44,6 +47,7 @@ pub(crate) fn member_value(
         pending_restart_reason: (!details.pending_restart.is_empty())
             .then(|| pending_restart_reason(details)),
         scheduled_restart: memory.scheduled_restart.as_ref().map(|s| s.to_json()),
+        pause: paused.then_some(true),
         ..Default::default()
     };
     match pg {
@@ -174,4 +178,42 @@ fn pending_restart_reason(details: &PgDetails) -> serde_json::Value {
         })
         .collect::<serde_json::Map<_, _>>()
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        let text = "\
+scope: demo
+name: node1
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+etcd3: {hosts: 127.0.0.1:2379}
+postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /pg}
+";
+        match pgkeel_core::config::load_str(text, "test.yml") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn json(paused: bool) -> serde_json::Value {
+        let m = member_value(
+            &cfg(),
+            &PgView::NoData,
+            &Memory::default(),
+            &PgDetails::default(),
+            paused,
+        );
+        serde_json::to_value(&m).expect("serializable")
+    }
+
+    /// Patroni's `touch_member` writes `"pause": true` in maintenance mode and nothing
+    /// otherwise; `patronictl pause --wait` reads it from every member key.
+    #[test]
+    fn the_member_key_says_pause_only_in_maintenance_mode() {
+        assert_eq!(json(true)["pause"], serde_json::Value::Bool(true));
+        assert!(json(false).get("pause").is_none(), "{}", json(false));
+    }
 }

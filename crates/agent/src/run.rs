@@ -130,7 +130,8 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let local = effective_dynamic(&cfg, None);
     let shared = Arc::new(Shared::new(local.ttl));
     let pg_local = env.postgres(pg_settings(&cfg, &local));
-    shared.set_may_be_primary(may_be_writable(&pg_local.observe().await));
+    let pg_at_start = pg_local.observe().await;
+    shared.set_may_be_primary(may_be_writable(&pg_at_start));
 
     // The fence must watch a running primary from the moment the agent starts, unless a
     // lease can be had at once (an agent restart next to a healthy primary must not stop
@@ -160,6 +161,13 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
     let first = dcs.load().await.ok();
     if let Some(c) = &first {
         refuse_duplicate_name(&*env, c, &cfg).await?;
+        let has_data = !matches!(pg_at_start, PgView::NoData);
+        if let Some(problem) =
+            pgkeel_core::startup::v2_keyspace_problem(cfg.etcd.section, c, has_data)
+        {
+            tracing::error!(target: crate::CRITICAL, "{problem}");
+            return Err(anyhow::anyhow!(problem));
+        }
     }
     let stored = first
         .as_ref()
@@ -506,7 +514,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 after.pg = pg_now.clone();
                 publish_seen(&memory, &after);
             }
-            let value = member::member_value(&live, &pg_now, &memory, &details);
+            let value = member::member_value(&live, &pg_now, &memory, &details, obs.paused);
             let silent_now = acted && matches!(pg_now, PgView::NoAnswer);
             let lease_id = shared.lease().id;
             let key = Some((value.clone(), lease_id));

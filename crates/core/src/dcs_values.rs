@@ -44,6 +44,10 @@ pub struct MemberValue {
     /// A scheduled restart, `{"schedule": "<iso>", ...}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_restart: Option<Value>,
+    /// The member runs in maintenance mode (only written when true, as Patroni does):
+    /// `patronictl pause --wait` waits for every member key to say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<bool>,
 }
 
 /// A DCS value that is not what Patroni writes. Both fields are bounded (see

@@ -8,6 +8,9 @@
 //! still bound to a live lease from another address: a running agent it cannot reach.
 //! An agent restarted after `kill -9` finds its own previous key at its own address (it
 //! could bind that address, so nobody else serves there) and starts.
+//!
+//! And one DCS mistake: a node of a cluster Patroni runs over etcd's v2 API
+//! ([`v2_keyspace_problem`]).
 
 use crate::cluster::Cluster;
 
@@ -37,9 +40,52 @@ pub fn duplicate_name_problem(
         .then(|| format!("Can't start; there is already a node named '{me}' running"))
 }
 
+/// Why this agent must not start with Patroni's v2 `etcd:` section (`None`: it may).
+///
+/// Patroni runs that section over etcd's v2 API, whose keys live apart from v3's: a cluster
+/// Patroni runs that way is invisible to pgkeel, which reads only v3. A node of such a
+/// cluster handed to pgkeel (a rolling migration) would find no cluster, no leader and no
+/// member, and promote its replica: a second primary beside Patroni's. So a data directory
+/// that already holds a cluster (`has_data`), under an empty v3 keyspace, with the v2
+/// section, is refused. A new pgkeel cluster configured with `etcd:` still bootstraps (no
+/// data yet) and restarts (its keys are in v3).
+pub fn v2_keyspace_problem(section: &str, cluster: &Cluster, has_data: bool) -> Option<String> {
+    let unknown_to_v3 =
+        cluster.initialize.is_none() && cluster.leader.is_none() && cluster.members.is_empty();
+    (section == "etcd" && has_data && unknown_to_v3).then(|| {
+        "Can't start: the data directory holds a cluster that etcd's v3 keyspace does not know, \
+         and the configuration has Patroni's `etcd:` section: Patroni runs that section over \
+         etcd's v2 API, whose keys pgkeel cannot read, so a Patroni cluster may be running there \
+         and this node would start a second primary. Move the Patroni cluster to an `etcd3:` \
+         section first (docs/migrating-from-patroni.md); if no Patroni runs this cluster, \
+         rename the section to `etcd3`"
+            .to_string()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patroni_v2_cluster_node_is_refused_not_promoted() {
+        let empty = Cluster::default();
+        // An existing data directory, Patroni's v2 section, nothing in v3: refused.
+        let why = v2_keyspace_problem("etcd", &empty, true).expect("refused");
+        assert!(why.contains("v2 API") && why.contains("etcd3"), "{why}");
+        // The etcd3 section reads the keyspace Patroni's etcd3 section writes.
+        assert_eq!(v2_keyspace_problem("etcd3", &empty, true), None);
+        // A new node (no data yet) bootstraps or clones as usual.
+        assert_eq!(v2_keyspace_problem("etcd", &empty, false), None);
+        // A pgkeel cluster configured with `etcd:` has its keys in v3.
+        let known = with_member(MINE, 7);
+        assert_eq!(v2_keyspace_problem("etcd", &known, true), None);
+        let initialized = Cluster {
+            initialize: Some("7714777346630536092".into()),
+            ..Default::default()
+        };
+        assert_eq!(v2_keyspace_problem("etcd", &initialized, true), None);
+    }
     use crate::cluster::MemberEntry;
     use crate::dcs_values::MemberValue;
 

@@ -32,8 +32,9 @@ pub(crate) fn etcd(raw: &RawConfig, diag: &mut Diag) -> Option<Etcd> {
         (None, Some(v2)) => {
             diag.warn(
                 &v2.path,
-                "pgkeel speaks only the etcd v3 API: these endpoints are used over v3 \
-                 (an etcd 3.x server serves both); rename the section to etcd3 to silence this",
+                "pgkeel speaks only the etcd v3 API: these endpoints are used over v3, whose \
+                 keys are not the v2 keys Patroni keeps with this section (a node of a cluster \
+                 Patroni runs that way is refused); rename the section to etcd3 to silence this",
             );
             (v2, "etcd")
         }
