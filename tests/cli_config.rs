@@ -477,3 +477,34 @@ fn postgresql_keys_are_taken_or_refused() {
         );
     }
 }
+
+/// Issue 12 item 1: `etcd3.url` and `proxy` give the endpoint and the scheme, as Patroni
+/// reads them (proxy first); `use_proxies` is accepted (pgkeel never looks beyond the
+/// endpoints given); SRV discovery, which pgkeel cannot do, is refused naming the key.
+#[test]
+fn etcd_url_proxy_and_srv() {
+    let with = |etcd: &str| GOOD.replace("etcd3:\n  hosts: 127.0.0.1:2379\n", etcd);
+    let (ok, text) = validate(&with(
+        "etcd3:\n  url: http://127.0.0.1:2379\n  use_proxies: true\n",
+    ));
+    assert!(ok && !text.contains("etcd3."), "{text}");
+    let (ok, text) = validate(&with(
+        "etcd3:\n  proxy: http://10.0.0.9:2379\n  hosts: 127.0.0.1:2379\n",
+    ));
+    assert!(
+        ok && text.contains("etcd3.hosts") && text.contains("ignored"),
+        "{text}"
+    );
+    for (bad, key) in [
+        ("etcd3:\n  srv: example.com\n", "etcd3.srv"),
+        ("etcd3:\n  url: 127.0.0.1:2379\n", "etcd3.url"),
+        (
+            "etcd3:\n  url: https://127.0.0.1:2379\n  protocol: http\n",
+            "etcd3.url",
+        ),
+        ("etcd3:\n  proxy: [1]\n", "etcd3.proxy"),
+    ] {
+        let (ok, text) = validate(&with(bad));
+        assert!(!ok && text.contains(key), "{bad}: {text}");
+    }
+}

@@ -71,8 +71,40 @@ fn section_to_etcd(s: &RawEtcd, section: &'static str, diag: &mut Diag) -> Optio
             None
         }
     };
+    // Patroni's order: `proxy`, then `url`, then `hosts`/`host` (then `srv`, which pgkeel
+    // cannot resolve). A URL also gives the scheme.
+    let (from_url, https) = match s.proxy.as_ref().or(s.url.as_ref()) {
+        Some(n) => match url(n, s, https, diag) {
+            Some((host, scheme_https)) => (Some(vec![host]), Some(scheme_https)),
+            None => (None, None),
+        },
+        None => (None, https),
+    };
+    if let Some(n) = s.use_proxies.as_ref().filter(|n| !n.value.is_null()) {
+        // pgkeel never looks for etcd members beyond the endpoints given, which is what
+        // `use_proxies: true` asks; `false` differs only in that discovery (README).
+        scalar::boolean(&n.value, &n.path, diag);
+    }
+    for n in [&s.srv, &s.srv_suffix].into_iter().flatten() {
+        if !n.value.is_null() {
+            diag.problem(
+                &n.path,
+                found(&n.value),
+                "absent: pgkeel does not look etcd up in DNS SRV records; list the endpoints in hosts",
+            );
+        }
+    }
     let tls = https.and_then(|https| tls(s, https, diag));
     let hosts = match (&s.hosts, &s.host) {
+        (hosts, host) if from_url.is_some() => {
+            for n in [hosts, host].into_iter().flatten() {
+                diag.warn(
+                    &n.path,
+                    "ignored: proxy or url is given (Patroni uses it first)",
+                );
+            }
+            from_url
+        }
         (Some(hosts), host) => {
             if let Some(host) = host {
                 diag.warn(&host.path, "ignored: hosts is given too");
@@ -212,6 +244,42 @@ fn endpoint(v: &Value, path: &KeyPath, diag: &mut Diag) -> Option<HostPort> {
         }
     }
     scalar::host_port(v, path, diag, Some(ETCD_PORT))
+}
+
+/// `url` or `proxy`: `http(s)://host[:port]`; the scheme must agree with `protocol` when
+/// both are given. `(endpoint, https)`.
+fn url(
+    n: &Node,
+    s: &RawEtcd,
+    protocol_https: Option<bool>,
+    diag: &mut Diag,
+) -> Option<(HostPort, bool)> {
+    let allowed = "a URL such as http://127.0.0.1:2379 or https://etcd1:2379";
+    let Value::String(text) = &n.value else {
+        diag.problem(&n.path, found(&n.value), allowed);
+        return None;
+    };
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let (https, rest) = if lower.starts_with("https://") {
+        (true, &t[8..])
+    } else if lower.starts_with("http://") {
+        (false, &t[7..])
+    } else {
+        diag.problem(&n.path, found(&n.value), allowed);
+        return None;
+    };
+    if s.protocol.is_some() && protocol_https.is_some_and(|p| p != https) {
+        diag.problem(
+            &n.path,
+            format!("{} whose scheme contradicts protocol", found(&n.value)),
+            "the same scheme as protocol, or protocol removed",
+        );
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = scalar::host_port(&Value::from(authority), &n.path, diag, Some(ETCD_PORT))?;
+    Some((host, https))
 }
 
 /// `hosts`: a list, or Patroni's comma-separated string.

@@ -85,6 +85,11 @@ pub(crate) struct RawEtcd {
     pub(crate) key: Option<Node>,
     /// pgkeel's own: the password of an encrypted `key` (Patroni's etcd has none).
     pub(crate) key_password: Option<Node>,
+    pub(crate) url: Option<Node>,
+    pub(crate) proxy: Option<Node>,
+    pub(crate) use_proxies: Option<Node>,
+    pub(crate) srv: Option<Node>,
+    pub(crate) srv_suffix: Option<Node>,
 }
 
 #[derive(Debug)]
@@ -144,7 +149,7 @@ const OTHER_DCS: &[&str] = &["consul", "zookeeper", "kubernetes", "exhibitor", "
 
 const RESTAPI_UNSUPPORTED: &[&str] = &["request_queue_size", "server_tokens"];
 
-const ETCD_UNSUPPORTED: &[&str] = &["srv", "srv_suffix", "url", "proxy", "use_proxies"];
+const ETCD_UNSUPPORTED: &[&str] = &[];
 
 const POSTGRESQL_UNSUPPORTED: &[&str] = &["proxy_address"];
 
@@ -337,6 +342,11 @@ fn etcd(mut s: Section, diag: &mut Diag) -> RawEtcd {
         cert: s.take("cert"),
         key: s.take("key"),
         key_password: s.take("key_password"),
+        url: s.take("url"),
+        proxy: s.take("proxy"),
+        use_proxies: s.take("use_proxies"),
+        srv: s.take("srv"),
+        srv_suffix: s.take("srv_suffix"),
     };
     s.finish(ETCD_UNSUPPORTED, diag);
     e
