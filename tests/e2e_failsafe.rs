@@ -184,3 +184,69 @@ async fn a_lowered_retry_timeout_bounds_etcd_calls_and_a_demoted_leader_runs_rea
     .await;
     c.signal_etcd(Signal::Cont);
 }
+
+/// Acceptance `dcs_failsafe_mode`, "check primary is demoted when one replica is shut down
+/// and DCS is down": with etcd frozen, a replica's agent goes away (nothing listens at its
+/// API any more). That member certainly cannot confirm the leader, so the leader demotes
+/// at once, as Patroni's check_failsafe_topology does, not at its lease's end (ttl 30 s
+/// here, Patroni's default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_agent_is_gone_ends_a_failsafe_leadership_at_once() {
+    let timing = Timing {
+        ttl: 30.0,
+        loop_wait: 2.0,
+        retry_timeout: 3.0,
+    };
+    let mut c = start_with("failsafegone", 3, timing, "failsafe_mode: true\n", &[]);
+    let leader = must(&c, c.wait_healthy(3, BOOT).await);
+    let li = c.index_of(&leader).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "/failsafe lists every member",
+        || {
+            let c = &c;
+            async move {
+                let f = c.load().await?.failsafe.unwrap_or_default();
+                anyhow::ensure!(f.len() == 3, "{f:?}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    c.signal_etcd(Signal::Stop);
+    // The leader keeps its writes while every member confirms it.
+    let w = Writer::start(c.nodes[li].dsn()).await;
+    must(&c, w.wait_for_more(20, Duration::from_secs(20)).await);
+    let _ = w.stop().await;
+    let ri = (0..3).find(|&i| i != li).unwrap();
+    c.signal_agent(ri, Signal::Kill);
+    c.reap_agent(ri);
+    let cut_at = Instant::now();
+    let stopped_after = loop {
+        if write_once(&c.nodes[li].dsn()).await.is_err() {
+            break cut_at.elapsed();
+        }
+        if cut_at.elapsed() > Duration::from_secs(40) {
+            dump_logs(&c);
+            panic!("the leader still takes writes 40 s after a member's agent went away");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "the leader stopped taking writes {stopped_after:?} after a member's agent went away"
+    );
+    // Patroni's bound in the feature is 12 s; the lease would have run for up to 30 s.
+    assert!(
+        stopped_after < Duration::from_secs(12),
+        "the leader stopped taking writes only {stopped_after:?} after a member's agent went away"
+    );
+    let log = std::fs::read_to_string(&c.nodes[li].log).unwrap_or_default();
+    assert!(
+        log.contains("demoting self because DCS is not accessible and I was a leader"),
+        "Patroni's words missing from the leader's log"
+    );
+    c.signal_etcd(Signal::Cont);
+    let started = c.start_agent(ri);
+    must(&c, started);
+    must(&c, c.wait_healthy(3, Duration::from_secs(120)).await);
+}

@@ -46,13 +46,13 @@ pub trait Env: Send + Sync + 'static {
         api_url: &str,
         timeout: Duration,
     ) -> impl Future<Output = Option<Value>> + Send;
-    /// `POST /failsafe` to a member; `true` when it answered 200.
+    /// `POST /failsafe` to a member.
     fn post_failsafe(
         &self,
         url: &str,
         body: &Value,
         timeout: Duration,
-    ) -> impl Future<Output = bool> + Send;
+    ) -> impl Future<Output = pgkeel_core::observation::FailsafeAnswer> + Send;
     fn wall_clock(&self) -> SystemTime;
     /// Runs a callback command with `ACTION ROLE SCOPE` appended, without waiting (the
     /// simulator runs none).
@@ -162,14 +162,23 @@ impl Env for RealEnv {
         resp.json().await.ok()
     }
 
-    async fn post_failsafe(&self, url: &str, body: &Value, timeout: Duration) -> bool {
+    async fn post_failsafe(
+        &self,
+        url: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> pgkeel_core::observation::FailsafeAnswer {
+        use pgkeel_core::observation::FailsafeAnswer;
         let mut req = self.http.post(url).json(body).timeout(timeout);
         if let Some((user, pass)) = &self.auth {
             req = req.basic_auth(user, pass.as_ref());
         }
-        req.send()
-            .await
-            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+        match req.send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::OK => FailsafeAnswer::Confirmed,
+            Ok(_) => FailsafeAnswer::Refused,
+            Err(e) if connection_refused(&e) => FailsafeAnswer::Refused,
+            Err(_) => FailsafeAnswer::NoAnswer,
+        }
     }
 
     fn wall_clock(&self) -> SystemTime {
@@ -217,4 +226,19 @@ impl Env for RealEnv {
             Ok(Ok(Ok(_))) => None,
         }
     }
+}
+
+/// Nothing listens at the address (ECONNREFUSED somewhere in the error's chain): the
+/// member's host answered for it.
+fn connection_refused(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }

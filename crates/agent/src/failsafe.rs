@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use pgkeel_core::cluster::Cluster;
 use pgkeel_core::config::effective_dynamic;
 use pgkeel_core::decide::keepalive_interval;
-use pgkeel_core::observation::{FailsafeRound, Observation};
+use pgkeel_core::observation::{FailsafeAnswer, FailsafeRound, Observation};
 use pgkeel_core::Config;
 use tokio_util::sync::CancellationToken;
 
@@ -131,16 +131,25 @@ async fn round<E: Env>(
             (name, confirmed)
         });
     }
-    let mut missing = Vec::new();
+    let (mut missing, mut refused) = (Vec::new(), Vec::new());
     while let Some(done) = asks.join_next().await {
         match done {
-            Ok((_, true)) => {}
-            Ok((name, false)) => missing.push(name),
+            Ok((_, FailsafeAnswer::Confirmed)) => {}
+            Ok((name, FailsafeAnswer::Refused)) => {
+                refused.push(name.clone());
+                missing.push(name);
+            }
+            Ok((name, FailsafeAnswer::NoAnswer)) => missing.push(name),
             Err(e) => missing.push(format!("(a request task failed: {e})")),
         }
     }
     missing.sort();
-    FailsafeRound { started, missing }
+    refused.sort();
+    FailsafeRound {
+        started,
+        missing,
+        refused,
+    }
 }
 
 /// `http://h:p/patroni` → `http://h:p/failsafe`.

@@ -201,6 +201,20 @@ pub struct FailsafeRound {
     pub started: Instant,
     /// Members that did not confirm (empty: all did).
     pub missing: Vec<String>,
+    /// Of those, the ones that certainly did not: they answered and said no, or nothing
+    /// listens at their API (connection refused). The others gave no answer in time.
+    pub refused: Vec<String>,
+}
+
+/// How a member answered one `POST /failsafe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailsafeAnswer {
+    /// 200: it confirms this leader.
+    Confirmed,
+    /// Another status, or its API refused the connection: it does not.
+    Refused,
+    /// No answer within the timeout (or a network error): unknown.
+    NoAnswer,
 }
 
 /// Everything `decide` needs, gathered by the runtime without deciding anything.

@@ -134,9 +134,15 @@ impl Env for SimEnv {
             .await
     }
 
-    async fn post_failsafe(&self, url: &str, body: &Value, timeout: Duration) -> bool {
+    async fn post_failsafe(
+        &self,
+        url: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> pgkeel_core::observation::FailsafeAnswer {
+        use pgkeel_core::observation::FailsafeAnswer;
         let Some(peer) = host_of(url).and_then(|h| self.world.node_of(h)) else {
-            return false;
+            return FailsafeAnswer::NoAnswer;
         };
         let bytes = body.to_string().into_bytes();
         self.world
@@ -150,7 +156,13 @@ impl Env for SimEnv {
                 )
             })
             .await
-            .unwrap_or(false)
+            .map_or(FailsafeAnswer::NoAnswer, |ok| {
+                if ok {
+                    FailsafeAnswer::Confirmed
+                } else {
+                    FailsafeAnswer::Refused
+                }
+            })
     }
 
     fn wall_clock(&self) -> SystemTime {

@@ -189,8 +189,23 @@ fn dcs_unreachable(ctx: &Ctx) -> Decision {
     let why = ctx.obs.dcs.as_ref().err().map_or("", String::as_str);
     if let Some(round) = &ctx.obs.failsafe_round {
         if fencing::may_be_writable(&ctx.obs.pg) {
-            // While the lease is provably alive nobody can take the key: a member that did
-            // not confirm matters only once the lease may be gone.
+            // A member that certainly does not confirm (it said no, or nothing listens at its
+            // API): Patroni's check_failsafe_topology fails, and the leader demotes at once.
+            if !round.refused.is_empty() {
+                return Decision::act(
+                    vec![Action::Stop {
+                        mode: StopMode::Immediate,
+                    }],
+                    format!(
+                        "demoting self because DCS is not accessible and I was a leader: I am {}, the DCS is unreachable ({why}) and {} did not confirm me (failsafe mode)",
+                        ctx.me(),
+                        round.refused.join(", ")
+                    ),
+                );
+            }
+            // One that gave no answer in time may be slow rather than gone: while the lease
+            // is provably alive nobody can take the key, so it matters only once the lease
+            // may be gone (a timeout under load must not cost the cluster its primary).
             if !round.missing.is_empty() && !lease_alive(&ctx.obs.lease, ctx.now) {
                 return Decision::act(
                     vec![Action::Stop {

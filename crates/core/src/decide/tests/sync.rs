@@ -343,6 +343,7 @@ fn failsafe_demotes_as_soon_as_a_member_does_not_confirm() {
         o.failsafe_round = Some(FailsafeRound {
             started: Instant::now(),
             missing: vec!["n3".into()],
+            refused: vec![],
         });
     });
     // Once the lease may be gone (renewed at t0, ttl 10 s, margin 2 s).
@@ -491,6 +492,7 @@ fn a_member_missing_from_a_round_does_not_matter_while_the_lease_lives() {
         o.failsafe_round = Some(FailsafeRound {
             started: Instant::now(),
             missing: vec!["n3".into()],
+            refused: vec![],
         });
     });
     let d = o.decide_at(Duration::from_secs(1));
@@ -528,5 +530,28 @@ fn in_on_mode_a_switchover_to_an_asynchronous_standby_is_dropped() {
         vec![Action::Stop {
             mode: StopMode::Fast
         }]
+    );
+}
+
+/// Patroni's check_failsafe_topology: a member that answers no, or whose API refuses the
+/// connection (its agent is down), ends the leadership at once; one that is only slow
+/// waits for the lease (the test above).
+#[test]
+fn a_member_that_refuses_the_leader_in_failsafe_ends_its_leadership_at_once() {
+    let o = failsafe(Obs::new("n1").primary(100)).with(|o, _| {
+        o.dcs = Err("etcd unavailable".into());
+        o.failsafe_round = Some(FailsafeRound {
+            started: Instant::now(),
+            missing: vec!["n2".into(), "n3".into()],
+            refused: vec!["n3".into()],
+        });
+    });
+    let d = o.decide_at(Duration::from_secs(1));
+    assert_eq!(d.actions, vec![stop_now()]);
+    assert!(
+        d.reason
+            .contains("demoting self because DCS is not accessible and I was a leader"),
+        "{}",
+        d.reason
     );
 }
