@@ -520,6 +520,25 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 }
             }
 
+            // Replication slots, as Patroni syncs them after each loop's HA step: not while
+            // the server is silent, and not without the cluster's view (failsafe later).
+            if let (PgView::Running(running), Ok(cluster)) = (&pg_now, &obs.dcs) {
+                if !silent_now {
+                    crate::slots::sync(
+                        &actor,
+                        &mut memory,
+                        crate::slots::Round {
+                            cluster,
+                            running,
+                            dynamic: &dynamic,
+                            holds_key: holds,
+                            failsafe_slots: None,
+                        },
+                    )
+                    .await;
+                }
+            }
+
             // After a change (a promotion, a start), or when the server stopped answering after
             // this loop's actions, decide again at once; otherwise wait.
             let mut request = None;

@@ -116,6 +116,16 @@ impl Pg {
     /// A fresh superuser connection to the local server over TCP, with the superuser's TLS
     /// options.
     pub(crate) async fn connect(&self, timeout: Duration) -> Result<Client, ConnectFailure> {
+        self.connect_to("postgres", timeout).await
+    }
+
+    /// A superuser connection to `dbname` on the local server (logical slots are made and
+    /// advanced in their own database).
+    pub(crate) async fn connect_to(
+        &self,
+        dbname: &str,
+        timeout: Duration,
+    ) -> Result<Client, ConnectFailure> {
         let s = self.settings();
         let tls = self.client_tls().map_err(ConnectFailure::Other)?;
         let (name, addr) = self.local_host();
@@ -123,7 +133,7 @@ impl Pg {
         cfg.host(&name)
             .port(s.port)
             .user(&s.superuser.username)
-            .dbname("postgres")
+            .dbname(dbname)
             .application_name("pgkeel")
             .options(SESSION_OPTIONS)
             .connect_timeout(timeout);

@@ -15,6 +15,7 @@ pub use config::{
     valid_slot_name, PermanentSlot, SlotMatcher, SlotsConfig, DEFAULT_MEMBER_SLOTS_TTL,
 };
 pub use plan::{
-    plan, status_slots, wanted, LocalSlot, SlotAction, SlotMember, SlotPlan, SlotView, Wanted,
+    lsn_value, plan, status_slots, wanted, LocalSlot, SlotAction, SlotMember, SlotPlan, SlotView,
+    Wanted,
 };
 pub use retain::Retention;

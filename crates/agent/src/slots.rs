@@ -1,0 +1,167 @@
+//! Executing the slot plan once per loop: list the local slots, ask
+//! [`pgkeel_core::slots::plan`] what to do, do it, and on the leader publish the positions
+//! (`/status.slots`) and the retained member slots (`/status.retain_slots`).
+
+use std::collections::BTreeMap;
+
+use pgkeel_core::cluster::Cluster;
+use pgkeel_core::config::DynamicConfig;
+use pgkeel_core::dcs_values::StatusValue;
+use pgkeel_core::observation::Running;
+use pgkeel_core::slots::{self, Retention, SlotAction, SlotView, SlotsConfig};
+use pgkeel_dcs::Dcs;
+use pgkeel_pg::Postgres;
+
+use crate::act::{Actor, Memory};
+use crate::env::Env;
+
+/// What the runtime keeps between loops about slots.
+#[derive(Debug, Default)]
+pub(crate) struct SlotState {
+    retention: Retention,
+    /// What this leader last computed for `/status` (`slots`, `retain_slots`): a
+    /// `WriteStatus` carries it.
+    pub status: Option<(BTreeMap<String, u64>, Vec<String>)>,
+    /// The problems last logged, so that each is said once while it lasts.
+    said: Vec<String>,
+}
+
+impl SlotState {
+    /// `/status` for a leader at `optime`: its own slot name at that position too, as
+    /// Patroni publishes it.
+    pub fn status_value(&self, me: &str, optime: u64) -> StatusValue {
+        let known = self.status.is_some();
+        let (mut slots, retain) = self.status.clone().unwrap_or_default();
+        if known {
+            slots.insert(pgkeel_core::action::slot_name(me), optime);
+        }
+        StatusValue {
+            optime,
+            slots: slots.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            retain_slots: retain,
+        }
+    }
+}
+
+/// Per-loop inputs.
+pub(crate) struct Round<'a> {
+    pub cluster: &'a Cluster,
+    pub running: &'a Running,
+    pub dynamic: &'a DynamicConfig,
+    /// I hold the leader key with a live lease.
+    pub holds_key: bool,
+    /// In failsafe mode with the DCS away: the leader's positions from its `/failsafe` POST.
+    pub failsafe_slots: Option<BTreeMap<String, u64>>,
+}
+
+/// One loop's slot work. Never fails the loop: each failed step is logged and tried again
+/// on the next one.
+pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, round: Round<'_>) {
+    let me = actor.cfg.name.as_str();
+    let primary = !round.running.in_recovery;
+    if !(round.holds_key && primary) {
+        memory.slots.retention.reset();
+        memory.slots.status = None;
+    }
+    // Without `/config` nothing says which slots are permanent: touch nothing (Patroni).
+    if round.cluster.config.is_none() {
+        return;
+    }
+    let cfg = SlotsConfig::from_dynamic(&round.dynamic.json);
+    let mut view = SlotView::from_cluster(
+        round.cluster,
+        me,
+        &actor.cfg.tags,
+        primary,
+        round.dynamic.use_slots,
+    );
+    view.replay_lsn = round.running.replayed.map(|l| l.0);
+    if let Some(s) = round.failsafe_slots {
+        view.status_slots = s;
+    }
+    let local = match actor.pg.list_slots().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("replication slots not synchronized: {e:#}");
+            return;
+        }
+    };
+    let plan = slots::plan(&view, &cfg, &local);
+    if plan.problems != memory.slots.said {
+        for p in &plan.problems {
+            tracing::error!("replication slots: {p}");
+        }
+        memory.slots.said = plan.problems.clone();
+    }
+    let mut changed = false;
+    for action in &plan.actions {
+        if let SlotAction::CopyLogical { name, .. } = action {
+            // Copying a logical slot into a standby needs its files from the primary and a
+            // restart (Patroni's copy_logical_slots); not done yet: said once.
+            let note = format!(
+                "permanent logical slot {name:?} is not copied to this replica (not supported yet)"
+            );
+            if !memory.slots.said.contains(&note) {
+                tracing::warn!("{note}");
+                memory.slots.said.push(note);
+            }
+            continue;
+        }
+        match actor.pg.apply_slot(action).await {
+            Ok(()) => changed = true,
+            Err(e) => tracing::error!("{e:#}"),
+        }
+    }
+    if !(round.holds_key && primary) {
+        return;
+    }
+    let local = if changed {
+        actor.pg.list_slots().await.unwrap_or(local)
+    } else {
+        local
+    };
+    let wal = round.running.wal_position.0;
+    let mut status = slots::status_slots(&view, &cfg, &plan.wanted, &local, wal);
+    let stored_retain = round
+        .cluster
+        .status
+        .as_ref()
+        .map(|s| s.retain_slots.clone())
+        .unwrap_or_default();
+    let retain = memory.slots.retention.update(
+        me,
+        &view.members,
+        &status,
+        &stored_retain,
+        &cfg,
+        crate::clock::now(),
+    );
+    status.remove(&pgkeel_core::action::slot_name(me));
+    memory.slots.status = Some((status, retain));
+    // Written when what the replicas read from it changed; a moving optime alone is the
+    // decision's `WriteStatus`.
+    let stored = round.cluster.status.as_ref();
+    let mine = pgkeel_core::action::slot_name(me);
+    let stored_slots: BTreeMap<String, u64> = stored
+        .map(|s| {
+            s.slots
+                .iter()
+                .filter(|(k, _)| **k != mine)
+                .filter_map(|(k, v)| Some((k.clone(), slots::lsn_value(v)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // My own name is left out of both comparisons: its position is the optime, and every
+    // `WriteStatus` carries it in `retain_slots` (it matters only once I have left).
+    let others = |names: &[String]| -> Vec<String> {
+        names.iter().filter(|n| **n != mine).cloned().collect()
+    };
+    let (want_slots, want_retain) = memory.slots.status.as_ref().expect("just set");
+    let stored_retain = others(stored.map_or(&[][..], |s| &s.retain_slots[..]));
+    if stored_slots != *want_slots || stored_retain != others(want_retain) {
+        let value = memory.slots.status_value(me, wal);
+        if let Err(e) = actor.dcs.write_status(me, &value).await {
+            tracing::warn!("could not write /status: {e}");
+        }
+    }
+}
