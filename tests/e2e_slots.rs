@@ -3,7 +3,8 @@
 //! and kept in step with the leader's positions from `/status`; every member's slot on
 //! every node; unknown slots dropped, `ignore_slots` ones kept; `/status` carrying `slots`
 //! and `retain_slots`; a departed member's slot kept for `member_slots_ttl`, then dropped;
-//! `PATCH /config` with a `null` entry removing a slot; a bad entry refused naming it.
+//! `PATCH /config` with a `null` entry removing a slot; a bad entry refused naming it;
+//! a permanent logical slot copied to the replicas and advanced there.
 
 mod common;
 
@@ -195,6 +196,44 @@ async fn permanent_member_and_retained_slots_as_patroni_keeps_them() {
                 Ok(())
             }
         })
+        .await;
+    }
+
+    // The permanent logical slot is copied to the replicas (PostgreSQL 15 has no slot
+    // synchronization) and follows the leader's confirmed position once consumed there.
+    lc.execute(
+        "SELECT count(*) FROM pg_logical_slot_get_changes('test_logical', NULL, NULL)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let target: String = lc
+        .query_one(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'test_logical'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for i in (0..3).filter(|&i| i != li) {
+        let dsn = c.nodes[i].dsn();
+        let target = target.clone();
+        eventually(
+            Duration::from_secs(60),
+            "test_logical copied and in sync",
+            || {
+                let (dsn, target) = (dsn.clone(), target.clone());
+                async move {
+                    let s = slots(&dsn).await?;
+                    let l = s
+                        .get("test_logical")
+                        .ok_or_else(|| anyhow::anyhow!("{s:?}"))?;
+                    anyhow::ensure!(l.0 == "logical" && l.1 == "test_decoding", "{l:?}");
+                    anyhow::ensure!(l.3 == target, "{} != {target}", l.3);
+                    Ok(())
+                }
+            },
+        )
         .await;
     }
 

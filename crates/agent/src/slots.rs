@@ -24,6 +24,65 @@ pub(crate) struct SlotState {
     pub status: Option<(BTreeMap<String, u64>, Vec<String>)>,
     /// The problems last logged, so that each is said once while it lasts.
     said: Vec<String>,
+    /// When logical slots were last copied here: a copy that did not make the slot appear
+    /// is not tried again (with its restart) before [`COPY_RETRY`].
+    copied_at: Option<std::time::Instant>,
+}
+
+/// How long after a copy of logical slots (a restart of this replica) the next may come.
+const COPY_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Patroni's `copy_logical_slots`: the permanent logical slots this replica lacks are read
+/// from the primary (their state files), PostgreSQL is stopped, the files installed, and
+/// PostgreSQL started again as the leader's replica. The copies are advanced from `/status`
+/// positions from then on.
+async fn copy_logical<E: Env>(
+    actor: &Actor<'_, E>,
+    memory: &mut Memory,
+    cluster: &Cluster,
+    use_slots: bool,
+    names: &[String],
+) {
+    let now = crate::clock::now();
+    if memory
+        .slots
+        .copied_at
+        .is_some_and(|at| now.saturating_duration_since(at) < COPY_RETRY)
+    {
+        return;
+    }
+    let me = actor.cfg.name.as_str();
+    let Some(upstream) = pgkeel_core::admin::restart::leader_upstream(Some(cluster), me, use_slots)
+    else {
+        return;
+    };
+    let copies = match actor
+        .pg
+        .read_primary_slots(&upstream.host, upstream.port, names)
+        .await
+    {
+        Ok(c) if c.is_empty() => return,
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("copying logical slots {names:?} from the primary: {e:#}");
+            return;
+        }
+    };
+    memory.slots.copied_at = Some(now);
+    tracing::info!(
+        "copying logical slots {:?} from the primary: restarting PostgreSQL",
+        copies.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+    );
+    if let Err(e) = actor.pg.stop(pgkeel_core::StopMode::Fast).await {
+        tracing::error!("copying logical slots: stopping PostgreSQL failed: {e:#}");
+        return;
+    }
+    if let Err(e) = actor.pg.install_slots(&copies) {
+        tracing::error!("copying logical slots: {e:#}");
+    }
+    if let Err(e) = actor.pg.start_replica(Some(&upstream)).await {
+        tracing::error!("copying logical slots: starting PostgreSQL again failed: {e:#}");
+    }
 }
 
 impl SlotState {
@@ -76,8 +135,8 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
         round.dynamic.use_slots,
     );
     view.replay_lsn = round.running.replayed.map(|l| l.0);
-    if let Some(s) = round.failsafe_slots {
-        view.status_slots = s;
+    if let Some(s) = &round.failsafe_slots {
+        view.status_slots = s.clone();
     }
     let local = match actor.pg.list_slots().await {
         Ok(l) => l,
@@ -94,23 +153,19 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
         memory.slots.said = plan.problems.clone();
     }
     let mut changed = false;
+    let mut copy = Vec::new();
     for action in &plan.actions {
         if let SlotAction::CopyLogical { name, .. } = action {
-            // Copying a logical slot into a standby needs its files from the primary and a
-            // restart (Patroni's copy_logical_slots); not done yet: said once.
-            let note = format!(
-                "permanent logical slot {name:?} is not copied to this replica (not supported yet)"
-            );
-            if !memory.slots.said.contains(&note) {
-                tracing::warn!("{note}");
-                memory.slots.said.push(note);
-            }
+            copy.push(name.clone());
             continue;
         }
         match actor.pg.apply_slot(action).await {
             Ok(()) => changed = true,
             Err(e) => tracing::error!("{e:#}"),
         }
+    }
+    if !copy.is_empty() && round.failsafe_slots.is_none() {
+        copy_logical(actor, memory, round.cluster, round.dynamic.use_slots, &copy).await;
     }
     if !(round.holds_key && primary) {
         return;

@@ -10,7 +10,7 @@ use pgkeel_core::guc::GucCatalog;
 use pgkeel_core::observation::PgView;
 use pgkeel_core::slots::{LocalSlot, SlotAction};
 
-use crate::{Pg, PgDetails, SyncRepState};
+use crate::{Pg, PgDetails, SlotCopy, SyncRepState};
 
 type R<T> = anyhow::Result<T>;
 
@@ -60,6 +60,21 @@ pub trait Postgres: Send + Sync + 'static {
     fn apply_slot(&self, action: &SlotAction) -> impl Future<Output = R<()>> + Send {
         let _ = action;
         async { Ok(()) }
+    }
+    /// The logical slots `names` of the primary at `host:port`, with their state files.
+    fn read_primary_slots(
+        &self,
+        host: &str,
+        port: u16,
+        names: &[String],
+    ) -> impl Future<Output = R<Vec<SlotCopy>>> + Send {
+        let _ = (host, port, names);
+        async { Ok(Vec::new()) }
+    }
+    /// Installs copied slots into the stopped server's data directory.
+    fn install_slots(&self, slots: &[SlotCopy]) -> R<()> {
+        let _ = slots;
+        Ok(())
     }
     /// The running server's parameter definitions (`pg_settings`); `None` from a model
     /// that has none, whose parameters are then checked only for their shape.
@@ -158,6 +173,17 @@ impl Postgres for Pg {
     }
     async fn apply_slot(&self, action: &SlotAction) -> R<()> {
         Pg::apply_slot(self, action).await
+    }
+    async fn read_primary_slots(
+        &self,
+        host: &str,
+        port: u16,
+        names: &[String],
+    ) -> R<Vec<SlotCopy>> {
+        Pg::read_primary_slots(self, host, port, names).await
+    }
+    fn install_slots(&self, slots: &[SlotCopy]) -> R<()> {
+        Pg::install_slots(self, slots)
     }
     async fn parameter_catalog(&self) -> R<Option<GucCatalog>> {
         Pg::parameter_catalog(self).await.map(Some)

@@ -265,3 +265,106 @@ impl Pg {
 fn bounded<T>(what: &str, r: Result<T, tokio::time::error::Elapsed>) -> anyhow::Result<T> {
     r.map_err(|_| anyhow::anyhow!("{what}: no answer within {SLOT_WORK_TIMEOUT:?}"))
 }
+
+/// A logical slot as the primary has it, ready to be installed on a standby: its state
+/// file (`pg_replslot/<name>/state`) read through `pg_read_binary_file`.
+#[derive(Debug, Clone)]
+pub struct SlotCopy {
+    pub name: String,
+    pub database: String,
+    pub plugin: String,
+    pub state: Vec<u8>,
+}
+
+impl Pg {
+    /// Reads the state files of the logical slots `names` on the primary at `host:port`
+    /// (Patroni's `copy_logical_slots`). Slots the primary does not have are left out.
+    pub async fn read_primary_slots(
+        &self,
+        host: &str,
+        port: u16,
+        names: &[String],
+    ) -> anyhow::Result<Vec<SlotCopy>> {
+        use crate::status::ConnectFailure;
+        let client = match self
+            .connect_at(Some((host, port)), "postgres", OBSERVE_TIMEOUT)
+            .await
+        {
+            Ok(c) => c,
+            Err(ConnectFailure::Other(e)) => return Err(e),
+            Err(_) => anyhow::bail!("the primary at {host}:{port} does not accept connections"),
+        };
+        let rows = bounded(
+            "reading logical slots on the primary",
+            tokio::time::timeout(
+                SLOT_WORK_TIMEOUT,
+                client.query(
+                    "SELECT slot_name::text, datname::text, plugin::text, \
+                     pg_catalog.pg_read_binary_file('pg_replslot/' || slot_name || '/state') \
+                     FROM pg_catalog.pg_get_replication_slots() \
+                     JOIN pg_catalog.pg_database ON datoid = oid \
+                     WHERE NOT pg_catalog.pg_is_in_recovery() AND slot_type = 'logical' \
+                     AND slot_name = ANY($1)",
+                    &[&names],
+                ),
+            )
+            .await,
+        )?
+        .context("reading logical slots on the primary")?;
+        rows.iter()
+            .map(|r| {
+                Ok(SlotCopy {
+                    name: r.try_get(0)?,
+                    database: r.try_get(1)?,
+                    plugin: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Installs `slots` into the stopped server's `pg_replslot` (each written to a
+    /// temporary directory, synced, then renamed into place), owned by the data
+    /// directory's owner. PostgreSQL loads them when it starts.
+    pub fn install_slots(&self, slots: &[SlotCopy]) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let owner = self.owner()?;
+        let base = self.data_dir().join("pg_replslot");
+        for s in slots {
+            anyhow::ensure!(
+                pgkeel_core::slots::valid_slot_name(&s.name),
+                "refusing to install a slot named {:?}",
+                s.name
+            );
+            let dir = base.join(&s.name);
+            let tmp = base.join(format!("{}.tmp", s.name));
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp)
+                    .with_context(|| format!("removing {}", tmp.display()))?;
+            }
+            owner.create_dir(&tmp)?;
+            let file = tmp.join("state");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            f.write_all(&s.state)?;
+            f.sync_all()?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            owner.chown(&file)?;
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            std::fs::rename(&tmp, &dir)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), dir.display()))?;
+            std::fs::File::open(&dir)?.sync_all()?;
+            tracing::info!(slot = %s.name, database = %s.database, plugin = %s.plugin, "copied logical replication slot from the primary");
+        }
+        std::fs::File::open(&base)?.sync_all()?;
+        Ok(())
+    }
+}

@@ -126,12 +126,29 @@ impl Pg {
         dbname: &str,
         timeout: Duration,
     ) -> Result<Client, ConnectFailure> {
+        self.connect_at(None, dbname, timeout).await
+    }
+
+    /// A superuser connection to `dbname` on `remote` (`host`, `port`: another member's
+    /// server, e.g. the leader a replica copies slots from), or on the local server.
+    pub(crate) async fn connect_at(
+        &self,
+        remote: Option<(&str, u16)>,
+        dbname: &str,
+        timeout: Duration,
+    ) -> Result<Client, ConnectFailure> {
         let s = self.settings();
         let tls = self.client_tls().map_err(ConnectFailure::Other)?;
-        let (name, addr) = self.local_host();
+        let (name, addr, port) = match remote {
+            Some((host, port)) => (host.to_string(), host.parse().ok(), port),
+            None => {
+                let (name, addr) = self.local_host();
+                (name, addr, s.port)
+            }
+        };
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&name)
-            .port(s.port)
+            .port(port)
             .user(&s.superuser.username)
             .dbname(dbname)
             .application_name("pgkeel")
@@ -166,7 +183,7 @@ impl Pg {
                 }
                 let mut why = anyhow::Error::new(e).context(format!(
                     "connecting to PostgreSQL at {name}:{} ({}) as {} with sslmode {}",
-                    s.port,
+                    port,
                     addr.map_or_else(|| name.clone(), |a| a.to_string()),
                     s.superuser.username,
                     s.superuser.conn.mode().as_str(),
