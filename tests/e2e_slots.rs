@@ -300,3 +300,123 @@ async fn permanent_member_and_retained_slots_as_patroni_keeps_them() {
     let st = c.load().await.unwrap().status.unwrap();
     assert!(!st.retain_slots.contains(&gone), "{st:?}");
 }
+
+/// `restart_lsn` and `confirmed_flush_lsn` of the slots `test_physical` and `test_logical`.
+async fn positions(dsn: &str) -> anyhow::Result<(String, String)> {
+    let s = slots(dsn).await?;
+    let p = s
+        .get("test_physical")
+        .map(|v| v.2.clone())
+        .unwrap_or_default();
+    let l = s
+        .get("test_logical")
+        .map(|v| v.3.clone())
+        .unwrap_or_default();
+    Ok((p, l))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_slots_follow_the_leader_while_the_dcs_is_down() {
+    let c = start_opts("slotsfs", 2, Timing::default(), |o| {
+        o.pg_parameters = vec![("wal_level".into(), "logical".into())];
+        o.dcs_extra = "failsafe_mode: true\n".into();
+    });
+    let leader = must(&c, c.wait_healthy(2, BOOT).await);
+    let li = c.index_of(&leader).unwrap();
+    let ri = 1 - li;
+    let (code, text) = patch(
+        &c.nodes[li].api_url(),
+        json!({"slots": {
+            "test_physical": 0,
+            "test_logical": {"type": "logical", "database": "postgres", "plugin": "test_decoding"},
+        }}),
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    let (ldsn, rdsn) = (c.nodes[li].dsn(), c.nodes[ri].dsn());
+    eventually(Duration::from_secs(60), "both slots on the replica", || {
+        let rdsn = rdsn.clone();
+        async move {
+            let s = slots(&rdsn).await?;
+            anyhow::ensure!(
+                s.contains_key("test_physical") && s.contains_key("test_logical"),
+                "{s:?}"
+            );
+            Ok(())
+        }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "/failsafe lists both members",
+        || {
+            let c = &c;
+            async move {
+                let f = c.load().await?.failsafe.unwrap_or_default();
+                anyhow::ensure!(f.len() == 2, "{f:?}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+
+    c.signal_etcd(Signal::Stop);
+    let api = c.nodes[li].api_url();
+    eventually(
+        Duration::from_secs(30),
+        "failsafe mode active on the leader",
+        || {
+            let api = api.clone();
+            async move {
+                let body = reqwest::Client::new()
+                    .get(format!("{api}/primary"))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await?
+                    .text()
+                    .await?;
+                anyhow::ensure!(body.contains("failsafe_mode_is_active"), "{body}");
+                Ok(())
+            }
+        },
+    )
+    .await;
+    // The slots move on the leader; the replica's copies follow from the leader's
+    // `POST /failsafe` positions, with no DCS to read them from.
+    let lc = must(&c, connect(&ldsn).await);
+    lc.execute("CREATE TABLE during_outage AS SELECT 1 AS x", &[])
+        .await
+        .unwrap();
+    lc.execute(
+        "SELECT count(*) FROM pg_logical_slot_get_changes('test_logical', NULL, NULL)",
+        &[],
+    )
+    .await
+    .unwrap();
+    lc.execute(
+        "SELECT pg_replication_slot_advance('test_physical', pg_current_wal_lsn())",
+        &[],
+    )
+    .await
+    .unwrap();
+    let want = positions(&ldsn).await.unwrap();
+    // (A failure panics here; dropping the cluster ends the stopped etcd.)
+    {
+        let rdsn = rdsn.clone();
+        let want = want.clone();
+        eventually(
+            Duration::from_secs(30),
+            "slots in sync during the outage",
+            move || {
+                let (rdsn, want) = (rdsn.clone(), want.clone());
+                async move {
+                    let got = positions(&rdsn).await?;
+                    anyhow::ensure!(got == want, "{got:?} != {want:?}");
+                    Ok(())
+                }
+            },
+        )
+        .await;
+    }
+    c.signal_etcd(Signal::Cont);
+}

@@ -521,8 +521,24 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
             }
 
             // Replication slots, as Patroni syncs them after each loop's HA step: not while
-            // the server is silent, and not without the cluster's view (failsafe later).
-            if let (PgView::Running(running), Ok(cluster)) = (&pg_now, &obs.dcs) {
+            // the server is silent. With the DCS away only in failsafe mode (Patroni's
+            // `_sync_replication_slots(dcs_failed)`), from the last read, the replicas
+            // advancing their slots to the positions of the leader's last `POST /failsafe`.
+            let dcs_ok = obs.dcs.is_ok();
+            let slot_cluster = match &obs.dcs {
+                Ok(c) => Some(c),
+                Err(_) if dynamic.failsafe_mode => last_cluster.as_ref(),
+                Err(_) => None,
+            };
+            if let (PgView::Running(running), Some(cluster)) = (&pg_now, slot_cluster) {
+                let failsafe_slots = if dcs_ok {
+                    None
+                } else {
+                    failsafe_inbox
+                        .last()
+                        .filter(|c| clock::now() < c.hold_until(dynamic.ttl))
+                        .and_then(|c| c.slots)
+                };
                 if !silent_now {
                     crate::slots::sync(
                         &actor,
@@ -532,7 +548,8 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                             running,
                             dynamic: &dynamic,
                             holds_key: holds,
-                            failsafe_slots: None,
+                            dcs_ok,
+                            failsafe_slots,
                         },
                     )
                     .await;

@@ -109,6 +109,8 @@ pub(crate) struct Round<'a> {
     pub dynamic: &'a DynamicConfig,
     /// I hold the leader key with a live lease.
     pub holds_key: bool,
+    /// `cluster` is this loop's DCS read (not the last one kept through an outage).
+    pub dcs_ok: bool,
     /// In failsafe mode with the DCS away: the leader's positions from its `/failsafe` POST.
     pub failsafe_slots: Option<BTreeMap<String, u64>>,
 }
@@ -118,7 +120,9 @@ pub(crate) struct Round<'a> {
 pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, round: Round<'_>) {
     let me = actor.cfg.name.as_str();
     let primary = !round.running.in_recovery;
-    if !(round.holds_key && primary) {
+    // With the DCS away (failsafe mode) leadership is not what the last read said: what
+    // the leader keeps for `/status` waits for the DCS to come back.
+    if round.dcs_ok && !(round.holds_key && primary) {
         memory.slots.retention.reset();
         memory.slots.status = None;
     }
@@ -164,10 +168,10 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
             Err(e) => tracing::error!("{e:#}"),
         }
     }
-    if !copy.is_empty() && round.failsafe_slots.is_none() {
+    if !copy.is_empty() && round.dcs_ok {
         copy_logical(actor, memory, round.cluster, round.dynamic.use_slots, &copy).await;
     }
-    if !(round.holds_key && primary) {
+    if !primary {
         return;
     }
     let local = if changed {
@@ -177,6 +181,10 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
     };
     let wal = round.running.wal_position.0;
     let mut status = slots::status_slots(&view, &cfg, &plan.wanted, &local, wal);
+    actor.shared.set_failsafe_slots(status.clone());
+    if !(round.dcs_ok && round.holds_key) {
+        return;
+    }
     let stored_retain = round
         .cluster
         .status
