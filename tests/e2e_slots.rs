@@ -4,7 +4,8 @@
 //! every node; unknown slots dropped, `ignore_slots` ones kept; `/status` carrying `slots`
 //! and `retain_slots`; a departed member's slot kept for `member_slots_ttl`, then dropped;
 //! `PATCH /config` with a `null` entry removing a slot; a bad entry refused naming it;
-//! a permanent logical slot copied to the replicas and advanced there.
+//! a permanent logical slot copied to the replicas and advanced there; the WAL each slot
+//! retains in `/metrics`.
 
 mod common;
 
@@ -133,6 +134,31 @@ async fn permanent_member_and_retained_slots_as_patroni_keeps_them() {
             for n in &names {
                 anyhow::ensure!(st.slots.contains_key(&slot_name(n)), "{st:?}");
                 anyhow::ensure!(st.retain_slots.contains(&slot_name(n)), "{st:?}");
+            }
+            Ok(())
+        }
+    })
+    .await;
+
+    // /metrics: the WAL each slot retains.
+    eventually(WAIT, "/metrics per-slot retained WAL", || {
+        let api = api.clone();
+        async move {
+            let text = reqwest::Client::new()
+                .get(format!("{api}/metrics"))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await?
+                .text()
+                .await?;
+            for (slot, kind) in [("test_physical", "physical"), ("test_logical", "logical")] {
+                let want = format!("slot=\"{slot}\",type=\"{kind}\"}} ");
+                anyhow::ensure!(
+                    text.lines()
+                        .any(|l| l.starts_with("pgkeel_replication_slot_retained_bytes{")
+                            && l.contains(&want)),
+                    "no {want} in {text}"
+                );
             }
             Ok(())
         }

@@ -27,6 +27,8 @@ pub(crate) struct SlotState {
     /// When logical slots were last copied here: a copy that did not make the slot appear
     /// is not tried again (with its restart) before [`COPY_RETRY`].
     copied_at: Option<std::time::Instant>,
+    /// The WAL each local slot holds back, as of the last list (for `/metrics`).
+    pub retained: Vec<pgkeel_api::SlotRetained>,
 }
 
 /// How long after a copy of logical slots (a restart of this replica) the next may come.
@@ -149,6 +151,17 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
             return;
         }
     };
+    let wal = round.running.wal_position.0;
+    memory.slots.retained = local
+        .iter()
+        .filter_map(|s| {
+            Some(pgkeel_api::SlotRetained {
+                name: s.name.clone(),
+                kind: s.kind().to_string(),
+                bytes: wal.saturating_sub(s.restart_lsn?),
+            })
+        })
+        .collect();
     let plan = slots::plan(&view, &cfg, &local);
     if plan.problems != memory.slots.said {
         for p in &plan.problems {
@@ -179,7 +192,6 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
     } else {
         local
     };
-    let wal = round.running.wal_position.0;
     let mut status = slots::status_slots(&view, &cfg, &plan.wanted, &local, wal);
     actor.shared.set_failsafe_slots(status.clone());
     if !(round.dcs_ok && round.holds_key) {
