@@ -120,6 +120,24 @@ async fn permanent_member_and_retained_slots_as_patroni_keeps_them() {
         .await;
     }
 
+    // A node that keeps copies of permanent logical slots runs with hot_standby_feedback.
+    for i in (0..3).filter(|&i| i != li) {
+        let dsn = c.nodes[i].dsn();
+        eventually(WAIT, "hot_standby_feedback on a replica", || {
+            let dsn = dsn.clone();
+            async move {
+                let v: String = connect(&dsn)
+                    .await?
+                    .query_one("SHOW hot_standby_feedback", &[])
+                    .await?
+                    .get(0);
+                anyhow::ensure!(v == "on", "{v}");
+                Ok(())
+            }
+        })
+        .await;
+    }
+
     // /status: slots with positions (the permanent ones and every member's, the leader's
     // own at its WAL position) and retain_slots naming the members.
     eventually(WAIT, "/status slots and retain_slots", || {

@@ -24,9 +24,9 @@ pub(crate) struct SlotState {
     pub status: Option<(BTreeMap<String, u64>, Vec<String>)>,
     /// The problems last logged, so that each is said once while it lasts.
     said: Vec<String>,
-    /// When logical slots were last copied here: a copy that did not make the slot appear
-    /// is not tried again (with its restart) before [`COPY_RETRY`].
-    copied_at: Option<std::time::Instant>,
+    /// When each logical slot was last copied here: a copy that did not make the slot
+    /// appear is not tried again (with its restart) before [`COPY_RETRY`].
+    copied_at: BTreeMap<String, std::time::Instant>,
     /// The WAL each local slot holds back, as of the last list (for `/metrics`).
     pub retained: Vec<pgkeel_api::SlotRetained>,
 }
@@ -46,13 +46,19 @@ async fn copy_logical<E: Env>(
     names: &[String],
 ) {
     let now = crate::clock::now();
-    if memory
+    memory
         .slots
         .copied_at
-        .is_some_and(|at| now.saturating_duration_since(at) < COPY_RETRY)
-    {
+        .retain(|_, at| now.saturating_duration_since(*at) < COPY_RETRY);
+    let names: Vec<String> = names
+        .iter()
+        .filter(|n| !memory.slots.copied_at.contains_key(*n))
+        .cloned()
+        .collect();
+    if names.is_empty() {
         return;
     }
+    let names = &names[..];
     let me = actor.cfg.name.as_str();
     let Some(upstream) = pgkeel_core::admin::restart::leader_upstream(Some(cluster), me, use_slots)
     else {
@@ -70,7 +76,9 @@ async fn copy_logical<E: Env>(
             return;
         }
     };
-    memory.slots.copied_at = Some(now);
+    for c in &copies {
+        memory.slots.copied_at.insert(c.name.clone(), now);
+    }
     tracing::info!(
         "copying logical slots {:?} from the primary: restarting PostgreSQL",
         copies.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()

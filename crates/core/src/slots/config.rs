@@ -285,3 +285,47 @@ mod tests {
         assert!(c.invalid[4].1.contains("type"));
     }
 }
+
+/// Patroni's `should_enforce_hot_standby_feedback`, for this node's own slots: a node that
+/// keeps copies of permanent logical slots (slots on, a failover candidate that streams)
+/// runs with `hot_standby_feedback = on`, so that the primary keeps the catalog rows those
+/// slots need and a copy is usable after a failover. (Patroni also turns it on for an
+/// upstream of such a node; pgkeel's replicas all stream from the leader.)
+pub fn needs_hot_standby_feedback(
+    cfg: &SlotsConfig,
+    use_slots: bool,
+    tags: &crate::tags::Tags,
+) -> bool {
+    use_slots
+        && tags.may_promote()
+        && !crate::flag::is_on(tags.to_json().get("nostream"))
+        && cfg
+            .permanent
+            .values()
+            .any(|s| matches!(s, PermanentSlot::Logical { .. }))
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn hot_standby_feedback_where_logical_copies_are_kept() {
+        let logical = SlotsConfig::from_dynamic(
+            &json!({"slots": {"cdc": {"type": "logical", "database": "d", "plugin": "p"}}}),
+        );
+        let physical = SlotsConfig::from_dynamic(&json!({"slots": {"p": 0}}));
+        let tags = crate::tags::Tags::default();
+        assert!(needs_hot_standby_feedback(&logical, true, &tags));
+        assert!(!needs_hot_standby_feedback(&physical, true, &tags));
+        assert!(!needs_hot_standby_feedback(&logical, false, &tags));
+        let nofailover: crate::tags::Tags =
+            serde_json::from_value(json!({"nofailover": true})).unwrap();
+        assert!(!needs_hot_standby_feedback(&logical, true, &nofailover));
+        let nostream: crate::tags::Tags =
+            serde_json::from_value(json!({"nostream": true})).unwrap();
+        assert!(!needs_hot_standby_feedback(&logical, true, &nostream));
+    }
+}

@@ -12,7 +12,8 @@ mod retain;
 mod tests;
 
 pub use config::{
-    valid_slot_name, PermanentSlot, SlotMatcher, SlotsConfig, DEFAULT_MEMBER_SLOTS_TTL,
+    needs_hot_standby_feedback, valid_slot_name, PermanentSlot, SlotMatcher, SlotsConfig,
+    DEFAULT_MEMBER_SLOTS_TTL,
 };
 pub use plan::{
     lsn_value, plan, status_slots, wanted, LocalSlot, SlotAction, SlotMember, SlotPlan, SlotView,
