@@ -461,6 +461,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 )
                 .await;
             let acted = outcome.is_ok() && !decision.actions.is_empty();
+            // The slot step writes `/status` itself only when this loop's decision did not
+            // and every DCS call of it succeeded: one more call to a DCS that stopped
+            // answering would delay the next loop (and failsafe) by a retry_timeout.
+            let slot_status_write = outcome.is_ok()
+                && !decision
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, pgkeel_core::Action::WriteStatus { .. }));
             let changed_something =
                 outcome.is_ok() && decision.actions.iter().any(|a| !a.is_routine());
             match outcome {
@@ -549,6 +557,7 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                             dynamic: &dynamic,
                             holds_key: holds,
                             dcs_ok,
+                            may_write_status: slot_status_write,
                             failsafe_slots,
                         },
                     )

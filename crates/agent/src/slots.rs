@@ -121,6 +121,9 @@ pub(crate) struct Round<'a> {
     pub holds_key: bool,
     /// `cluster` is this loop's DCS read (not the last one kept through an outage).
     pub dcs_ok: bool,
+    /// `/status` may be written here if what replicas read from it changed (otherwise the
+    /// next `WriteStatus` of a decision carries it).
+    pub may_write_status: bool,
     /// In failsafe mode with the DCS away: the leader's positions from its `/failsafe` POST.
     pub failsafe_slots: Option<BTreeMap<String, u64>>,
 }
@@ -241,7 +244,9 @@ pub(crate) async fn sync<E: Env>(actor: &Actor<'_, E>, memory: &mut Memory, roun
     };
     let (want_slots, want_retain) = memory.slots.status.as_ref().expect("just set");
     let stored_retain = others(stored.map_or(&[][..], |s| &s.retain_slots[..]));
-    if stored_slots != *want_slots || stored_retain != others(want_retain) {
+    if round.may_write_status
+        && (stored_slots != *want_slots || stored_retain != others(want_retain))
+    {
         let value = memory.slots.status_value(me, wal);
         if let Err(e) = actor.dcs.write_status(me, &value).await {
             tracing::warn!("could not write /status: {e}");
