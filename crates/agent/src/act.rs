@@ -4,7 +4,6 @@
 use pgkeel_core::action::{Action, StopMode};
 use pgkeel_core::callbacks::{self, Cause};
 use pgkeel_core::cluster::Cluster;
-use pgkeel_core::dcs_values::StatusValue;
 use pgkeel_core::Config;
 use pgkeel_dcs::Dcs;
 use pgkeel_pg::Postgres;
@@ -72,6 +71,8 @@ pub(crate) struct Memory {
     /// The `synchronous_standby_names` value last seen on the primary, and the WAL position
     /// read when it was first seen (the "settled" mark of `pgkeel_core::sync::plan`).
     pub ssn_seen: Option<(String, pgkeel_core::Lsn)>,
+    /// Slot work between loops (retention of departed members' slots, `/status` slots).
+    pub slots: crate::slots::SlotState,
 }
 
 pub(crate) struct Actor<'a, E: Env> {
@@ -208,10 +209,7 @@ impl<E: Env> Actor<'_, E> {
                 self.shared.abandon(lease);
             }
             Action::WriteStatus { optime } => {
-                let status = StatusValue {
-                    optime: optime.0,
-                    ..Default::default()
-                };
+                let status = memory.slots.status_value(me, optime.0);
                 won(
                     self.dcs.write_status(me, &status).await,
                     "the leader key no longer names me",

@@ -91,7 +91,8 @@ pub(crate) async fn keep<E: Env>(
         let Some(targets) = targets else { continue };
         last_round = Some(clock::now());
         let timeout = every.clamp(Duration::from_millis(300), Duration::from_secs(2));
-        let r = round(&env, &cfg, &targets, lease.ttl, timeout).await;
+        let slots = shared.failsafe_slots();
+        let r = round(&env, &cfg, &targets, &slots, lease.ttl, timeout).await;
         if !r.missing.is_empty() {
             // One member did not confirm: it may race once its last confirmation is a ttl
             // old, so this round (recorded below) ends the reliance on confirmations.
@@ -109,6 +110,7 @@ async fn round<E: Env>(
     env: &Arc<E>,
     cfg: &Config,
     targets: &Targets,
+    slots: &std::collections::BTreeMap<String, u64>,
     ttl: Duration,
     timeout: Duration,
 ) -> FailsafeRound {
@@ -117,7 +119,9 @@ async fn round<E: Env>(
         "name": cfg.name,
         "conn_url": targets.conn_url,
         "api_url": cfg.restapi.api_url(),
-        "slots": {},
+        // Patroni's: every slot the primary has and its own name at its WAL position, so
+        // that replicas keep their copies of permanent slots moving while the DCS is away.
+        "slots": slots,
         // Members hold off racing for this long after answering (Patroni's leaders do not
         // send it; pgkeel's replicas then use their own ttl).
         "ttl": ttl.as_secs_f64(),

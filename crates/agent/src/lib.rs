@@ -29,6 +29,7 @@ mod reload;
 mod run;
 mod settings;
 mod shared;
+mod slots;
 pub mod tls;
 
 pub use env::{Env, RealEnv};

@@ -103,6 +103,7 @@ pub(crate) struct SnapshotInput<'a> {
 
 pub(crate) fn snapshot(i: SnapshotInput) -> NodeSnapshot {
     NodeSnapshot {
+        slots_retained: i.memory.slots.retained.clone(),
         name: i.cfg.name.clone(),
         scope: i.cfg.scope.clone(),
         version: VERSION.to_string(),

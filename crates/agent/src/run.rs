@@ -472,6 +472,14 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 )
                 .await;
             let acted = outcome.is_ok() && !decision.actions.is_empty();
+            // The slot step writes `/status` itself only when this loop's decision did not
+            // and every DCS call of it succeeded: one more call to a DCS that stopped
+            // answering would delay the next loop (and failsafe) by a retry_timeout.
+            let slot_status_write = outcome.is_ok()
+                && !decision
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, pgkeel_core::Action::WriteStatus { .. }));
             let changed_something =
                 outcome.is_ok() && decision.actions.iter().any(|a| !a.is_routine());
             match outcome {
@@ -528,6 +536,43 @@ pub async fn run_with<E: Env>(env: Arc<E>, cfg: Config, io: Io, stop: Stop) -> a
                 match dcs.touch_member(&cfg.name, &value, lease_id).await {
                     Ok(()) => published_member = key,
                     Err(e) => tracing::warn!("could not publish my member key: {e}"),
+                }
+            }
+
+            // Replication slots, as Patroni syncs them after each loop's HA step: not while
+            // the server is silent. With the DCS away only in failsafe mode (Patroni's
+            // `_sync_replication_slots(dcs_failed)`), from the last read, the replicas
+            // advancing their slots to the positions of the leader's last `POST /failsafe`.
+            let dcs_ok = obs.dcs.is_ok();
+            let slot_cluster = match &obs.dcs {
+                Ok(c) => Some(c),
+                Err(_) if dynamic.failsafe_mode => last_cluster.as_ref(),
+                Err(_) => None,
+            };
+            if let (PgView::Running(running), Some(cluster)) = (&pg_now, slot_cluster) {
+                let failsafe_slots = if dcs_ok {
+                    None
+                } else {
+                    failsafe_inbox
+                        .last()
+                        .filter(|c| clock::now() < c.hold_until(dynamic.ttl))
+                        .and_then(|c| c.slots)
+                };
+                if !silent_now {
+                    crate::slots::sync(
+                        &actor,
+                        &mut memory,
+                        crate::slots::Round {
+                            cluster,
+                            running,
+                            dynamic: &dynamic,
+                            holds_key: holds,
+                            dcs_ok,
+                            may_write_status: slot_status_write,
+                            failsafe_slots,
+                        },
+                    )
+                    .await;
                 }
             }
 

@@ -13,6 +13,10 @@ pub fn pg_settings(cfg: &Config, dynamic: &DynamicConfig) -> PgSettings {
     let pg = &cfg.postgresql;
     let mut parameters = dynamic.parameters.clone();
     parameters.extend(pg.parameters.clone());
+    let slots = pgkeel_core::slots::SlotsConfig::from_dynamic(&dynamic.json);
+    if pgkeel_core::slots::needs_hot_standby_feedback(&slots, dynamic.use_slots, &cfg.tags) {
+        parameters.insert("hot_standby_feedback".into(), "on".into());
+    }
     let pg_hba = match [&pg.pg_hba, &dynamic.pg_hba]
         .into_iter()
         .find(|h| !h.is_empty())

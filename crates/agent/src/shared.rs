@@ -32,6 +32,9 @@ pub struct Shared {
     failsafe_targets: Mutex<Option<Targets>>,
     /// The last failsafe round and the start of the last one every member confirmed.
     failsafe_rounds: Mutex<(Option<FailsafeRound>, Option<std::time::Instant>)>,
+    /// This primary's replication slot positions (its own slot name at its WAL position
+    /// too), as the last slot step saw them: the `slots` of its `POST /failsafe`.
+    failsafe_slots: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -49,7 +52,22 @@ impl Shared {
             unbound_lease: AtomicI64::new(0),
             failsafe_targets: Mutex::new(None),
             failsafe_rounds: Mutex::new((None, None)),
+            failsafe_slots: Mutex::new(Default::default()),
         }
+    }
+
+    pub fn failsafe_slots(&self) -> std::collections::BTreeMap<String, u64> {
+        self.failsafe_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_failsafe_slots(&self, slots: std::collections::BTreeMap<String, u64>) {
+        *self
+            .failsafe_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = slots;
     }
 
     pub fn lease(&self) -> LeaseView {

@@ -46,6 +46,9 @@ pub struct Accepted {
     /// The `lsn` header: this replica's received or replayed position, whichever is
     /// further; `None` when PostgreSQL is not running and no position is known.
     pub lsn: Option<u64>,
+    /// The leader's slot positions (`slots`: name -> LSN as an integer); entries that are
+    /// not integers are left out, as Patroni reads them (`parse_int`, else 0).
+    pub slots: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// `POST /failsafe` after authentication: checks it and, when accepted, records the leader
@@ -57,7 +60,11 @@ pub fn receive_failsafe(
     inbox: &crate::FailsafeInbox,
 ) -> Result<Accepted, Reply> {
     let accepted = accept_failsafe(body, snap)?;
-    inbox.record(accepted.leader.clone(), accepted.ttl);
+    inbox.record(
+        accepted.leader.clone(),
+        accepted.ttl,
+        accepted.slots.clone(),
+    );
     Ok(accepted)
 }
 
@@ -104,7 +111,20 @@ pub(crate) fn accept_failsafe(body: Option<&[u8]>, snap: &NodeSnapshot) -> Resul
         .filter(|t| t.is_finite() && *t > 0.0 && *t <= 86_400.0)
         .map(std::time::Duration::from_secs_f64);
     let lsn = Some(st.received_location().max(st.replayed_location())).filter(|l| *l != 0);
-    Ok(Accepted { leader, ttl, lsn })
+    let slots = match request.get("slots") {
+        Some(Value::Object(m)) => Some(
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                .collect(),
+        ),
+        _ => None,
+    };
+    Ok(Accepted {
+        leader,
+        ttl,
+        lsn,
+        slots,
+    })
 }
 
 #[cfg(test)]
@@ -175,11 +195,19 @@ mod tests {
                 ttl: None,
                 // received (LEADER_LSN) is ahead of replayed (LEADER_LSN - 56).
                 lsn: Some(LEADER_LSN),
+                // The leader's slot positions, for the replica's copies of its slots.
+                slots: Some(BTreeMap::from([("node2".to_string(), 100)])),
             })
         );
         // Without the optional slots too.
         let body = br#"{"name":"node1","conn_url":"postgres://h/","api_url":"http://h/patroni"}"#;
-        assert!(accept_failsafe(Some(body), &snap).is_ok());
+        assert_eq!(accept_failsafe(Some(body), &snap).unwrap().slots, None);
+        // A position that is not an integer is left out (Patroni reads it as 0).
+        let body = br#"{"name":"node1","conn_url":"postgres://h/","api_url":"http://h/patroni","slots":{"a":"x","b":7}}"#;
+        assert_eq!(
+            accept_failsafe(Some(body), &snap).unwrap().slots,
+            Some(BTreeMap::from([("b".to_string(), 7)]))
+        );
         // A stopped node accepts, with no position to report.
         let stopped = with_failsafe(stopped());
         assert_eq!(
@@ -187,7 +215,8 @@ mod tests {
             Ok(Accepted {
                 leader: "node1".into(),
                 ttl: None,
-                lsn: None
+                lsn: None,
+                slots: Some(BTreeMap::from([("node2".to_string(), 100)])),
             })
         );
     }

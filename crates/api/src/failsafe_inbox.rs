@@ -14,6 +14,9 @@ pub struct FailsafeContact {
     /// The ttl the leader runs with, when it said (pgkeel's leaders do): it may stay writable
     /// up to a ttl after asking, so a replica holds off for the longer of both ttls.
     pub ttl: Option<Duration>,
+    /// The leader's replication slot positions (`slots` of the POST), which replicas use
+    /// to advance their copies of the permanent slots while the DCS is away.
+    pub slots: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl FailsafeContact {
@@ -36,7 +39,12 @@ impl FailsafeInbox {
     }
 
     /// Remembers that `leader` (running with `ttl`, if it said) called now.
-    pub fn record(&self, leader: String, ttl: Option<Duration>) {
+    pub fn record(
+        &self,
+        leader: String,
+        ttl: Option<Duration>,
+        slots: Option<std::collections::BTreeMap<String, u64>>,
+    ) {
         // Holders only copy a value in or out, so a poisoned lock still holds a whole one.
         let mut slot = self.last.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(FailsafeContact {
@@ -44,6 +52,7 @@ impl FailsafeInbox {
             // tokio's clock: the real one, or the simulator's virtual time.
             at: tokio::time::Instant::now().into_std(),
             ttl,
+            slots,
         });
     }
 
@@ -67,8 +76,8 @@ mod tests {
         let inbox = FailsafeInbox::new();
         assert_eq!(inbox.last(), None);
         assert!(!inbox.active(Duration::from_secs(30), Instant::now()));
-        inbox.record("node1".into(), None);
-        inbox.record("node3".into(), None);
+        inbox.record("node1".into(), None, None);
+        inbox.record("node3".into(), None, None);
         let c = inbox.last().expect("a contact");
         let at = c.at;
         assert_eq!(c.leader, "node3");
@@ -77,7 +86,7 @@ mod tests {
         assert!(inbox.active(ttl, at + Duration::from_secs(29)));
         assert!(!inbox.active(ttl, at + ttl));
         // A leader with a longer ttl is held for its own.
-        inbox.record("node3".into(), Some(Duration::from_secs(60)));
+        inbox.record("node3".into(), Some(Duration::from_secs(60)), None);
         let at = inbox.last().unwrap().at;
         assert!(inbox.active(ttl, at + Duration::from_secs(59)));
         assert!(!inbox.active(ttl, at + Duration::from_secs(60)));

@@ -58,7 +58,7 @@ pub use routes::{route, Body, Reply};
 pub use server::{instance_id, serve, INSTANCE_HEADER};
 pub use snapshot::{
     publish, shared, with_snapshot, LiveStatus, LiveStatusQuery, NodeSnapshot, PostmasterAlive,
-    ReplicationRow, SharedSnapshot,
+    ReplicationRow, SharedSnapshot, SlotRetained,
 };
 pub use status::status_json;
 pub use tls::{ApiListener, Https};

@@ -230,6 +230,24 @@ pub fn metrics_text(snap: &NodeSnapshot, now: Instant) -> String {
     );
 
     // pgkeel's own.
+    if !snap.slots_retained.is_empty() {
+        let name = "pgkeel_replication_slot_retained_bytes";
+        let _ = writeln!(
+            o.text,
+            "# HELP {name} WAL held back by the replication slot, in bytes (pg_wal_lsn_diff of the server's WAL position and the slot's restart_lsn)."
+        );
+        let _ = writeln!(o.text, "# TYPE {name} gauge");
+        let base = o.labels.trim_end_matches('}').to_string();
+        for s in &snap.slots_retained {
+            let _ = writeln!(
+                o.text,
+                "{name}{base},slot=\"{}\",type=\"{}\"}} {}",
+                escape(&s.name),
+                escape(&s.kind),
+                s.bytes
+            );
+        }
+    }
     let loop_age = snap
         .last_loop_at
         .map_or(-1.0, |t| now.saturating_duration_since(t).as_secs_f64());
@@ -274,14 +292,16 @@ pub fn metrics_text(snap: &NodeSnapshot, now: Instant) -> String {
 }
 
 /// `pgkeel_callback_runs_total` and `pgkeel_callback_seconds_total`, by callback (and
-/// outcome for the runs). Families are written even before the first run, so that an
-/// alert on failures has a series to watch.
+/// outcome for the runs); nothing before the first run, as every family here has samples.
 fn callback_metrics(o: &mut Out, snap: &NodeSnapshot) {
     let rows = snap
         .callback_stats
         .as_ref()
         .map(|s| s.rows())
         .unwrap_or_default();
+    if rows.is_empty() {
+        return;
+    }
     let base = o.labels.trim_end_matches('}').to_string();
     let _ = writeln!(
         o.text,
@@ -332,10 +352,7 @@ mod tests {
     fn callback_runs_are_counted_by_outcome() {
         let mut snap = leader();
         let t = metrics_text(&snap, Instant::now());
-        assert!(
-            t.contains("# TYPE pgkeel_callback_runs_total counter\n"),
-            "{t}"
-        );
+        assert!(!t.contains("pgkeel_callback_runs_total"), "{t}");
         let stats = std::sync::Arc::new(crate::CallbackStats::default());
         stats.record("on_start", crate::CallbackOutcome::Ok, 0.5);
         stats.record("on_start", crate::CallbackOutcome::Ok, 0.25);
@@ -351,6 +368,37 @@ mod tests {
         assert!(t.contains(
             "pgkeel_callback_seconds_total{scope=\"demo\",name=\"node1\",callback=\"on_start\"} 0.750\n"
         ), "{t}");
+    }
+
+    #[test]
+    fn each_slot_reports_the_wal_it_retains() {
+        let mut snap = leader();
+        snap.slots_retained = vec![
+            crate::SlotRetained {
+                name: "node2".into(),
+                kind: "physical".into(),
+                bytes: 16_384,
+            },
+            crate::SlotRetained {
+                name: "cdc".into(),
+                kind: "logical".into(),
+                bytes: 0,
+            },
+        ];
+        let text = metrics_text(&snap, Instant::now());
+        assert!(
+            text.contains("# TYPE pgkeel_replication_slot_retained_bytes gauge\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "pgkeel_replication_slot_retained_bytes{scope=\"demo\",name=\"node1\",slot=\"node2\",type=\"physical\"} 16384\n"
+        ), "{text}");
+        assert!(
+            text.contains("slot=\"cdc\",type=\"logical\"} 0\n"),
+            "{text}"
+        );
+        // No slots: no metric.
+        assert!(!metrics_text(&leader(), Instant::now()).contains("slot_retained"));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct ReplicationRow {
 /// The node as the API sees it: filled by the agent once per loop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSnapshot {
+    /// Each replication slot of the local server and the WAL it holds back, in bytes
+    /// (`pg_wal_lsn_diff` of the server's WAL position and the slot's `restart_lsn`).
+    pub slots_retained: Vec<SlotRetained>,
     pub name: String,
     pub scope: String,
     /// pgkeel's version, reported as `patroni.version`.
@@ -180,12 +183,22 @@ impl NodeSnapshot {
     }
 }
 
+/// One replication slot and the WAL it retains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRetained {
+    pub name: String,
+    /// `physical` or `logical`.
+    pub kind: String,
+    pub bytes: u64,
+}
+
 impl NodeSnapshot {
     /// The snapshot before the first loop: nothing known about PostgreSQL or the DCS.
     /// `last_loop_at` is "now" so that `/liveness` passes while the first loop runs, as
     /// Patroni's `next_run` starts at process start.
     pub fn new(name: impl Into<String>, scope: impl Into<String>) -> Self {
         NodeSnapshot {
+            slots_retained: Vec::new(),
             name: name.into(),
             scope: scope.into(),
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -87,8 +87,11 @@ pub fn reinit_plan(
     ])
 }
 
-/// RFC 7386 JSON merge patch, as `PATCH /config` applies it: objects merge recursively,
-/// `null` deletes, anything else replaces.
+/// `PATCH /config` as Patroni's `patch_config` applies it: an object merges into an
+/// existing object recursively and `null` deletes an existing key; anything else, an object
+/// for a key that is absent included, is stored as sent, its `null`s too (so
+/// `{"slots": {"s1": null}}` on a `/config` without `slots` stores the physical slot `s1`,
+/// as Patroni's acceptance suite relies on).
 pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     let Value::Object(p) = patch else {
         return patch.clone();
@@ -98,11 +101,17 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
         _ => serde_json::Map::new(),
     };
     for (k, v) in p {
-        if v.is_null() {
-            out.remove(k);
-        } else {
-            let merged = merge_patch(out.get(k).unwrap_or(&Value::Null), v);
-            out.insert(k.clone(), merged);
+        match (out.get(k), v) {
+            (_, Value::Null) => {
+                out.remove(k);
+            }
+            (Some(existing @ Value::Object(_)), Value::Object(_)) => {
+                let merged = merge_patch(existing, v);
+                out.insert(k.clone(), merged);
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
         }
     }
     Value::Object(out)
@@ -217,12 +226,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn merge_patch_follows_rfc_7386() {
+    fn merge_patch_follows_patroni_patch_config() {
         let t = json!({"ttl": 10, "postgresql": {"parameters": {"a": 1, "b": 2}}, "pause": true});
         let p = json!({"postgresql": {"parameters": {"a": null, "c": 3}}, "pause": null, "loop_wait": 1});
         assert_eq!(
             merge_patch(&t, &p),
             json!({"ttl": 10, "postgresql": {"parameters": {"b": 2, "c": 3}}, "loop_wait": 1})
+        );
+        // A new key keeps its value as sent, nulls included (Patroni's physical slots
+        // written as `null`); an existing one loses the entries patched to null.
+        let p = json!({"slots": {"dcs_slot_1": null, "postgres_0": null}});
+        assert_eq!(merge_patch(&t, &p)["slots"], p["slots"]);
+        let with_slots = merge_patch(&t, &p);
+        assert_eq!(
+            merge_patch(
+                &with_slots,
+                &json!({"slots": {"postgres_0": null, "s2": {"type": "physical"}}})
+            )["slots"],
+            json!({"dcs_slot_1": null, "s2": {"type": "physical"}})
         );
     }
 }

@@ -19,6 +19,7 @@ pub mod pace;
 pub mod plans;
 pub mod quote;
 pub mod repeats;
+pub mod slots;
 pub mod startup;
 pub mod sync;
 pub mod tags;

@@ -52,6 +52,7 @@ pub use details::{PgDetails, ReplicationInfo};
 pub use lifecycle::PostmasterExited;
 pub use offline_check::{check_parameters_offline, OfflineRefusal};
 pub use port::Postgres;
+pub use slots::SlotCopy;
 pub use sync_rep::SyncRepState;
 pub use tls_check::check_client_tls;
 

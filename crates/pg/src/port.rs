@@ -8,8 +8,9 @@ use pgkeel_core::action::{BootstrapPlan, ClonePlan, StopMode, Upstream};
 use pgkeel_core::dcs_values::HistoryEntry;
 use pgkeel_core::guc::GucCatalog;
 use pgkeel_core::observation::PgView;
+use pgkeel_core::slots::{LocalSlot, SlotAction};
 
-use crate::{Pg, PgDetails, SyncRepState};
+use crate::{Pg, PgDetails, SlotCopy, SyncRepState};
 
 type R<T> = anyhow::Result<T>;
 
@@ -56,6 +57,30 @@ pub trait Postgres: Send + Sync + 'static {
     ) -> impl Future<Output = R<()>> + Send;
     fn rewind(&self, source: &Upstream) -> impl Future<Output = R<()>> + Send;
     fn ensure_slots(&self, names: &[String]) -> impl Future<Output = R<()>> + Send;
+    /// The server's non-temporary replication slots; a model without slots has none.
+    fn list_slots(&self) -> impl Future<Output = R<Vec<LocalSlot>>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// One step of a slot plan (`pgkeel_core::slots::plan`).
+    fn apply_slot(&self, action: &SlotAction) -> impl Future<Output = R<()>> + Send {
+        let _ = action;
+        async { Ok(()) }
+    }
+    /// The logical slots `names` of the primary at `host:port`, with their state files.
+    fn read_primary_slots(
+        &self,
+        host: &str,
+        port: u16,
+        names: &[String],
+    ) -> impl Future<Output = R<Vec<SlotCopy>>> + Send {
+        let _ = (host, port, names);
+        async { Ok(Vec::new()) }
+    }
+    /// Installs copied slots into the stopped server's data directory.
+    fn install_slots(&self, slots: &[SlotCopy]) -> R<()> {
+        let _ = slots;
+        Ok(())
+    }
     /// The running server's parameter definitions (`pg_settings`); `None` from a model
     /// that has none, whose parameters are then checked only for their shape.
     fn parameter_catalog(&self) -> impl Future<Output = R<Option<GucCatalog>>> + Send {
@@ -152,6 +177,23 @@ impl Postgres for Pg {
     }
     async fn ensure_slots(&self, names: &[String]) -> R<()> {
         Pg::ensure_slots(self, names).await
+    }
+    async fn list_slots(&self) -> R<Vec<LocalSlot>> {
+        Pg::list_slots(self).await
+    }
+    async fn apply_slot(&self, action: &SlotAction) -> R<()> {
+        Pg::apply_slot(self, action).await
+    }
+    async fn read_primary_slots(
+        &self,
+        host: &str,
+        port: u16,
+        names: &[String],
+    ) -> R<Vec<SlotCopy>> {
+        Pg::read_primary_slots(self, host, port, names).await
+    }
+    fn install_slots(&self, slots: &[SlotCopy]) -> R<()> {
+        Pg::install_slots(self, slots)
     }
     async fn parameter_catalog(&self) -> R<Option<GucCatalog>> {
         Pg::parameter_catalog(self).await.map(Some)

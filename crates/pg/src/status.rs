@@ -134,18 +134,45 @@ impl Pg {
     /// A fresh superuser connection to the local server over TCP, with the superuser's TLS
     /// options.
     pub(crate) async fn connect(&self, timeout: Duration) -> Result<Client, ConnectFailure> {
+        self.connect_to("postgres", timeout).await
+    }
+
+    /// A superuser connection to `dbname` on the local server (logical slots are made and
+    /// advanced in their own database).
+    pub(crate) async fn connect_to(
+        &self,
+        dbname: &str,
+        timeout: Duration,
+    ) -> Result<Client, ConnectFailure> {
+        self.connect_at(None, dbname, timeout).await
+    }
+
+    /// A superuser connection to `dbname` on `remote` (`host`, `port`: another member's
+    /// server, e.g. the leader a replica copies slots from), or on the local server.
+    pub(crate) async fn connect_at(
+        &self,
+        remote: Option<(&str, u16)>,
+        dbname: &str,
+        timeout: Duration,
+    ) -> Result<Client, ConnectFailure> {
         let s = self.settings();
         let tls = self.client_tls().map_err(ConnectFailure::Other)?;
-        let socket = self.local_socket_dir();
-        let (name, addr) = match &socket {
-            Some(dir) => (dir.clone(), None),
-            None => self.local_host(),
+        // The local server through its socket with `use_unix_socket`; a remote one (or
+        // the local one otherwise) over TCP.
+        let socket = remote.is_none().then(|| self.local_socket_dir()).flatten();
+        let (name, addr, port) = match (remote, &socket) {
+            (Some((host, port)), _) => (host.to_string(), host.parse().ok(), port),
+            (None, Some(dir)) => (dir.clone(), None, s.port),
+            (None, None) => {
+                let (name, addr) = self.local_host();
+                (name, addr, s.port)
+            }
         };
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&name)
-            .port(s.port)
+            .port(port)
             .user(&s.superuser.username)
-            .dbname("postgres")
+            .dbname(dbname)
             .application_name("pgkeel")
             .options(SESSION_OPTIONS)
             .connect_timeout(timeout);
@@ -182,7 +209,7 @@ impl Pg {
                 }
                 let mut why = anyhow::Error::new(e).context(format!(
                     "connecting to PostgreSQL at {name}:{} ({}) as {} with sslmode {}",
-                    s.port,
+                    port,
                     addr.map_or_else(|| name.clone(), |a| a.to_string()),
                     s.superuser.username,
                     s.superuser.conn.mode().as_str(),

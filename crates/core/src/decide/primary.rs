@@ -105,9 +105,14 @@ pub(super) fn ensure_slots(ctx: &Ctx, cluster: &Cluster) -> Option<Action> {
     }
     let names: Vec<String> = cluster
         .members
-        .keys()
-        .filter(|n| n.as_str() != ctx.me())
-        .map(|n| slot_name(n))
+        .iter()
+        .filter(|(n, _)| n.as_str() != ctx.me())
+        // A `nostream` member never streams: no slot for it (the slot planner would drop it).
+        .filter(|(_, e)| {
+            !e.value()
+                .is_some_and(|v| crate::flag::is_on(v.tags.to_json().get("nostream")))
+        })
+        .map(|(n, _)| slot_name(n))
         .collect();
     (!names.is_empty()).then_some(Action::EnsureSlots { names })
 }

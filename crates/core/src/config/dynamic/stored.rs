@@ -1,7 +1,8 @@
-//! Patroni's dynamic keys that pgkeel keeps in `/config` but does not act on yet (slots,
-//! start and stop timeouts, role-specific parameters...): checked for the shape Patroni
-//! gives them, so that a value Patroni (or pgkeel, once it acts on the key) would refuse
-//! is refused when it is written, not found later on a node that reads it.
+//! Patroni's dynamic keys checked for the shape Patroni gives them: the slot keys (which
+//! `crate::slots` acts on) and those pgkeel keeps but does not act on yet (start and stop
+//! timeouts, role-specific parameters...), so that a value Patroni (or pgkeel, once it acts
+//! on the key) would refuse is refused when it is written, not found later on a node that
+//! reads it.
 
 use serde_json::{Map, Value};
 
