@@ -508,3 +508,21 @@ fn etcd_url_proxy_and_srv() {
         assert!(!ok && text.contains(key), "{bad}: {text}");
     }
 }
+
+/// Keys whose ignoring would change what runs are refused, naming them: a required
+/// watchdog (pgkeel has none yet) and a Citus section; `watchdog.mode: automatic` and the
+/// cosmetic REST keys stay warnings with their reason.
+#[test]
+fn a_required_watchdog_and_citus_are_refused() {
+    let (ok, text) = validate(&format!("{GOOD}watchdog:\n  mode: required\n"));
+    assert!(!ok && text.contains("watchdog.mode"), "{text}");
+    let (ok, text) = validate(&format!("{GOOD}citus:\n  group: 0\n  database: citus\n"));
+    assert!(!ok && text.contains("citus"), "{text}");
+    let (ok, text) = validate(&format!("{GOOD}watchdog:\n  mode: automatic\n"));
+    assert!(ok && text.contains("watchdog"), "{text}");
+    let (ok, text) = validate(&GOOD.replace(
+        "  connect_address: 127.0.0.1:8008\n",
+        "  connect_address: 127.0.0.1:8008\n  server_tokens: minimal\n",
+    ));
+    assert!(ok && text.contains("sends no Server header"), "{text}");
+}

@@ -48,6 +48,11 @@ pub(crate) fn member_value(
             .then(|| pending_restart_reason(details)),
         scheduled_restart: memory.scheduled_restart.as_ref().map(|s| s.to_json()),
         pause: paused.then_some(true),
+        proxy_url: cfg
+            .postgresql
+            .proxy_address
+            .as_ref()
+            .map(|a| format!("postgres://{a}/postgres")),
         ..Default::default()
     };
     match pg {
@@ -216,5 +221,27 @@ postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: 
     fn the_member_key_says_pause_only_in_maintenance_mode() {
         assert_eq!(json(true)["pause"], serde_json::Value::Bool(true));
         assert!(json(false).get("pause").is_none(), "{}", json(false));
+    }
+
+    /// Patroni publishes `postgresql.proxy_address` as `proxy_url`; nothing without it.
+    #[test]
+    fn a_proxy_address_is_published_as_proxy_url() {
+        assert!(json(false).get("proxy_url").is_none());
+        let mut c = cfg();
+        c.postgresql.proxy_address = Some(pgkeel_core::config::HostPort {
+            host: "10.0.0.1".into(),
+            port: 6432,
+        });
+        let m = member_value(
+            &c,
+            &PgView::NoData,
+            &Memory::default(),
+            &PgDetails::default(),
+            false,
+        );
+        assert_eq!(
+            m.proxy_url.as_deref(),
+            Some("postgres://10.0.0.1:6432/postgres")
+        );
     }
 }

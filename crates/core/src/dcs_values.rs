@@ -48,6 +48,10 @@ pub struct MemberValue {
     /// `patronictl pause --wait` waits for every member key to say so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<bool>,
+    /// `postgresql.proxy_address` as Patroni publishes it (`postgres://host:port/postgres`):
+    /// where poolers and routing templates send this member's clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
 }
 
 /// A DCS value that is not what Patroni writes. Both fields are bounded (see

@@ -662,10 +662,17 @@ fn patroni_keys_pgkeel_lacks_are_warnings() {
         "  data_dir: /var/lib/postgresql/15/main\n  proxy_address: 10.0.0.1:6432\n  pg_ctl_timeout: 60\n",
     );
     let l = ok(&text);
-    assert!(warned(
-        &l,
-        "postgresql.proxy_address at line 20: not supported yet, ignored"
-    ));
+    // Both taken now (issue 12): proxy_address is published as the member's proxy_url.
+    assert!(!warned(&l, "proxy_address"));
+    assert_eq!(
+        l.config
+            .postgresql
+            .proxy_address
+            .as_ref()
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("10.0.0.1:6432")
+    );
     // Taken now (issue 12).
     assert!(!warned(&l, "pg_ctl_timeout"));
     assert_eq!(

@@ -493,6 +493,8 @@ pub struct Postgresql {
     pub pg_ctl_timeout: Option<std::time::Duration>,
     /// `use_pg_rewind` set locally: it overrides `/config`'s, as in Patroni.
     pub use_pg_rewind: Option<bool>,
+    /// `proxy_address`: a pooler in front of this member, published as `proxy_url`.
+    pub proxy_address: Option<HostPort>,
     pub create_replica_methods: Vec<ReplicaMethod>,
 }
 

@@ -94,6 +94,11 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
             scalar::seconds(&n.value, &n.path, diag, std::time::Duration::from_secs(1)).map(Some)
         }
     };
+    let proxy_address = match &raw.proxy_address {
+        None => Some(None),
+        Some(n) if n.value.is_null() => Some(None),
+        Some(n) => scalar::host_port(&n.value, &n.path, diag, None).map(Some),
+    };
     let use_pg_rewind = match &raw.use_pg_rewind {
         None => Some(None),
         Some(n) if n.value.is_null() => Some(None),
@@ -132,6 +137,7 @@ pub(crate) fn postgresql(raw: Option<&RawPostgresql>, diag: &mut Diag) -> Option
         pg_ident: pg_ident.unwrap_or(None),
         pg_ctl_timeout: pg_ctl_timeout?,
         use_pg_rewind: use_pg_rewind?,
+        proxy_address: proxy_address?,
         use_unix_socket_repl: use_unix_socket_repl?,
     })
 }

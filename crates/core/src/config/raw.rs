@@ -128,6 +128,7 @@ pub(crate) struct RawPostgresql {
     pub(crate) pg_ident: Option<Node>,
     pub(crate) pg_ctl_timeout: Option<Node>,
     pub(crate) use_pg_rewind: Option<Node>,
+    pub(crate) proxy_address: Option<Node>,
     pub(crate) create_replica_methods: Option<Node>,
     /// Patroni's older spelling, read when `create_replica_methods` is absent or empty.
     pub(crate) create_replica_method: Option<Node>,
@@ -139,7 +140,6 @@ pub(crate) struct RawPostgresql {
 /// Top-level sections Patroni knows and pgkeel ignores, with the reason given to the operator.
 const TOP_IGNORED: &[(&str, &str)] = &[
     ("watchdog", "ignored: pgkeel has no watchdog support yet; it fences itself by stopping writes before its lease can expire"),
-    ("citus", "not supported yet, ignored"),
     ("thread_pool_size", "ignored (pgkeel has no thread pool to size)"),
     ("thread_stack_size", "ignored (pgkeel has no thread pool to size)"),
 ];
@@ -147,11 +147,15 @@ const TOP_IGNORED: &[(&str, &str)] = &[
 /// DCS sections of Patroni that pgkeel cannot use: it speaks only etcd v3.
 const OTHER_DCS: &[&str] = &["consul", "zookeeper", "kubernetes", "exhibitor", "raft"];
 
-const RESTAPI_UNSUPPORTED: &[&str] = &["request_queue_size", "server_tokens"];
+/// `restapi` keys whose ignoring changes nothing an operator relies on, with why.
+const RESTAPI_IGNORED: &[(&str, &str)] = &[
+    ("request_queue_size", "ignored: the API's listen backlog is 1024"),
+    ("server_tokens", "ignored: pgkeel's API sends no Server header at all (less than any setting of it discloses)"),
+];
 
 const ETCD_UNSUPPORTED: &[&str] = &[];
 
-const POSTGRESQL_UNSUPPORTED: &[&str] = &["proxy_address"];
+const POSTGRESQL_UNSUPPORTED: &[&str] = &[];
 
 /// `postgresql` keys of Patroni that pgkeel does not honour and whose silent ignoring would
 /// change what runs: refused, with what the operator gets instead.
@@ -275,7 +279,12 @@ impl RawConfig {
                 http_extra_headers: s.take("http_extra_headers"),
                 https_extra_headers: s.take("https_extra_headers"),
             };
-            s.finish(RESTAPI_UNSUPPORTED, diag);
+            for (key, why) in RESTAPI_IGNORED {
+                if let Some(n) = s.take(key) {
+                    diag.warn(&n.path, *why);
+                }
+            }
+            s.finish(&[], diag);
             r
         });
         raw.ctl = top.take_section("ctl", diag).map(|mut s| {
@@ -305,6 +314,7 @@ impl RawConfig {
         raw.postgresql = top
             .take_section("postgresql", diag)
             .map(|s| postgresql(s, diag));
+        refuse_what_changes_behaviour(&mut top, diag);
         for (name, why) in TOP_IGNORED {
             if top.map.remove(*name).is_some() {
                 diag.warn(&KeyPath::root().key(name), *why);
@@ -312,6 +322,32 @@ impl RawConfig {
         }
         top.finish(&[], diag);
         Some(raw)
+    }
+}
+
+/// Top-level settings pgkeel cannot honour whose ignoring would change what runs: a
+/// `watchdog` with `mode: required` (Patroni then lets no node lead without one) and a
+/// `citus` section (the cluster would run without its coordinator's bookkeeping).
+fn refuse_what_changes_behaviour(top: &mut Section, diag: &mut Diag) {
+    if let Some(watchdog) = top.map.get("watchdog") {
+        let mode = watchdog.get("mode").and_then(Value::as_str).map(str::trim);
+        if mode.is_some_and(|m| m.eq_ignore_ascii_case("required")) {
+            let path = KeyPath::root().key("watchdog").key("mode");
+            diag.problem(
+                &path,
+                "\"required\"",
+                "off or automatic: pgkeel has no watchdog support yet, and required promises \
+                 that no node leads without one",
+            );
+            top.map.remove("watchdog");
+        }
+    }
+    if let Some(n) = top.take("citus") {
+        diag.problem(
+            &n.path,
+            found(&n.value),
+            "absent: pgkeel does not run Citus clusters",
+        );
     }
 }
 
@@ -404,6 +440,7 @@ fn postgresql(mut s: Section, diag: &mut Diag) -> RawPostgresql {
         pg_ident: s.take("pg_ident"),
         pg_ctl_timeout: s.take("pg_ctl_timeout"),
         use_pg_rewind: s.take("use_pg_rewind"),
+        proxy_address: s.take("proxy_address"),
         create_replica_methods: s.take("create_replica_methods"),
         create_replica_method: s.take("create_replica_method"),
         method_sections: Vec::new(),
@@ -625,7 +662,8 @@ mod tests {
 
     #[test]
     fn known_keys_are_taken_and_others_reported() {
-        let (r, diag) = raw("scope: a\nfoo: 1\npostgresql:\n  proxy_address: x:1\n  bar: 2\n");
+        let (r, diag) =
+            raw("scope: a\nfoo: 1\nrestapi:\n  request_queue_size: 5\npostgresql:\n  bar: 2\n");
         let r = r.unwrap();
         assert_eq!(r.scope.unwrap().value, Value::from("a"));
         let shown: Vec<String> = diag
@@ -636,7 +674,9 @@ mod tests {
                 super::super::diag::Warning::Note(p, t) => format!("{p}: {t}"),
             })
             .collect();
-        assert!(shown.contains(&"postgresql.proxy_address: not supported yet, ignored".to_string()));
+        assert!(shown
+            .iter()
+            .any(|w| w.starts_with("restapi.request_queue_size: ignored")));
         assert!(shown.contains(&"unknown postgresql.bar".to_string()));
         assert!(shown.contains(&"unknown foo".to_string()));
     }

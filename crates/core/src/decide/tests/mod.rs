@@ -95,6 +95,7 @@ pub(crate) fn cfg(name: &str) -> Config {
             pg_ident: None,
             pg_ctl_timeout: None,
             use_pg_rewind: None,
+            proxy_address: None,
             use_unix_socket_repl: false,
             create_replica_methods: vec![ReplicaMethod::Basebackup],
         },
