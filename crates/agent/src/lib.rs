@@ -30,6 +30,8 @@ mod run;
 mod settings;
 mod shared;
 mod slots;
+#[cfg(test)]
+mod testutil;
 pub mod tls;
 
 pub use env::{Env, RealEnv};

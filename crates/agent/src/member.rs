@@ -191,17 +191,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> Config {
-        let text = "\
-scope: demo
-name: node1
-restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
-etcd3: {hosts: 127.0.0.1:2379}
-postgresql: {listen: 127.0.0.1:5432, connect_address: 127.0.0.1:5432, data_dir: /pg}
-";
-        match pgkeel_core::config::load_str(text, "test.yml") {
-            Ok(l) => l.config,
-            Err(e) => panic!("{e}"),
-        }
+        crate::testutil::config()
     }
 
     fn json(paused: bool) -> serde_json::Value {
